@@ -1,0 +1,1 @@
+"""News-outlet crawler: sections to clean articles, across mirror domains."""

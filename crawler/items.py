@@ -1,0 +1,51 @@
+"""The stored article record (see CONTRACT: "Stored article")."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+#: the record fields, in export order
+ARTICLE_FIELDS = (
+    "canonical_url",
+    "url",
+    "mirror",
+    "outlet",
+    "section",
+    "title",
+    "author",
+    "published",
+    "language",
+    "text",
+    "content_hash",
+    "fetched_at",
+)
+
+
+@dataclass
+class ArticleItem:
+    canonical_url: str
+    url: str
+    mirror: str
+    outlet: str
+    section: str | None
+    title: str | None = None
+    author: str | None = None
+    published: str | None = None
+    language: str | None = None
+    text: str | None = None
+    content_hash: str | None = None
+    fetched_at: str | None = None
+    #: the fetched page, for extraction; never stored
+    body: bytes = field(default=b"", repr=False)
+    encoding: str = field(default="utf-8", repr=False)
+    #: the request that fetched it, so later stages can fail over or acknowledge it
+    request: Any = field(default=None, repr=False, compare=False)
+
+    def record(self) -> dict[str, Any]:
+        """The stored fields only."""
+        return {name: getattr(self, name) for name in ARTICLE_FIELDS}
+
+
+assert {f.name for f in dataclasses.fields(ArticleItem)} >= set(ARTICLE_FIELDS)

@@ -1,0 +1,218 @@
+"""Outlet files: one YAML file per outlet, validated into :class:`Outlet`.
+
+A document's identity is (outlet, path). Mirrors are interchangeable hosts for the same
+paths; the first one is canonical and names the document in storage.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+BUNDLED_OUTLETS = Path(__file__).parent / "bundled_outlets"
+
+
+class OutletError(Exception):
+    """An outlet file that cannot be used; the message is one line naming file and field."""
+
+
+class Boilerplate(BaseModel):
+    """Text rules applied to the extracted body, after trafilatura."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    #: a line containing one of these ends the article: it and everything after is dropped
+    cut_from: list[str] = Field(default_factory=list)
+    #: lines containing one of these are dropped wherever they stand
+    drop_lines: list[str] = Field(default_factory=list)
+
+
+class Politeness(BaseModel):
+    """Limits for the whole outlet, across every mirror and (in distributed mode) every worker."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    requests_per_second: float | None = Field(default=None, gt=0)
+    concurrency: int | None = Field(default=None, ge=1)
+
+
+class Outlet(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$")
+    mirrors: list[str] = Field(min_length=1)
+    sections: dict[str, str] = Field(min_length=1)
+    article_url: str
+    blocked_markers: list[str] = Field(default_factory=list)
+    max_section_pages: int = Field(default=5, ge=1)
+    #: path-style pagination: page N (N >= 2) of a section is at this path
+    #: ({path} is the section path, {page} the page number), e.g. "{path}/{page}"
+    page_path: str | None = None
+    boilerplate: Boilerplate = Field(default_factory=Boilerplate)
+    politeness: Politeness = Field(default_factory=Politeness)
+    description: str | None = None
+
+    @field_validator("mirrors")
+    @classmethod
+    def _mirrors_are_base_urls(cls, mirrors: list[str]) -> list[str]:
+        normalized = []
+        for mirror in mirrors:
+            parts = urlsplit(mirror)
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                raise ValueError(f"{mirror!r} is not an http(s) base URL")
+            if parts.path not in ("", "/") or parts.query or parts.fragment:
+                raise ValueError(f"{mirror!r} must be scheme://host[:port] without a path")
+            normalized.append(f"{parts.scheme}://{parts.netloc.lower()}")
+        if len(set(normalized)) != len(normalized):
+            raise ValueError("a mirror is listed twice")
+        return normalized
+
+    @field_validator("sections")
+    @classmethod
+    def _sections_are_paths(cls, sections: dict[str, str]) -> dict[str, str]:
+        for name, path in sections.items():
+            if not isinstance(path, str) or not path.startswith("/"):
+                raise ValueError(f"section {name!r}: path must start with '/'")
+        return sections
+
+    @field_validator("article_url")
+    @classmethod
+    def _article_url_compiles(cls, pattern: str) -> str:
+        try:
+            re.compile(pattern)
+        except re.error as exc:
+            raise ValueError(f"not a valid regular expression: {exc}") from None
+        return pattern
+
+    @field_validator("page_path")
+    @classmethod
+    def _page_path_has_page(cls, template: str | None) -> str | None:
+        if template is not None and "{page}" not in template:
+            raise ValueError("must contain {page}")
+        return template
+
+    @model_validator(mode="after")
+    def _page_path_renders(self) -> Outlet:
+        if self.page_path is not None:
+            try:
+                self.page_path.format(path="/x", page=2)
+            except (KeyError, IndexError, ValueError) as exc:
+                raise ValueError(f"page_path: only {{path}} and {{page}} may be used ({exc})")
+        return self
+
+    # -- derived, cached on the frozen model --------------------------------------------------
+
+    @property
+    def canonical(self) -> str:
+        return self.mirrors[0]
+
+    @cached_property
+    def article_pattern(self) -> re.Pattern[str]:
+        return re.compile(self.article_url)
+
+    @cached_property
+    def mirror_netlocs(self) -> dict[str, str]:
+        """(netloc -> mirror base URL) for recognising links to any mirror."""
+        return {urlsplit(m).netloc: m for m in self.mirrors}
+
+    def mirror_of(self, url: str) -> str | None:
+        """The mirror base URL ``url`` is on, or None when it is off the outlet."""
+        parts = urlsplit(url)
+        mirror = self.mirror_netlocs.get(parts.netloc.lower())
+        if mirror is None:
+            return None
+        # http and https of one host are the same mirror only when the file says so
+        return mirror if mirror.startswith(parts.scheme + "://") else None
+
+    def on_mirror(self, url: str, mirror: str) -> str:
+        """The same document as ``url`` (on any mirror) served from ``mirror``."""
+        parts = urlsplit(url)
+        rest = url[len(parts.scheme) + 3 + len(parts.netloc) :]
+        return mirror + rest
+
+    def canonical_url(self, url: str) -> str:
+        return self.on_mirror(url, self.canonical)
+
+    def section_page_url(self, section: str, page: int) -> str:
+        path = self.sections[section]
+        if page > 1 and self.page_path:
+            path = self.page_path.format(path=path.rstrip("/"), page=page)
+        return self.canonical + path
+
+
+def _one_line(error: ValidationError) -> str:
+    first = error.errors()[0]
+    where = ".".join(str(p) for p in first["loc"]) or "(top level)"
+    message = first["msg"].removeprefix("Value error, ")
+    more = len(error.errors()) - 1
+    return f"field '{where}': {message}" + (f" (and {more} more)" if more else "")
+
+
+def load_outlet_file(path: Path) -> Outlet:
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise OutletError(f"{path}: cannot read: {exc.strerror}") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark else ""
+        raise OutletError(f"{path}: not valid YAML{where}") from None
+    if not isinstance(data, dict):
+        raise OutletError(f"{path}: expected a mapping of fields, got {type(data).__name__}")
+    try:
+        outlet = Outlet.model_validate(data)
+    except ValidationError as exc:
+        raise OutletError(f"{path}: {_one_line(exc)}") from None
+    if outlet.name != path.stem:
+        raise OutletError(f"{path}: field 'name': {outlet.name!r} must match the file name")
+    return outlet
+
+
+@dataclass
+class OutletCatalog:
+    """The outlets of one directory, loaded lazily and validated file by file."""
+
+    directory: Path
+    _cache: dict[str, Outlet] = field(default_factory=dict, repr=False)
+
+    @classmethod
+    def from_setting(cls, directory: str | Path | None) -> OutletCatalog:
+        if directory:
+            path = Path(directory)
+            if not path.is_dir():
+                raise OutletError(f"{path}: outlets directory does not exist")
+            return cls(path)
+        return cls(BUNDLED_OUTLETS)
+
+    def files(self) -> list[Path]:
+        return sorted(p for p in self.directory.iterdir() if p.suffix in (".yaml", ".yml"))
+
+    def names(self) -> list[str]:
+        return [p.stem for p in self.files()]
+
+    def get(self, name: str) -> Outlet:
+        if name not in self._cache:
+            for path in self.files():
+                if path.stem == name:
+                    self._cache[name] = load_outlet_file(path)
+                    break
+            else:
+                known = ", ".join(self.names()) or "none"
+                raise OutletError(
+                    f"unknown outlet {name!r} in {self.directory} (known: {known})"
+                )
+        return self._cache[name]
+
+    def validate_all(self) -> Iterable[tuple[Path, Outlet | OutletError]]:
+        for path in self.files():
+            try:
+                yield path, load_outlet_file(path)
+            except OutletError as exc:
+                yield path, exc

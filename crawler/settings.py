@@ -1,0 +1,83 @@
+"""Scrapy settings for the crawler. Every crawler-specific setting has its default here.
+
+Standalone and distributed mode differ only in settings: see ``DISTRIBUTED_SETTINGS`` in
+``crawler.distributed`` for what a worker changes.
+"""
+
+BOT_NAME = "crawler"
+SPIDER_MODULES = ["crawler.spiders"]
+NEWSPIDER_MODULE = "crawler.spiders"
+
+USER_AGENT = "news-crawler/0.1 (+https://github.com/; research archive of public news)"
+TWISTED_REACTOR = "twisted.internet.asyncioreactor.AsyncioSelectorReactor"
+REQUEST_FINGERPRINTER_CLASS = "crawler.mirrors.MirrorAwareFingerprinter"
+LOG_LEVEL = "INFO"
+
+# -- politeness ---------------------------------------------------------------------------
+ROBOTSTXT_OBEY = True
+CONCURRENT_REQUESTS = 16
+# All mirrors of an outlet share one download slot named after the outlet (the spider sets
+# meta["download_slot"]), so these limits hold per outlet, not per mirror host.
+CONCURRENT_REQUESTS_PER_DOMAIN = 8
+AUTOTHROTTLE_ENABLED = True
+AUTOTHROTTLE_START_DELAY = 0.5
+AUTOTHROTTLE_TARGET_CONCURRENCY = 4.0
+DOWNLOAD_TIMEOUT = 20
+DOWNLOAD_MAXSIZE = 10 * 1024 * 1024
+DOWNLOAD_WARNSIZE = 2 * 1024 * 1024
+
+# Failing over to the next mirror replaces retrying the same one.
+RETRY_ENABLED = False
+COOKIES_ENABLED = False
+TELNETCONSOLE_ENABLED = False
+
+# -- outlets and mirrors -------------------------------------------------------------------
+#: directory of outlet YAML files; None means the outlets bundled with the package
+OUTLETS_DIR = None
+#: class holding mirror health: in-process here, shared through Redis for workers
+MIRROR_HEALTH_CLASS = "crawler.mirrors.MirrorHealth"
+#: consecutive failures that take a mirror out of rotation
+MIRROR_FAILURE_THRESHOLD = 3
+#: seconds a failing mirror stays out before one request probes it
+MIRROR_COOLDOWN = 60.0
+#: HTTP statuses that mean "this mirror cannot serve it now": try the next one
+MIRROR_FAILOVER_HTTP_CODES = [403, 408, 429, 451, 500, 502, 503, 504, 520, 521, 522, 523, 524]
+#: how many times a document may go round all of an outlet's mirrors before it is given up
+MIRROR_MAX_ROUNDS = 2
+
+# -- extraction ------------------------------------------------------------------------------
+#: seconds one page may take to extract (trafilatura has no limit of its own)
+EXTRACTION_TIMEOUT = 20.0
+#: worker processes for extraction; 0 extracts in the crawling process, without a time limit
+EXTRACTION_PROCESSES = 1
+
+# -- storage ---------------------------------------------------------------------------------
+STORE_URI = "sqlite:///crawl.db"
+#: records per write; a batch is also written once it is STORE_FLUSH_SECONDS old
+STORE_BATCH_SIZE = 100
+STORE_FLUSH_SECONDS = 1.0
+#: back-off bounds while the store is unavailable (seconds)
+STORE_RETRY_MIN = 0.5
+STORE_RETRY_MAX = 30.0
+
+# -- metrics ---------------------------------------------------------------------------------
+#: serve Prometheus metrics on this port (None: do not serve)
+METRICS_PORT = None
+METRICS_HOST = "0.0.0.0"
+
+# -- components ------------------------------------------------------------------------------
+SPIDER_MIDDLEWARES = {
+    "crawler.middlewares.StoredArticleFilter": 540,
+    "crawler.middlewares.MirrorRoutingMiddleware": 550,
+}
+DOWNLOADER_MIDDLEWARES = {
+    # sees responses before RedirectMiddleware (600), to catch redirects off the outlet
+    "crawler.middlewares.MirrorFailoverMiddleware": 610,
+}
+ITEM_PIPELINES = {
+    "crawler.pipelines.ExtractionPipeline": 300,
+    "crawler.pipelines.StorePipeline": 800,
+}
+EXTENSIONS = {
+    "crawler.metrics.PrometheusMetrics": 500,
+}

@@ -1,0 +1,69 @@
+"""Article stores behind one small interface, chosen by URI.
+
+``sqlite:///path.db`` (embedded default), ``jsonl:///path.jsonl``,
+``postgresql://user:pass@host:port/db``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from typing import Any, Protocol
+from urllib.parse import urlsplit
+
+
+class StoreError(Exception):
+    """The store cannot be opened or written; the message is one line for the user."""
+
+
+class StoreUnavailable(StoreError):
+    """The store is away for now (e.g. the database restarts): retry later, lose nothing."""
+
+
+class Store(Protocol):
+    def write(self, records: list[dict[str, Any]]) -> int:
+        """Upsert records on ``canonical_url``; durable when it returns.
+
+        Idempotent: writing a record again stores nothing twice. Returns how many records
+        were new or changed.
+        """
+
+    def existing(self, canonical_urls: Iterable[str]) -> set[str]:
+        """Which of these articles are stored already."""
+
+    def read(self, outlet: str | None = None) -> Iterator[dict[str, Any]]:
+        """Stored records in ``fetched_at`` order (optionally of one outlet)."""
+
+    def count(self, outlet: str | None = None) -> int: ...
+
+    def close(self) -> None: ...
+
+
+def open_store(uri: str) -> Store:
+    scheme = urlsplit(uri).scheme
+    if scheme == "sqlite":
+        from crawler.storage.sqlite import SQLiteStore
+
+        return SQLiteStore.from_uri(uri)
+    if scheme == "jsonl":
+        from crawler.storage.jsonl import JSONLStore
+
+        return JSONLStore.from_uri(uri)
+    if scheme in ("postgresql", "postgres"):
+        from crawler.storage.postgres import PostgresStore
+
+        return PostgresStore.from_uri(uri)
+    raise StoreError(
+        f"unsupported store URI {uri!r}: use sqlite:///path.db, jsonl:///path.jsonl "
+        "or postgresql://user:pass@host:port/db"
+    )
+
+
+def path_from_uri(uri: str) -> str:
+    """``sqlite:///rel.db`` -> ``rel.db``; ``sqlite:////abs.db`` -> ``/abs.db``."""
+    parts = urlsplit(uri)
+    if parts.netloc:
+        raise StoreError(f"{uri!r}: expected {parts.scheme}:///path (three slashes)")
+    path = parts.path[1:] if parts.path.startswith("/") else parts.path
+    if not path:
+        raise StoreError(f"{uri!r}: no file path")
+    return path
