@@ -1,0 +1,416 @@
+"""The PostgreSQL article store: ``postgresql://user:pass@host:port/db``.
+
+Many workers write into one database, so everything here is built for concurrency:
+
+- the schema is created and migrated on open, one versioned step per transaction, under an
+  advisory lock, so workers starting together neither race nor need a manual step;
+- ``write()`` upserts a whole batch in one statement (one round trip), keys sorted so two
+  writers with overlapping batches lock rows in the same order;
+- the previous version of a changed article is kept by a trigger, which sees exactly the row
+  it replaces even when another writer got there first.
+
+A server that is away (unreachable, restarting, connection dropped) raises
+:class:`StoreUnavailable`; the caller keeps its batch and retries, and the pool reconnects by
+itself once the server is back.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import suppress
+from datetime import UTC, date, datetime
+from typing import Any, TypeVar
+
+import psycopg
+from psycopg import errors
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+from psycopg_pool import ConnectionPool, PoolClosed, PoolTimeout
+
+from crawler.items import ARTICLE_FIELDS
+from crawler.storage import StoreError, StoreUnavailable
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+#: ``pg_advisory_xact_lock`` key serialising schema migrations ("crawler" in ASCII)
+MIGRATION_LOCK_KEY = 0x637261776C6572
+
+#: the schema, one step per version, applied in order, each in its own transaction.
+#: Append new steps; never edit one that has been released.
+MIGRATIONS: list[tuple[str, str]] = [
+    (
+        "articles table",
+        """
+        CREATE TABLE articles (
+            canonical_url text PRIMARY KEY,
+            url text NOT NULL,
+            mirror text NOT NULL,
+            outlet text NOT NULL,
+            section text,
+            title text,
+            author text,
+            published timestamptz,
+            language text,
+            text text,
+            content_hash text,
+            fetched_at timestamptz NOT NULL
+        );
+        -- export order, overall and per outlet (also serves count(outlet))
+        CREATE INDEX articles_fetched_at ON articles (fetched_at);
+        CREATE INDEX articles_outlet_fetched_at ON articles (outlet, fetched_at);
+        """,
+    ),
+    (
+        "article revisions; indexes for analysts",
+        """
+        CREATE TABLE article_revisions (
+            id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+            canonical_url text NOT NULL
+                REFERENCES articles (canonical_url) ON DELETE CASCADE,
+            url text NOT NULL,
+            mirror text NOT NULL,
+            outlet text NOT NULL,
+            section text,
+            title text,
+            author text,
+            published timestamptz,
+            language text,
+            text text,
+            content_hash text,
+            fetched_at timestamptz NOT NULL,
+            replaced_at timestamptz NOT NULL DEFAULT now()
+        );
+        CREATE INDEX article_revisions_canonical_url
+            ON article_revisions (canonical_url, fetched_at);
+
+        -- A trigger rather than a CTE in write(): it sees the row version it replaces even
+        -- when a concurrent writer inserted or changed that row after our snapshot.
+        CREATE FUNCTION articles_keep_revision() RETURNS trigger
+        LANGUAGE plpgsql AS $$
+        BEGIN
+            INSERT INTO article_revisions (
+                canonical_url, url, mirror, outlet, section, title, author, published,
+                language, text, content_hash, fetched_at)
+            VALUES (
+                OLD.canonical_url, OLD.url, OLD.mirror, OLD.outlet, OLD.section, OLD.title,
+                OLD.author, OLD.published, OLD.language, OLD.text, OLD.content_hash,
+                OLD.fetched_at);
+            RETURN NULL;
+        END
+        $$;
+        CREATE TRIGGER articles_keep_revision
+            AFTER UPDATE ON articles
+            FOR EACH ROW
+            WHEN (OLD.content_hash IS DISTINCT FROM NEW.content_hash)
+            EXECUTE FUNCTION articles_keep_revision();
+
+        -- what analysts ask: an outlet's articles by date or section, copies by hash
+        CREATE INDEX articles_published ON articles (published);
+        CREATE INDEX articles_outlet_published ON articles (outlet, published);
+        CREATE INDEX articles_outlet_section_published ON articles (outlet, section, published);
+        CREATE INDEX articles_content_hash ON articles (content_hash);
+        """,
+    ),
+]
+
+SCHEMA_VERSION = len(MIGRATIONS)
+
+_TIMESTAMP_FIELDS = frozenset({"published", "fetched_at"})
+_REQUIRED_FIELDS = ("canonical_url", "url", "mirror", "outlet")
+_COLUMNS = ", ".join(ARTICLE_FIELDS)
+
+_UNNEST_ARGS = ", ".join(
+    "%s::timestamptz[]" if name in _TIMESTAMP_FIELDS else "%s::text[]" for name in ARTICLE_FIELDS
+)
+# outlet and section stay as first stored (section: where the article was first found)
+_UPDATES = ", ".join(
+    f"{name} = excluded.{name}"
+    for name in ARTICLE_FIELDS
+    if name not in ("canonical_url", "outlet", "section")
+)
+# An unchanged record (same content_hash) is neither rewritten nor counted in the rowcount.
+_UPSERT = f"""
+    INSERT INTO articles AS a ({_COLUMNS})
+    SELECT * FROM unnest({_UNNEST_ARGS})
+    ON CONFLICT (canonical_url) DO UPDATE SET {_UPDATES}
+    WHERE a.content_hash IS DISTINCT FROM excluded.content_hash
+"""
+
+#: times a write is retried after a deadlock or serialization failure before giving up
+_CONFLICT_RETRIES = 5
+
+
+class PostgresStore:
+    """Articles in PostgreSQL through a small connection pool (see the module docstring)."""
+
+    def __init__(
+        self,
+        conninfo: str,
+        *,
+        pool_size: int = 4,
+        timeout: float = 5.0,
+        reconnect_timeout: float = 10.0,
+    ) -> None:
+        params = conninfo_to_dict(conninfo)
+        self.where = _where(params)
+        self.timeout = timeout
+        if "connect_timeout" not in params:
+            conninfo = make_conninfo(conninfo, connect_timeout=max(1, round(timeout)))
+        self._conninfo = conninfo
+        self._migrate_on_open()
+        # Opened without waiting: the server answered just now. A short reconnect_timeout
+        # keeps the pool's back-off short, so it is back soon after the server is.
+        self._pool = ConnectionPool(
+            conninfo,
+            min_size=1,
+            max_size=pool_size,
+            kwargs={"autocommit": True},
+            timeout=timeout,
+            reconnect_timeout=reconnect_timeout,
+            name=f"store {self.where}",
+            open=False,
+        )
+        self._pool.open(wait=False)
+
+    @classmethod
+    def from_uri(cls, uri: str, **kwargs: Any) -> PostgresStore:
+        try:
+            return cls(uri, **kwargs)
+        except psycopg.ProgrammingError as exc:  # a malformed URI
+            raise StoreError(f"bad PostgreSQL URI: {_one_line(exc)}") from None
+
+    # -- the Store interface ---------------------------------------------------------------
+
+    def write(self, records: list[dict[str, Any]]) -> int:
+        columns = self._columns(records)
+        if not columns[0]:
+            return 0
+        return self._run(lambda conn: conn.execute(_UPSERT, columns).rowcount)
+
+    def existing(self, canonical_urls: Iterable[str]) -> set[str]:
+        urls = list(canonical_urls)
+        if not urls:
+            return set()
+        rows = self._run(
+            lambda conn: conn.execute(
+                "SELECT canonical_url FROM articles WHERE canonical_url = ANY(%s::text[])",
+                [urls],
+            ).fetchall()
+        )
+        return {url for (url,) in rows}
+
+    def read(self, outlet: str | None = None) -> Iterator[dict[str, Any]]:
+        where, params = ("WHERE outlet = %s", [outlet]) if outlet is not None else ("", [])
+        query = f"SELECT {_COLUMNS} FROM articles {where} ORDER BY fetched_at, canonical_url"
+        try:
+            # a named cursor streams from the server, itersize rows per round trip
+            with (
+                self._pool.connection() as conn,
+                conn.transaction(),
+                conn.cursor(name="crawler_read_articles") as cursor,
+            ):
+                cursor.itersize = 500
+                cursor.execute(query, params)
+                for row in cursor:
+                    yield _record(row)
+        except psycopg.Error as exc:
+            raise self._translate(exc) from exc
+
+    def count(self, outlet: str | None = None) -> int:
+        if outlet is None:
+            query, params = "SELECT count(*) FROM articles", []
+        else:
+            query, params = "SELECT count(*) FROM articles WHERE outlet = %s", [outlet]
+        return self._run(lambda conn: conn.execute(query, params).fetchone()[0])
+
+    def close(self) -> None:
+        self._pool.close()
+
+    # -- extras ------------------------------------------------------------------------------
+
+    def revisions(self, canonical_url: str) -> list[dict[str, Any]]:
+        """Earlier versions of one article, oldest first."""
+        rows = self._run(
+            lambda conn: conn.execute(
+                f"SELECT {_COLUMNS} FROM article_revisions WHERE canonical_url = %s"
+                " ORDER BY fetched_at, id",
+                [canonical_url],
+            ).fetchall()
+        )
+        return [_record(row) for row in rows]
+
+    def __enter__(self) -> PostgresStore:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # -- internals -----------------------------------------------------------------------------
+
+    def _migrate_on_open(self) -> None:
+        try:
+            conn = psycopg.connect(self._conninfo, autocommit=True)
+        except psycopg.OperationalError as exc:
+            reason = _connect_failure(exc)
+            if reason.startswith("FATAL:"):  # the server answered and refused
+                message = f"PostgreSQL at {self.where}: {reason.removeprefix('FATAL:').strip()}"
+                raise StoreError(message) from None
+            raise StoreUnavailable(f"cannot reach PostgreSQL at {self.where}: {reason}") from None
+        try:
+            with conn:
+                migrate(conn)
+        except psycopg.Error as exc:
+            message = f"cannot migrate the PostgreSQL schema at {self.where}: {_one_line(exc)}"
+            raise StoreError(message) from None
+
+    def _run(self, work: Callable[[psycopg.Connection], T]) -> T:
+        """``work(conn)`` on a pooled connection, retried where a retry is sure to be safe.
+
+        Every statement here is idempotent, so a retry never stores anything twice.
+        """
+        conflicts = 0
+        stale_retried = False
+        while True:
+            conn = None
+            try:
+                with self._pool.connection() as conn:
+                    return work(conn)
+            except (errors.DeadlockDetected, errors.SerializationFailure) as exc:
+                conflicts += 1
+                if conflicts > _CONFLICT_RETRIES:
+                    raise self._translate(exc) from exc
+                time.sleep(random.uniform(0.01, 0.05) * conflicts)
+            except psycopg.OperationalError as exc:
+                # A pooled connection may have died while idle (server restarted, backend
+                # terminated): drop the dead ones and try once more on a fresh one.
+                if conn is not None and conn.broken and not stale_retried:
+                    stale_retried = True
+                    with suppress(Exception):
+                        self._pool.check()
+                    continue
+                raise self._translate(exc) from exc
+            except psycopg.Error as exc:
+                raise self._translate(exc) from exc
+
+    def _translate(self, exc: psycopg.Error) -> StoreError:
+        if isinstance(exc, PoolClosed):
+            return StoreError(f"the PostgreSQL store at {self.where} is closed")
+        if isinstance(exc, PoolTimeout):
+            return StoreUnavailable(
+                f"PostgreSQL at {self.where} unavailable: no connection within {self.timeout:g} s"
+            )
+        if isinstance(exc, psycopg.OperationalError) and not isinstance(
+            exc, errors.DeadlockDetected | errors.SerializationFailure
+        ):
+            return StoreUnavailable(f"PostgreSQL at {self.where} unavailable: {_one_line(exc)}")
+        return StoreError(f"PostgreSQL at {self.where}: {_one_line(exc)}")
+
+    def _columns(self, records: list[dict[str, Any]]) -> list[list[Any]]:
+        """The batch as one array per field: deduplicated on canonical_url, sorted by it."""
+        now = datetime.now(UTC)
+        batch: dict[str, dict[str, Any]] = {}
+        for record in records:
+            row = {name: _clean(name, record.get(name), now) for name in ARTICLE_FIELDS}
+            for name in _REQUIRED_FIELDS:
+                if not row[name]:
+                    raise StoreError(f"article {row['canonical_url']!r} has no {name}")
+            key = row["canonical_url"]
+            if key in batch:  # the later copy wins, found in the section seen first
+                row["section"] = batch[key]["section"]
+            batch[key] = row
+        rows = [batch[key] for key in sorted(batch)]
+        return [[row[name] for row in rows] for name in ARTICLE_FIELDS]
+
+
+def migrate(conn: psycopg.Connection, target: int = SCHEMA_VERSION) -> int:
+    """Bring the schema up to ``target``; returns the version it is at.
+
+    Each step runs in its own transaction holding an advisory lock, and re-reads the version
+    under that lock, so processes migrating at once apply every step exactly once.
+    """
+    while True:
+        with conn.transaction():
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", [MIGRATION_LOCK_KEY])
+            if conn.execute("SELECT to_regclass('schema_version')").fetchone()[0] is None:
+                conn.execute(
+                    "CREATE TABLE schema_version ("
+                    " version integer PRIMARY KEY,"
+                    " description text NOT NULL,"
+                    " applied_at timestamptz NOT NULL DEFAULT now())"
+                )
+            current = conn.execute(
+                "SELECT coalesce(max(version), 0) FROM schema_version"
+            ).fetchone()[0]
+            if current > SCHEMA_VERSION:
+                raise StoreError(
+                    f"the database schema is at version {current}, newer than this crawler"
+                    f" knows ({SCHEMA_VERSION}): upgrade the crawler"
+                )
+            if current >= target:
+                return current
+            description, sql = MIGRATIONS[current]
+            conn.execute(sql)
+            conn.execute(
+                "INSERT INTO schema_version (version, description) VALUES (%s, %s)",
+                [current + 1, description],
+            )
+            logger.info("PostgreSQL schema migrated to version %d: %s", current + 1, description)
+
+
+def _clean(name: str, value: Any, now: datetime) -> Any:
+    if name in _TIMESTAMP_FIELDS:
+        return _timestamp(name, value, now)
+    if value is None:
+        return None
+    # PostgreSQL text cannot hold NUL, and scraped pages sometimes do
+    return str(value).replace("\x00", "")
+
+
+def _timestamp(name: str, value: Any, now: datetime) -> datetime | None:
+    if value is None or value == "":
+        return now if name == "fetched_at" else None
+    if isinstance(value, datetime):
+        moment = value
+    elif isinstance(value, date):
+        moment = datetime(value.year, value.month, value.day)
+    else:
+        try:
+            moment = datetime.fromisoformat(str(value).strip())
+        except ValueError:
+            if name == "fetched_at":
+                raise StoreError(f"fetched_at {value!r} is not an ISO-8601 time") from None
+            return None  # a date the page got wrong is no reason to lose the article
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _record(row: tuple[Any, ...]) -> dict[str, Any]:
+    record = dict(zip(ARTICLE_FIELDS, row, strict=True))
+    for name in _TIMESTAMP_FIELDS:
+        if record[name] is not None:
+            record[name] = record[name].astimezone(UTC).isoformat()
+    return record
+
+
+def _where(params: dict[str, Any]) -> str:
+    host = params.get("host") or params.get("hostaddr") or "localhost"
+    return f"{host}:{params.get('port') or 5432}"
+
+
+def _connect_failure(exc: psycopg.OperationalError) -> str:
+    """The reason in libpq's 'connection to server at "h", port p failed: REASON'."""
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    reason = first.rpartition(" failed: ")[2] if " failed: " in first else first
+    reason = reason.strip()
+    if not reason.startswith("FATAL:"):
+        reason = reason[:1].lower() + reason[1:]
+    return reason
+
+
+def _one_line(exc: BaseException) -> str:
+    """The first line of an error: libpq appends hints on lines of their own."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return lines[0] if lines else type(exc).__name__
