@@ -1,0 +1,363 @@
+"""Article text and metadata from a fetched page: trafilatura, then the outlet's boilerplate rules.
+
+:func:`extract_article` does the work for one page. :class:`ExtractorPool` runs it in worker
+processes so that a page trafilatura chokes on costs at most ``timeout`` seconds: the worker
+is killed and replaced, and the caller gets :class:`ExtractionTimeout`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import multiprocessing
+import queue
+import re
+import signal
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime
+from functools import lru_cache
+from multiprocessing.connection import Connection
+
+import trafilatura
+
+from crawler.outlets import Boilerplate
+
+__all__ = [
+    "ExtractionError",
+    "ExtractionTimeout",
+    "Extracted",
+    "ExtractorPool",
+    "extract_article",
+]
+
+
+@dataclass(frozen=True)
+class Extracted:
+    title: str | None
+    author: str | None
+    #: ISO-8601: date and time of day where the page gives one, else the date alone
+    published: str | None
+    language: str | None
+    #: paragraphs separated by "\n"
+    text: str
+    categories: tuple[str, ...]
+
+
+class ExtractionTimeout(Exception):
+    """The page took longer than the pool's time limit; its worker was replaced."""
+
+
+class ExtractionError(Exception):
+    """Extraction crashed (an exception in trafilatura, or the worker process died)."""
+
+
+# -- one page ------------------------------------------------------------------------------------
+
+# Settings measured on the AEB pages (benchmarks/extraction.py). favor_precision: an archive
+# is better off missing a stray paragraph than storing navigation and teasers as article
+# text, which would also defeat copy detection by content hash. Comments are not the article.
+# Tables are kept: in news they are data the article reports.
+_TRAFILATURA_OPTIONS = dict(
+    favor_precision=True,
+    include_comments=False,
+    include_tables=True,
+    include_images=False,
+    include_links=False,
+    include_formatting=False,
+    with_metadata=True,
+)
+
+# htmldate keeps the time of day and the offset when the page states them (meta tags, JSON-LD,
+# <time datetime>); a date-only source comes out at midnight without an offset.
+_DATE_FORMAT = "%Y-%m-%dT%H:%M:%S%z"
+_DATE_PARAMS = {"original_date": True, "extensive_search": True, "outputformat": _DATE_FORMAT}
+
+# the root element's lang attribute: read from the markup so the page is parsed only once
+_HTML_LANG = re.compile(
+    r"""<html\b[^>]*?\slang\s*=\s*["']?\s*([A-Za-z]{2,3})(?![A-Za-z])""", re.IGNORECASE
+)
+
+
+def extract_article(
+    body: bytes | str,
+    url: str,
+    boilerplate: Boilerplate | None = None,
+    encoding: str | None = None,
+) -> Extracted | None:
+    """The article in ``body``, or None when the page has no article text.
+
+    ``encoding`` is the one the response declared (Scrapy's ``response.encoding``); without it
+    trafilatura guesses from the bytes.
+    """
+    html = _decode(body, encoding)
+    document = trafilatura.bare_extraction(
+        html, url=url, date_extraction_params=dict(_DATE_PARAMS), **_TRAFILATURA_OPTIONS
+    )
+    if document is None:
+        return None
+    text = _normalize(document.text or "")
+    if boilerplate is not None:
+        text = apply_boilerplate(text, boilerplate)
+    if not text:
+        return None
+    return Extracted(
+        title=_clean(document.title),
+        author=_clean(document.author),
+        published=_iso_date(document.date),
+        language=_language(document.language) or _html_lang(html),
+        text=text,
+        categories=_categories(document.categories, document.tags),
+    )
+
+
+def _decode(body: bytes | str, encoding: str | None) -> bytes | str:
+    if isinstance(body, str) or not encoding:
+        return body
+    try:
+        return body.decode(encoding, errors="replace")
+    except LookupError:  # an encoding name Python does not know: let trafilatura guess
+        return body
+
+
+def _normalize(text: str) -> str:
+    """One paragraph per line, runs of whitespace (including no-break spaces) as one space."""
+    lines = (" ".join(line.split()) for line in text.splitlines())
+    return "\n".join(line for line in lines if line)
+
+
+def _clean(value: str | None) -> str | None:
+    if not value:
+        return None
+    return " ".join(value.split()) or None
+
+
+def _iso_date(value: str | None) -> str | None:
+    if not value:
+        return None
+    try:
+        moment = datetime.strptime(value, _DATE_FORMAT)
+    except ValueError:
+        try:
+            moment = datetime.strptime(value, _DATE_FORMAT.removesuffix("%z"))
+        except ValueError:
+            return value[:10] if re.fullmatch(r"\d{4}-\d{2}-\d{2}.*", value) else None
+    if moment.tzinfo is None and (moment.hour, moment.minute, moment.second) == (0, 0, 0):
+        return moment.date().isoformat()
+    return moment.isoformat()
+
+
+def _language(value: str | None) -> str | None:
+    """The primary language subtag, lower case: "en-GB" and "en_US" are "en"."""
+    if not value:
+        return None
+    primary = re.split(r"[-_\s]", value.strip(), maxsplit=1)[0].lower()
+    return primary if primary.isalpha() and 2 <= len(primary) <= 3 else None
+
+
+def _html_lang(html: bytes | str) -> str | None:
+    if isinstance(html, bytes):
+        html = html[:65536].decode("ascii", errors="replace")
+    match = _HTML_LANG.search(html)
+    return match.group(1).lower() if match else None
+
+
+def _categories(categories: list[str] | None, tags: list[str] | None) -> tuple[str, ...]:
+    """Categories then tags, each once, in page order (trafilatura joins a tag list with ", ")."""
+    seen: dict[str, None] = {}
+    for entry in [*(categories or ()), *(tags or ())]:
+        for name in entry.split(", "):
+            name = " ".join(name.split())
+            if name:
+                seen.setdefault(name, None)
+    return tuple(seen)
+
+
+# -- outlet boilerplate rules ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _CompiledRules:
+    cut_from: re.Pattern[str] | None
+    drop_lines: re.Pattern[str] | None
+
+
+@lru_cache(maxsize=256)
+def _compile(cut_from: tuple[str, ...], drop_lines: tuple[str, ...]) -> _CompiledRules:
+    def alternation(markers: tuple[str, ...]) -> re.Pattern[str] | None:
+        markers = tuple(m for m in markers if m)
+        return re.compile("|".join(map(re.escape, markers))) if markers else None
+
+    return _CompiledRules(alternation(cut_from), alternation(drop_lines))
+
+
+def apply_boilerplate(text: str, rules: Boilerplate) -> str:
+    """``text`` (one paragraph per line) without the outlet's boilerplate.
+
+    The first line holding a ``cut_from`` marker ends the article: it and all after it go.
+    Lines holding a ``drop_lines`` marker go wherever they stand.
+    """
+    compiled = _compile(tuple(rules.cut_from), tuple(rules.drop_lines))
+    if compiled.cut_from is not None:
+        match = compiled.cut_from.search(text)
+        if match is not None:
+            text = text[: text.rfind("\n", 0, match.start()) + 1].rstrip("\n")
+    if compiled.drop_lines is not None and compiled.drop_lines.search(text):
+        drop = compiled.drop_lines.search
+        text = "\n".join(line for line in text.split("\n") if not drop(line))
+    return text
+
+
+# -- worker processes -----------------------------------------------------------------------------
+
+
+def _context() -> multiprocessing.context.BaseContext:
+    # Never fork: the crawling process runs Twisted and its threads. A forkserver that has
+    # imported trafilatura once starts (and after a timeout, replaces) workers quickly.
+    if "forkserver" in multiprocessing.get_all_start_methods():
+        context = multiprocessing.get_context("forkserver")
+        context.set_forkserver_preload([__name__])
+        return context
+    return multiprocessing.get_context("spawn")
+
+
+def _serve(conn: Connection) -> None:
+    """Worker loop: (body, url, boilerplate, encoding) in, ("ok", result) or ("error", msg) out."""
+    # Ctrl+C reaches the whole process group; the parent decides when workers stop.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # trafilatura warns about every page it discards; without handlers that goes to stderr
+    logging.getLogger().addHandler(logging.NullHandler())
+    while True:
+        try:
+            job = conn.recv()
+        except (EOFError, OSError):  # the parent is gone
+            return
+        if job is None:
+            return
+        try:
+            reply = ("ok", extract_article(*job))
+        except Exception as exc:  # noqa: BLE001 - reported to the caller, the worker lives on
+            reply = ("error", f"{type(exc).__name__}: {exc}")
+        try:
+            conn.send(reply)
+        except (BrokenPipeError, OSError):
+            return
+
+
+class _Worker:
+    """One worker process and the parent's end of its pipe."""
+
+    def __init__(self, context: multiprocessing.context.BaseContext) -> None:
+        self.conn, child_conn = context.Pipe()
+        self.process = context.Process(
+            target=_serve, args=(child_conn,), name="crawler-extraction", daemon=True
+        )
+        self.process.start()
+        child_conn.close()
+
+    def stop(self, grace: float = 1.0) -> None:
+        if self.process.is_alive():
+            with contextlib.suppress(OSError):
+                self.conn.send(None)
+            self.process.join(grace)
+        self.kill()
+
+    def kill(self) -> None:
+        if self.process.is_alive():
+            self.process.kill()
+        self.process.join()
+        self.conn.close()
+        self.process.close()
+
+
+class ExtractorPool:
+    """Runs :func:`extract_article` in worker processes with a time limit per page.
+
+    ``extract`` is awaited inside the running asyncio loop; each call waits in an executor
+    thread (one per worker) so the loop never blocks. Workers start on first use and are
+    reused; one that overruns ``timeout`` is killed and replaced by the next call.
+    ``processes=0`` extracts inline in the calling thread, without a time limit.
+    """
+
+    def __init__(self, processes: int, timeout: float) -> None:
+        if processes < 0:
+            raise ValueError("processes must be >= 0")
+        if timeout <= 0:
+            raise ValueError("timeout must be > 0")
+        self.processes = processes
+        self.timeout = timeout
+        self._closed = False
+        self._slots: queue.SimpleQueue[list[_Worker | None]] = queue.SimpleQueue()
+        self._all_slots: list[list[_Worker | None]] = []
+        self._executor: ThreadPoolExecutor | None = None
+        if processes:
+            self._context = _context()
+            self._executor = ThreadPoolExecutor(processes, thread_name_prefix="extraction")
+            for _ in range(processes):
+                slot: list[_Worker | None] = [None]
+                self._all_slots.append(slot)
+                self._slots.put(slot)
+
+    async def extract(
+        self,
+        body: bytes | str,
+        url: str,
+        boilerplate: Boilerplate | None = None,
+        encoding: str | None = None,
+    ) -> Extracted | None:
+        if self._closed:
+            raise RuntimeError("the extractor pool is closed")
+        job = (body, url, boilerplate, encoding)
+        if self._executor is None:
+            try:
+                return extract_article(*job)
+            except Exception as exc:
+                raise ExtractionError(f"{type(exc).__name__}: {exc}") from exc
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, self._extract_in_worker, job)
+
+    def _extract_in_worker(self, job: tuple) -> Extracted | None:
+        # at most `processes` executor threads run this, so a slot is always free
+        slot = self._slots.get()
+        try:
+            worker = slot[0]
+            if worker is None or not worker.process.is_alive():
+                if worker is not None:
+                    worker.kill()
+                worker = slot[0] = _Worker(self._context)
+            try:
+                worker.conn.send(job)
+                ready = worker.conn.poll(self.timeout)
+                if not ready:
+                    slot[0] = None
+                    worker.kill()
+                    raise ExtractionTimeout(f"extraction took over {self.timeout:g} s: {job[1]}")
+                status, value = worker.conn.recv()
+            except (EOFError, OSError) as exc:
+                slot[0] = None
+                worker.kill()
+                raise ExtractionError(f"extraction worker died on {job[1]}") from exc
+        finally:
+            self._slots.put(slot)
+        if status == "error":
+            raise ExtractionError(value)
+        return value
+
+    def close(self) -> None:
+        """Stops and reaps the workers; waits for extractions in progress (up to ``timeout``)."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._executor is not None:
+            self._executor.shutdown(wait=True, cancel_futures=True)
+        for slot in self._all_slots:
+            worker, slot[0] = slot[0], None
+            if worker is not None:
+                worker.stop()
+
+    def __enter__(self) -> ExtractorPool:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
