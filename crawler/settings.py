@@ -30,6 +30,7 @@ DOWNLOAD_WARNSIZE = 2 * 1024 * 1024
 RETRY_ENABLED = False
 COOKIES_ENABLED = False
 TELNETCONSOLE_ENABLED = False
+REMOTE_CONTROL_ENABLED = False
 
 # -- outlets and mirrors -------------------------------------------------------------------
 #: directory of outlet YAML files; None means the outlets bundled with the package

@@ -1,0 +1,148 @@
+"""Prometheus metrics, fed by the crawler's signals (see CONTRACT: "Metrics").
+
+Each crawler gets its own registry, served on ``METRICS_PORT`` when set. Gauges that describe
+shared state (queue depth, in-flight requests, live workers) are read from Redis at scrape time
+by collectors that the distributed mode registers through :meth:`add_collector`.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    PlatformCollector,
+    ProcessCollector,
+    start_http_server,
+)
+from scrapy import signals as scrapy_signals
+from scrapy.exceptions import NotConfigured
+
+from crawler import signals
+from crawler.mirrors import outlet_catalog
+
+if TYPE_CHECKING:
+    from scrapy.crawler import Crawler
+
+logger = logging.getLogger(__name__)
+
+RESPONSE_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 20, 30)
+EXTRACTION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
+
+
+class CrawlerMetrics:
+    """The metric families, in one registry."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        r = self.registry
+        self.requests = Counter(
+            "crawler_requests", "Downloads by outcome", ["outlet", "mirror", "outcome"],
+            registry=r,
+        )
+        self.articles_stored = Counter(
+            "crawler_articles_stored", "Articles durably stored", ["outlet", "section"],
+            registry=r,
+        )
+        self.extraction_failures = Counter(
+            "crawler_extraction_failures", "Pages that gave no article text", ["outlet"],
+            registry=r,
+        )
+        self.mirror_up = Gauge(
+            "crawler_mirror_up", "1 while the mirror is in rotation, 0 while it is skipped",
+            ["outlet", "mirror"], registry=r,
+        )
+        self.failovers = Counter(
+            "crawler_mirror_failovers", "Documents moved to another mirror", ["outlet"],
+            registry=r,
+        )
+        self.response_seconds = Histogram(
+            "crawler_response_seconds", "Download latency", ["outlet"],
+            buckets=RESPONSE_BUCKETS, registry=r,
+        )
+        self.extraction_seconds = Histogram(
+            "crawler_extraction_seconds", "Time to extract one article",
+            buckets=EXTRACTION_BUCKETS, registry=r,
+        )
+
+
+class PrometheusMetrics:
+    """Scrapy extension: keeps :class:`CrawlerMetrics` up to date from signals and serves
+    them on ``METRICS_PORT``."""
+
+    def __init__(self, crawler: Crawler, port: int | None, host: str) -> None:
+        self.crawler = crawler
+        self.metrics = CrawlerMetrics()
+        self.port = port
+        self.host = host
+        self._server: Any = None
+        connect = crawler.signals.connect
+        connect(self.on_request_outcome, signal=signals.request_outcome)
+        connect(self.on_mirror_state_changed, signal=signals.mirror_state_changed)
+        connect(self.on_mirror_failover, signal=signals.mirror_failover)
+        connect(self.on_extraction_finished, signal=signals.extraction_finished)
+        connect(self.on_articles_stored, signal=signals.articles_stored)
+        connect(self.on_spider_opened, signal=scrapy_signals.spider_opened)
+        connect(self.on_spider_closed, signal=scrapy_signals.spider_closed)
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler) -> PrometheusMetrics:
+        if not crawler.settings.getbool("METRICS_ENABLED", True):
+            raise NotConfigured
+        port = crawler.settings.get("METRICS_PORT")
+        ext = cls(crawler, int(port) if port not in (None, "") else None,
+                  crawler.settings.get("METRICS_HOST"))
+        return ext
+
+    def add_collector(self, collector: Any) -> None:
+        self.metrics.registry.register(collector)
+
+    # -- signals ---------------------------------------------------------------------------------
+
+    def on_spider_opened(self, spider: Any) -> None:
+        # every known mirror starts in rotation, so dashboards show it before its first request
+        catalog = outlet_catalog(self.crawler)
+        name = getattr(spider, "outlet_name", None)
+        for outlet_name in [name] if name else catalog.names():
+            try:
+                outlet = catalog.get(outlet_name)
+            except Exception:  # a bad file is reported by `crawler outlets`, not here
+                continue
+            for mirror in outlet.mirrors:
+                self.metrics.mirror_up.labels(outlet.name, mirror).set(1)
+        if self.port is not None:
+            ProcessCollector(registry=self.metrics.registry)
+            PlatformCollector(registry=self.metrics.registry)
+            self._server, _ = start_http_server(
+                self.port, addr=self.host, registry=self.metrics.registry
+            )
+            logger.info("Serving metrics on http://%s:%d/metrics", self.host, self.port)
+
+    def on_spider_closed(self, spider: Any) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server = None
+
+    def on_request_outcome(self, outlet: str, mirror: str | None, outcome: str, seconds=None):
+        self.metrics.requests.labels(outlet, mirror or "", outcome).inc()
+        if seconds is not None:
+            self.metrics.response_seconds.labels(outlet).observe(seconds)
+
+    def on_mirror_state_changed(self, outlet: str, mirror: str, up: bool) -> None:
+        self.metrics.mirror_up.labels(outlet, mirror).set(1 if up else 0)
+
+    def on_mirror_failover(self, outlet: str, **_: Any) -> None:
+        self.metrics.failovers.labels(outlet).inc()
+
+    def on_extraction_finished(self, outlet: str, seconds: float, ok: bool, reason=None) -> None:
+        self.metrics.extraction_seconds.observe(seconds)
+        if not ok:
+            self.metrics.extraction_failures.labels(outlet).inc()
+
+    def on_articles_stored(self, articles: list[dict[str, Any]], **_: Any) -> None:
+        for record in articles:
+            self.metrics.articles_stored.labels(record["outlet"], record["section"] or "").inc()

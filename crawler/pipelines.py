@@ -1,0 +1,195 @@
+"""Item pipelines: extraction, then storage."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import time
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from scrapy import signals as scrapy_signals
+from scrapy.exceptions import DropItem
+
+from crawler import signals
+from crawler.extraction import ExtractionError, ExtractionTimeout, ExtractorPool
+from crawler.items import ArticleItem
+from crawler.mirrors import outlet_catalog
+from crawler.storage import StoreError, StoreUnavailable, open_store
+
+if TYPE_CHECKING:
+    from scrapy.crawler import Crawler
+
+logger = logging.getLogger(__name__)
+
+
+def content_hash(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+class ExtractionPipeline:
+    """Turns a fetched article page into clean text and metadata.
+
+    Extraction runs in worker processes under ``EXTRACTION_TIMEOUT``; a page that yields no
+    text is reported suspect, so the mirror middleware tries it on the next mirror. A page
+    over the time limit or crashing the extractor is counted and given up.
+    """
+
+    def __init__(self, crawler: Crawler) -> None:
+        self.crawler = crawler
+        self.catalog = outlet_catalog(crawler)
+        settings = crawler.settings
+        self.pool = ExtractorPool(
+            processes=settings.getint("EXTRACTION_PROCESSES"),
+            timeout=settings.getfloat("EXTRACTION_TIMEOUT"),
+        )
+        crawler.signals.connect(self.pool.close, signal=scrapy_signals.spider_closed)
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler) -> ExtractionPipeline:
+        return cls(crawler)
+
+    async def process_item(self, item: Any) -> Any:
+        if not isinstance(item, ArticleItem):
+            return item
+        outlet = self.catalog.get(item.outlet)
+        started = time.perf_counter()
+        reason = None
+        try:
+            extracted = await self.pool.extract(
+                item.body, item.url, outlet.boilerplate, item.encoding
+            )
+        except ExtractionTimeout:
+            extracted, reason = None, "timeout"
+        except ExtractionError as exc:
+            logger.warning("Extraction failed on %s: %s", item.url, exc)
+            extracted, reason = None, "error"
+        if extracted is None and reason is None:
+            reason = "empty"
+        self.crawler.signals.send_catch_log(
+            signals.extraction_finished, outlet=item.outlet,
+            seconds=time.perf_counter() - started, ok=reason is None, reason=reason,
+        )
+        if extracted is None:
+            self.crawler.stats.inc_value(f"extraction/failed/{reason}")
+            if reason == "empty":
+                # the page may be a mirror's wrong answer: another mirror may have the text
+                self.crawler.signals.send_catch_log(
+                    signals.response_suspect, request=item.request, reason="no article text"
+                )
+            else:
+                self.crawler.signals.send_catch_log(
+                    signals.request_finished, request=item.request, outcome="given_up"
+                )
+            raise DropItem(f"no article text ({reason}): {item.url}")
+
+        item.body = b""  # the page is not needed any more; don't hold it while batching
+        item.title = extracted.title
+        item.author = extracted.author
+        item.published = extracted.published
+        item.language = extracted.language
+        item.text = extracted.text
+        item.content_hash = content_hash(extracted.text)
+        return item
+
+
+class StorePipeline:
+    """Writes articles to the store (``STORE_URI``) in batches.
+
+    A batch is written when it holds ``STORE_BATCH_SIZE`` articles or is
+    ``STORE_FLUSH_SECONDS`` old. Writes run on one background thread, so the crawl never waits
+    on the store. While the store is unavailable the crawl pauses (no new work is taken), the
+    batch is held and retried with back-off; ``signals.articles_stored`` is sent only once a
+    batch is durable.
+    """
+
+    def __init__(self, crawler: Crawler) -> None:
+        self.crawler = crawler
+        settings = crawler.settings
+        self.store = open_store(settings["STORE_URI"])
+        self.batch_size = settings.getint("STORE_BATCH_SIZE")
+        self.flush_seconds = settings.getfloat("STORE_FLUSH_SECONDS")
+        self.retry_min = settings.getfloat("STORE_RETRY_MIN")
+        self.retry_max = settings.getfloat("STORE_RETRY_MAX")
+        self.pending: list[ArticleItem] = []
+        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store")
+        self._lock: asyncio.Lock | None = None
+        self._timer: asyncio.TimerHandle | None = None
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler) -> StorePipeline:
+        return cls(crawler)
+
+    async def process_item(self, item: Any) -> Any:
+        if not isinstance(item, ArticleItem):
+            return item
+        item.fetched_at = datetime.now(UTC).isoformat(timespec="seconds")
+        self.pending.append(item)
+        if len(self.pending) >= self.batch_size:
+            await self._flush_or_stop()
+        elif self._timer is None:
+            loop = asyncio.get_running_loop()
+            self._timer = loop.call_later(self.flush_seconds, self._flush_later)
+        return item
+
+    def _flush_later(self) -> None:
+        self._timer = None
+        asyncio.ensure_future(self._flush_or_stop())
+
+    async def _flush_or_stop(self) -> None:
+        try:
+            await self.flush()
+        except StoreError as exc:
+            # not a passing outage (that is StoreUnavailable): nothing more can be stored
+            logger.error("Cannot write to the store, stopping the crawl: %s", exc)
+            self.crawler.stats.set_value("store/error", str(exc))
+            asyncio.ensure_future(self.crawler.engine.close_spider_async(reason="store_error"))
+
+    async def flush(self) -> None:
+        if self._lock is None:
+            self._lock = asyncio.Lock()
+        async with self._lock:  # one write at a time, in arrival order
+            batch, self.pending = self.pending, []
+            if batch:
+                await self._write(batch)
+
+    async def _write(self, batch: list[ArticleItem]) -> None:
+        records = [item.record() for item in batch]
+        delay = self.retry_min
+        paused = False
+        loop = asyncio.get_running_loop()
+        try:
+            while True:
+                try:
+                    written = await loop.run_in_executor(self._writer, self.store.write, records)
+                    break
+                except StoreUnavailable as exc:
+                    if not paused:
+                        logger.warning("Store unavailable (%s): pausing the crawl", exc)
+                        self.crawler.engine.pause()
+                        paused = True
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, self.retry_max)
+        finally:
+            if paused:
+                logger.info("Store is back: resuming the crawl")
+                self.crawler.engine.unpause()
+        self.crawler.stats.inc_value("articles/stored", len(records))
+        self.crawler.stats.inc_value("articles/new_or_changed", written)
+        self.crawler.signals.send_catch_log(
+            signals.articles_stored, articles=records, requests=[i.request for i in batch]
+        )
+
+    async def close_spider(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        try:
+            await self.flush()
+        except StoreError as exc:
+            logger.error("Could not store the last %d articles: %s", len(self.pending), exc)
+        finally:
+            self._writer.shutdown(wait=True)
+            self.store.close()

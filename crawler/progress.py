@@ -1,0 +1,120 @@
+"""Progress of a running crawl: a live table on a terminal, plain log lines otherwise."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
+from scrapy import signals as scrapy_signals
+from twisted.internet.task import LoopingCall
+
+from crawler.mirrors import mirror_health, outlet_catalog
+
+if TYPE_CHECKING:
+    from scrapy.crawler import Crawler
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class Snapshot:
+    pages: int = 0
+    articles_stored: int = 0
+    already_stored: int = 0
+    extraction_failures: int = 0
+    given_up: int = 0
+    failovers: int = 0
+    mirrors: dict[str, dict[str, bool]] = field(default_factory=dict)
+    #: Scrapy's finish reason, once the crawl is over
+    finish_reason: str | None = None
+
+    @classmethod
+    def of(cls, crawler: Crawler, outlets: list[str]) -> Snapshot:
+        stats = crawler.stats.get_stats()
+        health = mirror_health(crawler)
+        catalog = outlet_catalog(crawler)
+        return cls(
+            pages=stats.get("listing/pages", 0),
+            articles_stored=stats.get("articles/stored", 0),
+            already_stored=stats.get("articles/already_stored", 0),
+            extraction_failures=sum(
+                v for k, v in stats.items() if k.startswith("extraction/failed/")
+            ),
+            given_up=stats.get("mirror/given_up", 0),
+            failovers=stats.get("mirror/failovers", 0),
+            mirrors={name: health.states(catalog.get(name)) for name in outlets},
+        )
+
+    def line(self) -> str:
+        mirrors = "; ".join(
+            f"{outlet}: " + ", ".join(f"{m} {'up' if up else 'DOWN'}" for m, up in states.items())
+            for outlet, states in self.mirrors.items()
+        )
+        return (
+            f"pages {self.pages}, stored {self.articles_stored}, "
+            f"extraction failures {self.extraction_failures}, given up {self.given_up}, "
+            f"failovers {self.failovers} | {mirrors}"
+        )
+
+    def table(self, title: str = "Crawl") -> Table:
+        table = Table(title=title, show_header=False, title_justify="left")
+        table.add_column(style="bold")
+        table.add_column(justify="right")
+        table.add_row("listing pages", str(self.pages))
+        table.add_row("articles stored", str(self.articles_stored))
+        table.add_row("already stored, skipped", str(self.already_stored))
+        table.add_row("extraction failures", str(self.extraction_failures))
+        table.add_row("documents given up", str(self.given_up))
+        table.add_row("mirror failovers", str(self.failovers))
+        for outlet, states in self.mirrors.items():
+            for mirror, up in states.items():
+                state = "[green]up[/green]" if up else "[red]out of rotation[/red]"
+                table.add_row(f"{outlet} {mirror}", state)
+        return table
+
+
+class CrawlProgress:
+    """Follows one crawler; call :meth:`attach` before the crawl starts."""
+
+    def __init__(self, crawler: Crawler, outlets: list[str], console: Console,
+                 interval: float = 1.0) -> None:
+        self.crawler = crawler
+        self.outlets = outlets
+        self.console = console
+        self.live_display = console.is_terminal
+        # a terminal redraws often; a log gets a line every so often
+        self.interval = interval if self.live_display else max(interval, 10.0)
+        self._loop: LoopingCall | None = None  # made at start: it needs the reactor installed
+        self._live: Live | None = None
+
+    def attach(self) -> None:
+        self.crawler.signals.connect(self.start, signal=scrapy_signals.engine_started)
+        self.crawler.signals.connect(self.stop, signal=scrapy_signals.spider_closed)
+
+    def snapshot(self) -> Snapshot:
+        return Snapshot.of(self.crawler, self.outlets)
+
+    def start(self) -> None:
+        if self.live_display:
+            self._live = Live(self.snapshot().table(), console=self.console, transient=True)
+            self._live.start()
+        self._loop = LoopingCall(self.refresh)
+        self._loop.start(self.interval, now=False)
+
+    def refresh(self) -> None:
+        snapshot = self.snapshot()
+        if self._live is not None:
+            self._live.update(snapshot.table())
+        else:
+            logger.info("Progress: %s", snapshot.line())
+
+    def stop(self) -> None:
+        if self._loop is not None and self._loop.running:
+            self._loop.stop()
+        if self._live is not None:
+            self._live.stop()
+            self._live = None

@@ -1,0 +1,150 @@
+"""The one spider: an outlet's sections, their pagination, and the articles they list."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterable, Iterator
+from typing import Any
+from urllib.parse import urldefrag, urljoin, urlsplit
+
+from scrapy import Request, Spider
+from scrapy.http import Response
+
+from crawler import signals
+from crawler.items import ArticleItem
+from crawler.mirrors import outlet_catalog
+from crawler.outlets import Outlet
+
+#: articles before listings, so a crawl stores as it goes instead of listing everything first
+ARTICLE_PRIORITY = 10
+LISTING_PRIORITY = 0
+
+
+class OutletSpider(Spider):
+    """Crawls the sections of an outlet.
+
+    Run for one outlet (``-a outlet=presstv [-a sections=economy,world]``), or without one
+    as a distributed worker whose seeds come from the scheduler. Requests name documents on
+    the outlet's canonical mirror; the mirror middlewares choose the host.
+    """
+
+    name = "outlet"
+
+    def __init__(self, outlet: str | None = None, sections: str | None = None, **kwargs: Any):
+        super().__init__(**kwargs)
+        self.outlet_name = outlet
+        self.section_names = [s for s in (sections or "").split(",") if s]
+
+    @classmethod
+    def from_crawler(cls, crawler, *args: Any, **kwargs: Any) -> OutletSpider:
+        spider = super().from_crawler(crawler, *args, **kwargs)
+        spider.outlets = outlet_catalog(crawler)
+        return spider
+
+    async def start(self) -> AsyncIterator[Any]:
+        if self.outlet_name:
+            outlet = self.outlets.get(self.outlet_name)
+            for request in self.section_requests(outlet, self.section_names):
+                yield request
+
+    # -- requests --------------------------------------------------------------------------------
+
+    def section_requests(self, outlet: Outlet, sections: Iterable[str] = ()) -> list[Request]:
+        names = list(sections) or list(outlet.sections)
+        unknown = [n for n in names if n not in outlet.sections]
+        if unknown:
+            raise ValueError(
+                f"outlet {outlet.name!r} has no section {unknown[0]!r} "
+                f"(sections: {', '.join(outlet.sections)})"
+            )
+        return [
+            self.listing_request(outlet, name, outlet.section_page_url(name, 1), 1)
+            for name in names
+        ]
+
+    def listing_request(self, outlet: Outlet, section: str, url: str, page: int) -> Request:
+        # listings are fetched again on every crawl: dont_filter
+        return Request(
+            url, callback=self.parse_listing, priority=LISTING_PRIORITY, dont_filter=True,
+            meta={"outlet": outlet.name, "section": section, "kind": "listing", "page": page,
+                  "download_slot": outlet.name},
+        )
+
+    # -- callbacks -------------------------------------------------------------------------------
+
+    def parse_listing(self, response: Response) -> Iterator[Any]:
+        meta = response.meta
+        outlet = self.outlets.get(meta["outlet"])
+        section, page = meta["section"], meta["page"]
+        articles: dict[str, None] = {}
+        next_pages: list[str] = []
+        for href, rel in _links(response):
+            url = _outlet_url(outlet, response.url, href)
+            if url is None:
+                continue
+            if outlet.article_pattern.search(urlsplit(url).path):
+                articles[url] = None
+            elif rel and "next" in rel.split():
+                next_pages.append(url)
+
+        if not articles:
+            if page == 1:
+                # a section's first page always lists articles: this mirror is not the outlet
+                self.crawler.signals.send_catch_log(
+                    signals.response_suspect, request=response.request, response=response,
+                    reason="listing without article links",
+                )
+            else:
+                self._listing_done(response)
+            return
+
+        self.crawler.stats.inc_value("listing/pages")
+        for url in articles:
+            yield Request(
+                url, callback=self.parse_article, priority=ARTICLE_PRIORITY,
+                meta={"outlet": outlet.name, "section": section, "kind": "article",
+                      "download_slot": outlet.name},
+            )
+        if page < outlet.max_section_pages:
+            if next_pages:
+                yield self.listing_request(outlet, section, next_pages[0], page + 1)
+            elif outlet.page_path:
+                yield self.listing_request(
+                    outlet, section, outlet.section_page_url(section, page + 1), page + 1
+                )
+        self._listing_done(response)
+
+    def parse_article(self, response: Response) -> Iterator[ArticleItem]:
+        outlet = self.outlets.get(response.meta["outlet"])
+        url = urldefrag(response.url)[0]
+        yield ArticleItem(
+            canonical_url=outlet.canonical_url(url),
+            url=url,
+            mirror=outlet.mirror_of(url) or "",
+            outlet=outlet.name,
+            section=response.meta.get("section"),
+            body=response.body,
+            encoding=getattr(response, "encoding", None) or "utf-8",
+            request=response.request,
+        )
+
+    def _listing_done(self, response: Response) -> None:
+        self.crawler.signals.send_catch_log(
+            signals.request_finished, request=response.request, outcome="handled"
+        )
+
+
+def _links(response: Response) -> Iterator[tuple[str, str | None]]:
+    """(href, rel) of every <a> and <link rel> on the page."""
+    for node in response.xpath("//a[@href] | //link[@rel='next'][@href]"):
+        yield node.attrib["href"], node.attrib.get("rel")
+
+
+def _outlet_url(outlet: Outlet, base: str, href: str) -> str | None:
+    """The canonical URL of a link when it points into the outlet (any mirror), else None."""
+    href = href.strip()
+    if not href or href.startswith("#"):
+        return None
+    url = urldefrag(urljoin(base, href))[0]
+    if not url.startswith(("http://", "https://")) or outlet.mirror_of(url) is None:
+        return None
+    return outlet.canonical_url(url)

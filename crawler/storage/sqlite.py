@@ -1,0 +1,118 @@
+"""SQLite store: the embedded default. WAL mode, so several processes can write one file."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+from crawler.items import ARTICLE_FIELDS
+from crawler.storage import StoreError, StoreUnavailable, path_from_uri
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS articles (
+    canonical_url TEXT PRIMARY KEY,
+    url TEXT NOT NULL,
+    mirror TEXT NOT NULL,
+    outlet TEXT NOT NULL,
+    section TEXT,
+    title TEXT,
+    author TEXT,
+    published TEXT,
+    language TEXT,
+    text TEXT NOT NULL,
+    content_hash TEXT NOT NULL,
+    fetched_at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS articles_outlet_fetched ON articles (outlet, fetched_at);
+CREATE INDEX IF NOT EXISTS articles_fetched ON articles (fetched_at);
+"""
+
+_COLUMNS = ", ".join(ARTICLE_FIELDS)
+_PLACEHOLDERS = ", ".join(f":{f}" for f in ARTICLE_FIELDS)
+# An unchanged article is left alone; a changed one takes the new text but keeps the section
+# it was first found in.
+UPSERT = f"""
+INSERT INTO articles ({_COLUMNS}) VALUES ({_PLACEHOLDERS})
+ON CONFLICT (canonical_url) DO UPDATE SET
+    url = excluded.url, mirror = excluded.mirror, title = excluded.title,
+    author = excluded.author, published = excluded.published, language = excluded.language,
+    text = excluded.text, content_hash = excluded.content_hash, fetched_at = excluded.fetched_at
+WHERE articles.content_hash != excluded.content_hash
+"""
+# SQLite limits bound parameters per statement (32766 since 3.32); stay far below.
+_LOOKUP_CHUNK = 500
+
+
+class SQLiteStore:
+    def __init__(self, path: str, busy_timeout: float = 30.0) -> None:
+        self.path = path
+        parent = Path(path).resolve().parent
+        if not parent.is_dir():
+            raise StoreError(f"cannot open SQLite store {path}: {parent} does not exist")
+        try:
+            self.db = sqlite3.connect(
+                path, timeout=busy_timeout, isolation_level=None, check_same_thread=False
+            )
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=NORMAL")
+            self.db.executescript(SCHEMA)
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot open SQLite store {path}: {exc}") from None
+
+    @classmethod
+    def from_uri(cls, uri: str) -> SQLiteStore:
+        return cls(path_from_uri(uri))
+
+    def write(self, records: list[dict[str, Any]]) -> int:
+        try:
+            before = self.db.total_changes
+            # IMMEDIATE takes the write lock up front, so concurrent writers queue on
+            # busy_timeout instead of failing mid-transaction
+            self.db.execute("BEGIN IMMEDIATE")
+            try:
+                self.db.executemany(UPSERT, records)
+                self.db.execute("COMMIT")
+            except BaseException:
+                self.db.execute("ROLLBACK")
+                raise
+            return self.db.total_changes - before
+        except sqlite3.OperationalError as exc:
+            if "locked" in str(exc) or "busy" in str(exc):
+                raise StoreUnavailable(f"SQLite store {self.path} is busy: {exc}") from None
+            raise StoreError(f"cannot write to SQLite store {self.path}: {exc}") from None
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot write to SQLite store {self.path}: {exc}") from None
+
+    def existing(self, canonical_urls: Iterable[str]) -> set[str]:
+        urls = list(canonical_urls)
+        found: set[str] = set()
+        for start in range(0, len(urls), _LOOKUP_CHUNK):
+            chunk = urls[start : start + _LOOKUP_CHUNK]
+            marks = ",".join("?" * len(chunk))
+            rows = self.db.execute(
+                f"SELECT canonical_url FROM articles WHERE canonical_url IN ({marks})", chunk
+            )
+            found.update(row[0] for row in rows)
+        return found
+
+    def read(self, outlet: str | None = None) -> Iterator[dict[str, Any]]:
+        query = f"SELECT {_COLUMNS} FROM articles"
+        params: tuple[str, ...] = ()
+        if outlet is not None:
+            query += " WHERE outlet = ?"
+            params = (outlet,)
+        cursor = self.db.execute(query + " ORDER BY fetched_at, canonical_url", params)
+        for row in cursor:
+            yield dict(zip(ARTICLE_FIELDS, row, strict=True))
+
+    def count(self, outlet: str | None = None) -> int:
+        if outlet is None:
+            return self.db.execute("SELECT count(*) FROM articles").fetchone()[0]
+        return self.db.execute(
+            "SELECT count(*) FROM articles WHERE outlet = ?", (outlet,)
+        ).fetchone()[0]
+
+    def close(self) -> None:
+        self.db.close()
