@@ -1,0 +1,1 @@
+"""Distributed mode: many crawler workers coordinated through Redis."""
