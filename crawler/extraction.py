@@ -70,9 +70,16 @@ _TRAFILATURA_OPTIONS = dict(
 )
 
 # htmldate keeps the time of day and the offset when the page states them (meta tags, JSON-LD,
-# <time datetime>); a date-only source comes out at midnight without an offset.
+# <time datetime>); a date-only source comes out at midnight without an offset. News URLs
+# often hold the date (/2024/03/14/): that is only the fallback, so a timestamp in the page
+# wins over it.
 _DATE_FORMAT = "%Y-%m-%dT%H:%M:%S%z"
-_DATE_PARAMS = {"original_date": True, "extensive_search": True, "outputformat": _DATE_FORMAT}
+_DATE_PARAMS = {
+    "original_date": True,
+    "extensive_search": True,
+    "deferred_url_extractor": True,
+    "outputformat": _DATE_FORMAT,
+}
 
 # the root element's lang attribute: read from the markup so the page is parsed only once
 _HTML_LANG = re.compile(
@@ -97,13 +104,14 @@ def extract_article(
     )
     if document is None:
         return None
-    text = _normalize(document.text or "")
+    title = _clean(document.title)
+    text = _normalize(document.text or "", title)
     if boilerplate is not None:
         text = apply_boilerplate(text, boilerplate)
     if not text:
         return None
     return Extracted(
-        title=_clean(document.title),
+        title=title,
         author=_clean(document.author),
         published=_iso_date(document.date),
         language=_language(document.language) or _html_lang(html),
@@ -121,10 +129,15 @@ def _decode(body: bytes | str, encoding: str | None) -> bytes | str:
         return body
 
 
-def _normalize(text: str) -> str:
-    """One paragraph per line, runs of whitespace (including no-break spaces) as one space."""
-    lines = (" ".join(line.split()) for line in text.splitlines())
-    return "\n".join(line for line in lines if line)
+def _normalize(text: str, title: str | None) -> str:
+    """One paragraph per line, runs of whitespace (including no-break spaces) as one space.
+
+    A first line that repeats the title (the page's headline) goes: the title has its field.
+    """
+    lines = [line for line in (" ".join(line.split()) for line in text.splitlines()) if line]
+    if lines and title and lines[0] == title:
+        del lines[0]
+    return "\n".join(lines)
 
 
 def _clean(value: str | None) -> str | None:
@@ -228,6 +241,7 @@ def _serve(conn: Connection) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     # trafilatura warns about every page it discards; without handlers that goes to stderr
     logging.getLogger().addHandler(logging.NullHandler())
+    conn.send("ready")  # imports are done: from here on the time limit is the page's alone
     while True:
         try:
             job = conn.recv()
@@ -245,6 +259,10 @@ def _serve(conn: Connection) -> None:
             return
 
 
+#: seconds a new worker may take to import trafilatura (spawn) before it is given up
+_STARTUP_TIMEOUT = 120.0
+
+
 class _Worker:
     """One worker process and the parent's end of its pipe."""
 
@@ -255,6 +273,13 @@ class _Worker:
         )
         self.process.start()
         child_conn.close()
+        try:
+            ready = self.conn.poll(_STARTUP_TIMEOUT) and self.conn.recv() == "ready"
+        except (EOFError, OSError):
+            ready = False
+        if not ready:
+            self.kill()
+            raise ExtractionError("an extraction worker failed to start")
 
     def stop(self, grace: float = 1.0) -> None:
         if self.process.is_alive():
@@ -323,7 +348,8 @@ class ExtractorPool:
         try:
             worker = slot[0]
             if worker is None or not worker.process.is_alive():
-                if worker is not None:
+                slot[0] = None
+                if worker is not None:  # died while idle (killed from outside, out of memory)
                     worker.kill()
                 worker = slot[0] = _Worker(self._context)
             try:
@@ -343,6 +369,16 @@ class ExtractorPool:
         if status == "error":
             raise ExtractionError(value)
         return value
+
+    def worker_pids(self) -> list[int]:
+        """Process ids of the workers running now."""
+        pids = []
+        for slot in self._all_slots:
+            worker = slot[0]
+            with contextlib.suppress(ValueError):  # closed by a thread meanwhile
+                if worker is not None and worker.process.is_alive():
+                    pids.append(worker.process.pid)
+        return pids
 
     def close(self) -> None:
         """Stops and reaps the workers; waits for extractions in progress (up to ``timeout``)."""

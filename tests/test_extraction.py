@@ -1,0 +1,353 @@
+"""Article extraction on real HTML, and the worker pool that bounds its time per page."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from pathlib import Path
+
+import pytest
+
+from crawler.extraction import (
+    Extracted,
+    ExtractionError,
+    ExtractionTimeout,
+    ExtractorPool,
+    apply_boilerplate,
+    extract_article,
+)
+from crawler.outlets import Boilerplate
+
+URL = "https://www.presstv.ir/Detail/2024/03/14/722115/Iran-oil-exports-Asia-record"
+
+PARAGRAPHS = [
+    "Iran's crude oil exports to Asian buyers climbed to their highest level in five years "
+    "in February, according to tanker-tracking data compiled by independent analysts.",
+    "Shipments averaged about 1.6 million barrels per day over the month, up from 1.4 million "
+    "in January, with most cargoes discharged at independent refineries on China's east coast.",
+    "Oil Minister Javad Owji told reporters in Tehran on Wednesday that the country had found "
+    "new customers despite sanctions and that production capacity would keep expanding.",
+    "Analysts said the rise reflected steady demand from refiners seeking discounted barrels, "
+    "as well as a larger fleet of tankers willing to carry Iranian oil across the region.",
+    "The National Iranian Oil Company plans to raise output at several southern fields this "
+    "year, with new wells scheduled to come online before the end of the Iranian calendar year.",
+]
+
+ARTICLE_PAGE = f"""<!DOCTYPE html>
+<html lang="en-US">
+<head>
+<meta charset="utf-8">
+<title>Iran's oil exports to Asia hit five-year high | Press TV</title>
+<meta property="og:title" content="Iran's oil exports to Asia hit five-year high">
+<meta property="og:type" content="article">
+<meta property="og:site_name" content="Press TV">
+<meta property="og:url" content="{URL}">
+<meta name="author" content="Maryam Hosseini">
+<meta property="article:published_time" content="2024-03-14T09:42:00+03:30">
+<meta property="article:section" content="Economy">
+<meta property="article:tag" content="Oil">
+<meta property="article:tag" content="Asia">
+<link rel="canonical" href="{URL}">
+</head>
+<body>
+<header class="site-header">
+  <nav class="main-nav"><ul>
+    <li><a href="/">Home</a></li><li><a href="/Section/10101">Iran</a></li>
+    <li><a href="/Section/10102">Economy</a></li><li><a href="/Section/10104">World</a></li>
+    <li><a href="/Section/10105">Video</a></li><li><a href="/Section/10106">Opinion</a></li>
+  </ul></nav>
+</header>
+<main>
+<article class="news-detail">
+  <h1>Iran's oil exports to Asia hit five-year high</h1>
+  <div class="byline">By Maryam Hosseini &middot; Thu Mar 14, 2024 09:42AM</div>
+  <div class="body">
+    {"".join(f"<p>{p}</p>" for p in PARAGRAPHS[:3])}
+    <p><strong>Press TV News Roku</strong>: get our channel on your streaming device today.</p>
+    {"".join(f"<p>{p}</p>" for p in PARAGRAPHS[3:])}
+    <p>SHARE THIS ARTICLE</p>
+    <p>Press TV's website can also be accessed at the following alternate addresses:</p>
+    <p>www.presstv.co.uk</p>
+    <p>www.presstv.tv</p>
+  </div>
+</article>
+<aside class="related"><h3>Related</h3><ul>
+  <li><a href="/Detail/2024/03/13/1">Gas exports to Iraq resume after payment deal</a></li>
+  <li><a href="/Detail/2024/03/12/2">Rial firms as central bank widens currency window</a></li>
+</ul></aside>
+</main>
+<footer class="site-footer">
+  <p>Copyright &copy; 2024 Press TV. All rights reserved.</p>
+  <ul><li><a href="/about">About us</a></li><li><a href="/contact">Contact</a></li></ul>
+</footer>
+</body>
+</html>
+"""
+
+NO_ARTICLE_PAGE = """<!DOCTYPE html>
+<html lang="en"><head><title>Press TV</title></head>
+<body>
+<nav><ul><li><a href="/">Home</a></li><li><a href="/Section/10102">Economy</a></li></ul></nav>
+<footer><p>Copyright &copy; 2024 Press TV</p></footer>
+</body></html>
+"""
+
+RULES = Boilerplate(
+    cut_from=[
+        "SHARE THIS ARTICLE",
+        "Press TV's website can also be accessed at the following alternate addresses",
+    ],
+    drop_lines=["Press TV News Roku", "Follow Press TV on"],
+)
+
+
+def slow_page(paragraphs: int = 40_000) -> bytes:
+    """A real, large page: trafilatura needs many seconds for it (about 20 s per 3 MB here)."""
+    blocks = "".join(
+        f"<div class='c{i % 7}'><p>Paragraph {i} of a very long page, about the economy and "
+        f"trade.</p><a href='/x{i}'>link {i}</a></div>"
+        for i in range(paragraphs)
+    )
+    page = f"<html lang='en'><head><title>Long</title></head><body><article>{blocks}"
+    return (page + "</article></body></html>").encode()
+
+
+# -- extract_article ----------------------------------------------------------------------------
+
+
+def test_metadata_from_the_page():
+    extracted = extract_article(ARTICLE_PAGE.encode(), URL, RULES, encoding="utf-8")
+    assert extracted is not None
+    assert extracted.title == "Iran's oil exports to Asia hit five-year high"
+    assert extracted.author == "Maryam Hosseini"
+    assert extracted.published == "2024-03-14T09:42:00+03:30"
+    assert extracted.language == "en"
+    assert "Economy" in extracted.categories
+    assert {"Oil", "Asia"} <= set(extracted.categories)
+
+
+def test_body_kept_and_boilerplate_removed():
+    extracted = extract_article(ARTICLE_PAGE.encode(), URL, RULES, encoding="utf-8")
+    assert extracted is not None
+    assert extracted.text == "\n".join(PARAGRAPHS)
+    for gone in ("SHARE THIS ARTICLE", "alternate addresses", "presstv.co.uk", "Roku",
+                 "Home", "Copyright", "Gas exports to Iraq"):
+        assert gone not in extracted.text
+
+
+def test_rules_are_what_removes_the_outlet_boilerplate():
+    # without the outlet's rules trafilatura keeps the share bar and the mirror notice
+    bare = extract_article(ARTICLE_PAGE.encode(), URL, encoding="utf-8")
+    assert bare is not None
+    assert "SHARE THIS ARTICLE" in bare.text
+    assert "www.presstv.tv" in bare.text
+    assert "Press TV News Roku" in bare.text
+    assert bare.text.startswith(PARAGRAPHS[0])  # the headline is the title, not the text
+
+
+def test_page_without_article_text_is_none():
+    assert extract_article(NO_ARTICLE_PAGE.encode(), "https://www.presstv.ir/") is None
+
+
+def test_page_that_is_only_boilerplate_is_none():
+    page = ARTICLE_PAGE
+    for paragraph in PARAGRAPHS:
+        page = page.replace(f"<p>{paragraph}</p>", "")
+    assert extract_article(page, URL) is not None  # the notice alone is "text" to trafilatura
+    assert extract_article(page, URL, RULES) is None
+
+
+def test_declared_encoding_is_used():
+    page = ARTICLE_PAGE.replace('<meta charset="utf-8">', "").replace(
+        PARAGRAPHS[1], PARAGRAPHS[1] + " Prices were quoted in rials by the ministère."
+    )
+    extracted = extract_article(page.encode("cp1252"), URL, RULES, encoding="cp1252")
+    assert extracted is not None
+    assert "ministère" in extracted.text
+
+
+def test_date_without_time_of_day_stays_a_date():
+    page = ARTICLE_PAGE.replace(
+        '<meta property="article:published_time" content="2024-03-14T09:42:00+03:30">',
+        '<meta name="date" content="2024-03-14">',
+    )
+    extracted = extract_article(page, URL, RULES)
+    assert extracted is not None
+    assert extracted.published == "2024-03-14"
+
+
+def test_language_falls_back_to_the_html_lang_attribute():
+    page = ARTICLE_PAGE.replace('lang="en-US"', 'lang="fa-IR"')
+    extracted = extract_article(page, URL, RULES)
+    assert extracted is not None
+    assert extracted.language == "fa"
+    no_lang = extract_article(ARTICLE_PAGE.replace(' lang="en-US"', ""), URL, RULES)
+    assert no_lang is not None
+    assert no_lang.language is None
+
+
+def test_boilerplate_rules_on_text():
+    text = "\n".join(
+        [
+            "First paragraph.",
+            "Follow Press TV on Telegram",
+            "Second paragraph.",
+            "Please SHARE THIS ARTICLE with friends",
+            "After the cut.",
+            "Follow Press TV on X",
+        ]
+    )
+    assert apply_boilerplate(text, RULES) == "First paragraph.\nSecond paragraph."
+    assert apply_boilerplate("SHARE THIS ARTICLE\nrest", RULES) == ""
+    assert apply_boilerplate("share this article", RULES) == "share this article"
+    assert apply_boilerplate(text, Boilerplate()) == text
+    # regex metacharacters in markers are plain text
+    dotted = Boilerplate(drop_lines=["(c) 2024 *"])
+    assert apply_boilerplate("keep\n(c) 2024 * Outlet\nc 2024 x", dotted) == "keep\nc 2024 x"
+
+
+# -- ExtractorPool ------------------------------------------------------------------------------
+
+
+def run(coroutine):
+    return asyncio.run(coroutine)
+
+
+def descendants(pid: int) -> dict[int, str]:
+    """{pid: command line} of every live process below ``pid``."""
+    parents, cmdlines = {}, {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        parents[int(entry.name)] = ppid
+        cmdlines[int(entry.name)] = cmdline
+    found, frontier = {}, [pid]
+    while frontier:
+        current = frontier.pop()
+        for child, ppid in parents.items():
+            if ppid == current and child not in found:
+                found[child] = cmdlines[child]
+                frontier.append(child)
+    return found
+
+
+def is_multiprocessing_helper(cmdline: str) -> bool:
+    """The forkserver and resource tracker multiprocessing keeps for the life of the process."""
+    return "multiprocessing.forkserver" in cmdline or "multiprocessing.resource_tracker" in cmdline
+
+
+@pytest.fixture
+def pool():
+    pool = ExtractorPool(processes=2, timeout=3.0)
+    yield pool
+    pool.close()
+
+
+def test_pool_results_equal_inline_ones(pool):
+    inline = extract_article(ARTICLE_PAGE.encode(), URL, RULES, encoding="utf-8")
+
+    async def both():
+        return await asyncio.gather(
+            pool.extract(ARTICLE_PAGE.encode(), URL, RULES, encoding="utf-8"),
+            pool.extract(NO_ARTICLE_PAGE.encode(), "https://www.presstv.ir/"),
+        )
+
+    article, nothing = run(both())
+    assert isinstance(article, Extracted)
+    assert article == inline
+    assert nothing is None
+    assert len(pool.worker_pids()) == 2
+    assert os.getpid() not in pool.worker_pids()
+
+
+def test_inline_pool_has_no_workers():
+    pool = ExtractorPool(processes=0, timeout=1.0)
+    try:
+        result = run(pool.extract(ARTICLE_PAGE, URL, RULES))
+        assert result == extract_article(ARTICLE_PAGE, URL, RULES)
+        assert pool.worker_pids() == []
+        with pytest.raises(ExtractionError, match="AttributeError"):
+            run(pool.extract(ARTICLE_PAGE, URL, boilerplate="not rules"))
+    finally:
+        pool.close()
+
+
+def test_timeout_kills_the_worker_and_the_pool_goes_on():
+    pool = ExtractorPool(processes=1, timeout=3.0)
+
+    async def scenario():
+        # warm the worker up first so that the slow page is the only thing being timed
+        await pool.extract(ARTICLE_PAGE, URL, RULES)
+        before = set(pool.worker_pids())
+        ticks = 0
+
+        async def ticker():
+            nonlocal ticks
+            while True:
+                await asyncio.sleep(0.01)
+                ticks += 1
+
+        ticking = asyncio.create_task(ticker())
+        with pytest.raises(ExtractionTimeout):
+            await pool.extract(slow_page(), "https://www.presstv.ir/Detail/2024/03/14/1/slow")
+        ticking.cancel()
+        after_timeout = set(pool.worker_pids())
+        result = await pool.extract(ARTICLE_PAGE, URL, RULES)
+        return before, after_timeout, result, ticks
+
+    try:
+        before, after_timeout, result, ticks = run(scenario())
+    finally:
+        pool.close()
+    assert ticks > 1  # the event loop went on running while the page was being extracted
+    assert len(before) == 1
+    assert not before & after_timeout  # the overrunning worker is gone
+    for pid in before:
+        assert pid not in descendants(os.getpid())
+    assert result == extract_article(ARTICLE_PAGE, URL, RULES)
+
+
+def test_exception_in_worker_becomes_extraction_error(pool):
+    async def scenario():
+        with pytest.raises(ExtractionError, match="AttributeError"):
+            await pool.extract(ARTICLE_PAGE, URL, boilerplate="not rules")
+        pids = pool.worker_pids()
+        return pids, await pool.extract(ARTICLE_PAGE, URL, RULES)
+
+    pids, result = run(scenario())
+    assert len(pids) == 1  # the worker survived its exception
+    assert result is not None and result.text == "\n".join(PARAGRAPHS)
+
+
+def test_worker_killed_from_outside_is_replaced(pool):
+    run(pool.extract(ARTICLE_PAGE, URL, RULES))
+    (pid,) = pool.worker_pids()
+    os.kill(pid, 9)
+    result = run(pool.extract(ARTICLE_PAGE, URL, RULES))
+    assert result is not None
+    assert pid not in pool.worker_pids()
+
+
+def test_close_leaves_no_child_processes():
+    pool = ExtractorPool(processes=2, timeout=10.0)
+
+    async def load():
+        pages = [pool.extract(ARTICLE_PAGE, URL, RULES) for _ in range(4)]
+        return await asyncio.gather(*pages)
+
+    assert all(run(load()))
+    workers = pool.worker_pids()
+    assert len(workers) == 2
+    assert set(workers) <= set(descendants(os.getpid()))
+    pool.close()
+    left = descendants(os.getpid())
+    assert not set(workers) & set(left)
+    assert all(is_multiprocessing_helper(cmdline) for cmdline in left.values()), left
+    with pytest.raises(RuntimeError):
+        run(pool.extract(ARTICLE_PAGE, URL))
