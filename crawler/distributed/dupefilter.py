@@ -47,11 +47,12 @@ keys ``<key>:all:<bucket>``. With a number R, time is cut into periods of
 ``DUPEFILTER_PERIOD_DAYS`` = P (period number = Unix time // P): a new fingerprint goes into
 the current period's keys, and a lookup checks the current period and the ceil(R / P)
 before it, in one round trip (a Lua script: "seen in any of them, else HSETNX into the
-current one"). A fingerprint is therefore remembered for at least R and at most R + P after
-it was first recorded; seeing it again does not extend that, so a page still linked after R
-is fetched once more, then remembered again. Each period's keys expire (PEXPIRE, set when a
+current one"). A fingerprint is therefore remembered for at least R and less than
+(ceil(R / P) + 1) * P after it was first recorded (R + P when P divides R); seeing it again
+does not extend that, so a page still linked after R is fetched once more, then remembered
+again. Each period's keys expire (PEXPIRE, set when a
 key is created) the moment that period leaves the window, so memory stays flat: the URLs
-first seen in the last R + P. Bucket count and period length are fixed for the life of the
+first seen in the last R + P at most. Bucket count and period length are fixed for the life of the
 data (``<key>:layout`` records them and a worker configured differently refuses to start);
 the retention may be changed at any time, keys that exist keep the expiry they were given.
 
