@@ -1,14 +1,28 @@
-"""A simulated news outlet served on loopback, for the demo and the test suite."""
+"""A simulated news outlet served on loopback, for the demo and the test suite.
 
-from crawler.demo.server import BEHAVIOURS, DemoOutlet, LoggedRequest, MirrorServer
-from crawler.demo.site import DemoArticle, DemoSite, Truth
+Names are imported on first use so that ``python -m crawler.demo.server`` runs the module
+fresh instead of finding it already imported by the package.
+"""
 
-__all__ = [
-    "BEHAVIOURS",
-    "DemoArticle",
-    "DemoOutlet",
-    "DemoSite",
-    "LoggedRequest",
-    "MirrorServer",
-    "Truth",
-]
+from __future__ import annotations
+
+from importlib import import_module
+from typing import Any
+
+_EXPORTS = {
+    "BEHAVIOURS": "crawler.demo.server",
+    "DemoOutlet": "crawler.demo.server",
+    "LoggedRequest": "crawler.demo.server",
+    "MirrorServer": "crawler.demo.server",
+    "DemoArticle": "crawler.demo.site",
+    "DemoSite": "crawler.demo.site",
+    "Truth": "crawler.demo.site",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(import_module(_EXPORTS[name]), name)
