@@ -123,8 +123,10 @@ _TIMESTAMP_FIELDS = frozenset({"published", "fetched_at"})
 _REQUIRED_FIELDS = ("canonical_url", "url", "mirror", "outlet")
 _COLUMNS = ", ".join(ARTICLE_FIELDS)
 
+# Arrays go in binary (%b): the server then neither unescapes nor parses a batch's text
+# (about 3x faster than text arrays for 100 articles of a few KB each; see benchmarks/).
 _UNNEST_ARGS = ", ".join(
-    "%s::timestamptz[]" if name in _TIMESTAMP_FIELDS else "%s::text[]" for name in ARTICLE_FIELDS
+    "%b::timestamptz[]" if name in _TIMESTAMP_FIELDS else "%b::text[]" for name in ARTICLE_FIELDS
 )
 # outlet and section stay as first stored (section: where the article was first found)
 _UPDATES = ", ".join(
