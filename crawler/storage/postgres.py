@@ -142,6 +142,9 @@ _UPSERT = f"""
     WHERE a.content_hash IS DISTINCT FROM excluded.content_hash
 """
 
+#: what a server says while it starts, stops or recovers: worth retrying, unlike a bad login
+_SERVER_AWAY = ("starting up", "shutting down", "in recovery", "too many clients")
+
 #: times a write is retried after a deadlock or serialization failure before giving up
 _CONFLICT_RETRIES = 5
 
@@ -259,8 +262,10 @@ class PostgresStore:
         except psycopg.OperationalError as exc:
             reason = _connect_failure(exc)
             if reason.startswith("FATAL:"):  # the server answered and refused
-                message = f"PostgreSQL at {self.where}: {reason.removeprefix('FATAL:').strip()}"
-                raise StoreError(message) from None
+                reason = reason.removeprefix("FATAL:").strip()
+                away = any(state in reason for state in _SERVER_AWAY)
+                error = StoreUnavailable if away else StoreError
+                raise error(f"PostgreSQL at {self.where}: {reason}") from None
             raise StoreUnavailable(f"cannot reach PostgreSQL at {self.where}: {reason}") from None
         try:
             with conn:
