@@ -15,17 +15,18 @@ binary field in that bucket's Redis hash, with an empty value::
     <DUPEFILTER_KEY>:layout              string the bucket count and period length in use
 
 A hash of at most ``hash-max-listpack-entries`` (default 512) entries of at most 64 bytes is
-stored by Redis as one flat listpack: 8 + 2 bytes of header per field and 2 per empty value,
-so about 12 bytes per URL plus allocator rounding and a small per-key share. ``HSETNX`` is
-the atomic test-and-set: two workers can never both see a URL as new.
+stored by Redis as one flat listpack: 10 bytes per field (8, and 2 of element header and
+back-length) and 2 per empty value, so 12 bytes per URL plus allocator rounding and a small
+per-key share. ``HSETNX`` is the atomic test-and-set: two workers can never both see a URL
+as new.
 
 Memory, measured on Redis 7.0.15 with default settings (``benchmarks/dupefilter.py``, 10^6
 URLs, 4096 buckets): 13.4 bytes per URL by the growth of ``used_memory`` (13.6 with
 retention, whose keys carry an expiry), against 88.4 for ``RFPDupeFilter``; the fullest
 bucket held 295 entries. A lookup is one round trip: HSETNX without retention, one EVALSHA
-with it (HEXISTS per older live period inside the script). A bucket that grows past 512 entries is
-converted by Redis to a real hash table and costs about five times as much, so size the
-bucket count to the URLs one bucket key receives:
+with it (one HEXISTS per older live period inside the script). A bucket that grows past 512
+entries is converted by Redis to a real hash table and costs about five times as much, so
+size the bucket count to the URLs one bucket key receives:
 
     DUPEFILTER_BUCKETS >= (URLs per period, or in total without retention) / 400,
     rounded up to a power of two.
@@ -52,9 +53,9 @@ before it, in one round trip (a Lua script: "seen in any of them, else HSETNX in
 current one"). A fingerprint is therefore remembered for at least R and less than
 (ceil(R / P) + 1) * P after it was first recorded (R + P when P divides R); seeing it again
 does not extend that, so a page still linked after R is fetched once more, then remembered
-again. Each period's keys expire (PEXPIRE, set when a
-key is created) the moment that period leaves the window, so memory stays flat: the URLs
-first seen in the last R + P at most. Bucket count and period length are fixed for the life of the
+again. Each period's keys expire (PEXPIRE, set when a key is created) the moment that
+period leaves the window, so memory stays flat: it holds the URLs first seen in the last
+(ceil(R / P) + 1) * P at most. Bucket count and period length are fixed for the life of the
 data (``<key>:layout`` records them and a worker configured differently refuses to start);
 the retention may be changed at any time, keys that exist keep the expiry they were given.
 
