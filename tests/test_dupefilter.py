@@ -1,4 +1,5 @@
-"""CompactDupeFilter against a real, private redis-server."""
+"""CompactDupeFilter against a real, private redis-server (fixtures from tests/redis_server.py,
+imported by conftest.py)."""
 
 from __future__ import annotations
 
@@ -21,9 +22,6 @@ from crawler.distributed.dupefilter import (
 
 DAY = 86400.0
 FILTER = "crawler.distributed.dupefilter.CompactDupeFilter"
-
-# the fixtures redis_server, redis_server_factory and redis_url
-pytest_plugins = ["redis_server"]
 
 
 class Clock:
