@@ -4,6 +4,7 @@ fetching what is stored already."""
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import AsyncIterator, Iterable
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urljoin
@@ -165,6 +166,7 @@ class MirrorFailoverMiddleware(_OutletRequests):
         self.failover_codes = frozenset(int(c) for c in self.failover_codes)
         self.max_rounds = settings.getint("MIRROR_MAX_ROUNDS")
         self._markers: dict[str, tuple[bytes, ...]] = {}
+        self._outlet_links: dict[str, re.Pattern[bytes]] = {}
         crawler.signals.connect(self.on_response_suspect, signal=signals.response_suspect)
 
     @classmethod
@@ -202,10 +204,17 @@ class MirrorFailoverMiddleware(_OutletRequests):
                     request, outlet, mirror, "blocked", f"redirect off the outlet to {target}",
                     latency, severe=True,
                 )
-        elif 200 <= status < 300 and self._carries_block_marker(outlet, response.body):
-            return self._failed(
-                request, outlet, mirror, "blocked", "block page", latency, severe=True
-            )
+        elif 200 <= status < 300:
+            if self._carries_block_marker(outlet, response.body):
+                return self._failed(
+                    request, outlet, mirror, "blocked", "block page", latency, severe=True
+                )
+            if not self._links_into_outlet(outlet, response.body):
+                # a parked domain, an ad page: whatever it is, it is not the outlet
+                return self._failed(
+                    request, outlet, mirror, "blocked", "page without a link into the outlet",
+                    latency, severe=True,
+                )
         outcome = "ok" if status < 400 else "http_error"
         self._outcome(outlet, mirror, outcome, latency)
         if status < 400:
@@ -232,17 +241,28 @@ class MirrorFailoverMiddleware(_OutletRequests):
 
     # -- suspect pages (signal from the spider or extraction) -------------------------------------
 
-    def on_response_suspect(self, request: Request, reason: str, response: Any = None) -> None:
+    def on_response_suspect(self, request: Request, reason: str, response: Any = None,
+                            severe: bool = False) -> None:
         outlet = self.outlet_of(request)
         if outlet is None:
             return
         mirror = outlet.mirror_of(request.url)
-        self.health.record_failure(outlet.name, mirror, reason)
+        self.health.record_failure(outlet.name, mirror, reason, severe=severe)
         retry = self._next_request(request, outlet, mirror, reason)
         if retry is not None:
             self.crawler.engine.crawl(retry)
 
     # -- helpers ---------------------------------------------------------------------------------
+
+    def _links_into_outlet(self, outlet: Outlet, body: bytes) -> bool:
+        pattern = self._outlet_links.get(outlet.name)
+        if pattern is None:
+            # a root-relative link (not protocol-relative) or an absolute one to a mirror
+            mirrors = b"|".join(re.escape(m.encode()) for m in outlet.mirrors)
+            pattern = self._outlet_links[outlet.name] = re.compile(
+                rb"""href\s*=\s*["']?(?:/(?!/)|""" + mirrors + rb")", re.IGNORECASE
+            )
+        return pattern.search(body) is not None
 
     def _carries_block_marker(self, outlet: Outlet, body: bytes) -> bool:
         markers = self._markers.get(outlet.name)

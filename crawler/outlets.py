@@ -104,7 +104,9 @@ class Outlet(BaseModel):
             try:
                 self.page_path.format(path="/x", page=2)
             except (KeyError, IndexError, ValueError) as exc:
-                raise ValueError(f"page_path: only {{path}} and {{page}} may be used ({exc})")
+                raise ValueError(
+                    f"page_path: only {{path}} and {{page}} may be used ({exc})"
+                ) from None
         return self
 
     # -- derived, cached on the frozen model --------------------------------------------------

@@ -17,7 +17,8 @@ mirror_state_changed = object()
 mirror_failover = object()
 
 #: a 2xx page looked wrong (a listing with no links, an article with no text).
-#: kwargs: request, response, reason.  The mirror middleware answers by trying the next mirror.
+#: kwargs: request, response, reason, severe (bool: plainly not the outlet, take the mirror
+#: out of rotation at once). The mirror middleware answers by trying the next mirror.
 response_suspect = object()
 
 #: the crawler is finished with a request without storing anything more for it: a listing

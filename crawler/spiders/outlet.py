@@ -91,7 +91,7 @@ class OutletSpider(Spider):
                 # a section's first page always lists articles: this mirror is not the outlet
                 self.crawler.signals.send_catch_log(
                     signals.response_suspect, request=response.request, response=response,
-                    reason="listing without article links",
+                    reason="listing without article links", severe=True,
                 )
             else:
                 self._listing_done(response)
