@@ -50,7 +50,9 @@ class SQLiteStore:
         self.path = path
         parent = Path(path).resolve().parent
         if not parent.is_dir():
-            raise StoreError(f"cannot open SQLite store {path}: {parent} does not exist")
+            hint = " (an absolute path takes four slashes: sqlite:////abs/path.db)"
+            raise StoreError(f"cannot open SQLite store {path}: {parent} does not exist"
+                             + (hint if not Path(path).is_absolute() else ""))
         try:
             self.db = sqlite3.connect(
                 path, timeout=busy_timeout, isolation_level=None, check_same_thread=False
