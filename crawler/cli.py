@@ -38,6 +38,9 @@ SettingOpt = Annotated[
     list[str] | None,
     typer.Option("-s", "--set", help="Override a Scrapy setting, NAME=VALUE (repeatable)."),
 ]
+RedisOpt = Annotated[
+    str, typer.Option("--redis", envvar="CRAWLER_REDIS_URL", help="Redis URL.")
+]
 SectionOpt = Annotated[
     list[str] | None, typer.Option("--section", help="Only this section (repeatable).")
 ]
@@ -102,6 +105,100 @@ def crawl(
     console.print(summary.table(f"{outlet}: crawl finished ({summary.finish_reason})"))
     if summary.finish_reason != "finished":
         raise fail(f"crawl ended early: {summary.finish_reason}", code=1)
+
+
+def connect_redis(settings):
+    from redis.exceptions import RedisError
+
+    from crawler.distributed.worker import redis_client
+
+    server = redis_client(settings)
+    try:
+        server.ping()
+    except RedisError as exc:
+        raise fail(f"cannot reach Redis at {settings['REDIS_URL']}: {exc}") from None
+    return server
+
+
+@app.command()
+def schedule(
+    outlet: Annotated[str, typer.Argument(help="Outlet name (its file's name).")],
+    section: SectionOpt = None,
+    redis: RedisOpt = DEFAULT_REDIS,
+    outlets_dir: OutletsDirOpt = None,
+) -> None:
+    """Queue an outlet's sections for the workers."""
+    from crawler.distributed.worker import queue_sections
+
+    sections = section or []
+    spec = load_outlet(outlets_dir, outlet, sections)
+    settings = build_settings([], REDIS_URL=redis)
+    urls = queue_sections(connect_redis(settings), settings, spec, sections)
+    for url in urls:
+        typer.echo(f"queued {url}")
+
+
+@app.command()
+def worker(
+    redis: RedisOpt = DEFAULT_REDIS,
+    store: StoreOpt = DEFAULT_STORE,
+    outlets_dir: OutletsDirOpt = None,
+    metrics_port: Annotated[
+        int | None, typer.Option("--metrics-port", envvar="CRAWLER_METRICS_PORT")
+    ] = None,
+    setting: SettingOpt = None,
+) -> None:
+    """Take work from Redis until SIGTERM/SIGINT, then drain and stop."""
+    from crawler.distributed.worker import apply_distributed
+    from crawler.runner import run_worker
+
+    try:
+        OutletCatalog.from_setting(outlets_dir)
+    except OutletError as exc:
+        raise fail(str(exc)) from None
+    check_store(store)
+    settings = apply_distributed(build_settings(
+        setting, REDIS_URL=redis, STORE_URI=store, OUTLETS_DIR=outlets_dir,
+        METRICS_PORT=metrics_port,
+    ))
+    connect_redis(settings)
+    reason = run_worker(settings)
+    if reason not in ("shutdown", "finished"):
+        raise fail(f"worker stopped: {reason}", code=1)
+
+
+@app.command()
+def status(
+    redis: RedisOpt = DEFAULT_REDIS,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Queue depth per outlet, in-flight requests, live workers, mirror health."""
+    from crawler.distributed.keys import RedisKeys
+    from crawler.distributed.status import read_status
+
+    settings = build_settings([], REDIS_URL=redis)
+    server = connect_redis(settings)
+    state = read_status(server, RedisKeys.from_settings(settings),
+                        settings.getfloat("WORKER_TIMEOUT"))
+    if as_json:
+        typer.echo(json.dumps(state, indent=2, sort_keys=True))
+        return
+    out = Console()
+    outlets = Table("outlet", "queued", "in flight", "mirrors", title="Outlets",
+                    title_justify="left")
+    for name, info in state["outlets"].items():
+        mirrors = "\n".join(
+            f"{m} " + ("[green]up[/green]" if h["up"] else
+                       f"[red]out {h['out_for_seconds']:.0f}s[/red] ({h['last_failure']})")
+            for m, h in info["mirrors"].items()
+        ) or "-"
+        outlets.add_row(name, str(info["queued"]), str(info["in_flight"]), mirrors)
+    out.print(outlets)
+    workers = Table("worker", "last heartbeat", "state", title="Workers", title_justify="left")
+    for w in state["workers"]:
+        workers.add_row(w["worker"], f"{w['seconds_since_heartbeat']:.0f}s ago",
+                        "[green]live[/green]" if w["alive"] else "[red]silent[/red]")
+    out.print(workers)
 
 
 @app.command()

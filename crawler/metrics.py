@@ -2,7 +2,7 @@
 
 Each crawler gets its own registry, served on ``METRICS_PORT`` when set. Gauges that describe
 shared state (queue depth, in-flight requests, live workers) are read from Redis at scrape time
-by collectors that the distributed mode registers through :meth:`add_collector`.
+by the collectors named in ``METRICS_COLLECTORS`` (the distributed mode adds its own).
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from prometheus_client import (
 )
 from scrapy import signals as scrapy_signals
 from scrapy.exceptions import NotConfigured
+from scrapy.utils.misc import build_from_crawler, load_object
 
 from crawler import signals
 from crawler.mirrors import outlet_catalog
@@ -80,6 +81,8 @@ class PrometheusMetrics:
         self.port = port
         self.host = host
         self._server: Any = None
+        for path in crawler.settings.getlist("METRICS_COLLECTORS"):
+            self.metrics.registry.register(build_from_crawler(load_object(path), crawler))
         connect = crawler.signals.connect
         connect(self.on_request_outcome, signal=signals.request_outcome)
         connect(self.on_mirror_state_changed, signal=signals.mirror_state_changed)
@@ -97,9 +100,6 @@ class PrometheusMetrics:
         ext = cls(crawler, int(port) if port not in (None, "") else None,
                   crawler.settings.get("METRICS_HOST"))
         return ext
-
-    def add_collector(self, collector: Any) -> None:
-        self.metrics.registry.register(collector)
 
     # -- signals ---------------------------------------------------------------------------------
 

@@ -43,3 +43,12 @@ def run_crawl(settings: Settings, outlet: str, sections: list[str], console: Con
     summary = progress.snapshot()
     summary.finish_reason = crawler.stats.get_value("finish_reason", "unknown")
     return summary
+
+
+def run_worker(settings: Settings) -> str:
+    """Run a distributed worker until it is stopped; returns Scrapy's finish reason."""
+    process = CrawlerProcess(settings)
+    crawler = process.create_crawler(OutletSpider)
+    process.crawl(crawler)
+    process.start()
+    return crawler.stats.get_value("finish_reason", "unknown")

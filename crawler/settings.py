@@ -45,6 +45,13 @@ MIRROR_COOLDOWN = 60.0
 MIRROR_FAILOVER_HTTP_CODES = [403, 408, 429, 451, 500, 502, 503, 504, 520, 521, 522, 523, 524]
 #: how many times a document may go round all of an outlet's mirrors before it is given up
 MIRROR_MAX_ROUNDS = 2
+#: distributed mode: how often a worker re-reads the shared mirror health (seconds)
+MIRROR_HEALTH_REFRESH = 1.0
+
+# -- politeness per outlet (the outlet file's `politeness`) ---------------------------------
+POLITENESS_LIMITER_CLASS = "crawler.politeness.LocalLimiter"
+#: distributed mode: how far ahead a worker may book a start time (seconds)
+POLITENESS_BOOK_AHEAD = 5.0
 
 # -- extraction ------------------------------------------------------------------------------
 #: seconds one page may take to extract (trafilatura has no limit of its own)
@@ -61,10 +68,24 @@ STORE_FLUSH_SECONDS = 1.0
 STORE_RETRY_MIN = 0.5
 STORE_RETRY_MAX = 30.0
 
+# -- distributed mode (crawler worker / schedule / status) --------------------------------------
+REDIS_URL = "redis://localhost:6379/0"
+#: every key the crawler keeps in Redis starts with this
+REDIS_KEY_PREFIX = "crawler"
+#: seconds between a worker's heartbeats, and of silence after which it counts as dead and its
+#: leased requests go back to the queue
+WORKER_HEARTBEAT = 5.0
+WORKER_TIMEOUT = 20.0
+#: back-off bound while Redis is unreachable (seconds)
+REDIS_RETRY_MAX = 10.0
+DUPEFILTER_KEY = "crawler:dupefilter"
+
 # -- metrics ---------------------------------------------------------------------------------
 #: serve Prometheus metrics on this port (None: do not serve)
 METRICS_PORT = None
 METRICS_HOST = "0.0.0.0"
+#: extra Prometheus collectors, each built from_crawler
+METRICS_COLLECTORS = []
 
 # -- components ------------------------------------------------------------------------------
 SPIDER_MIDDLEWARES = {
@@ -74,6 +95,8 @@ SPIDER_MIDDLEWARES = {
 DOWNLOADER_MIDDLEWARES = {
     # sees responses before RedirectMiddleware (600), to catch redirects off the outlet
     "crawler.middlewares.MirrorFailoverMiddleware": 610,
+    # after the failover middleware has settled which mirror a request goes to
+    "crawler.politeness.PolitenessMiddleware": 620,
 }
 ITEM_PIPELINES = {
     "crawler.pipelines.ExtractionPipeline": 300,

@@ -1,0 +1,61 @@
+"""The Redis key layout of the distributed mode, in one place.
+
+    <prefix>:queue:<outlet>        zset    serialized requests waiting (score: -priority)
+    <prefix>:queues                set     outlets that have a queue
+    <prefix>:workers               zset    worker id -> last heartbeat (ms, Redis clock)
+    <prefix>:inflight:<worker>     hash    lease id -> "<outlet>\\0<score>\\0<request>"
+    <prefix>:mirrors:<outlet>      hash    mirror -> "<failures>|<down until ms>|<reason>"
+    <prefix>:politeness:<outlet>   string  the earliest time (ms) of the next request
+    <prefix>:active:<outlet>       zset    downloads under way -> their deadline (ms)
+    <prefix>:schedules             hash    "<outlet>|<section>" -> schedule (JSON)
+    <prefix>:beat                  string  the beat lease holder
+    <prefix>:dupefilter:...        see crawler.distributed.dupefilter
+
+Nothing here is ever deleted because one worker stops.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+DEFAULT_PREFIX = "crawler"
+
+
+@dataclass(frozen=True)
+class RedisKeys:
+    prefix: str = DEFAULT_PREFIX
+
+    @classmethod
+    def from_settings(cls, settings) -> RedisKeys:
+        return cls(settings.get("REDIS_KEY_PREFIX") or DEFAULT_PREFIX)
+
+    def queue(self, outlet: str) -> str:
+        return f"{self.prefix}:queue:{outlet}"
+
+    @property
+    def queues(self) -> str:
+        return f"{self.prefix}:queues"
+
+    @property
+    def workers(self) -> str:
+        return f"{self.prefix}:workers"
+
+    def inflight(self, worker: str) -> str:
+        return f"{self.prefix}:inflight:{worker}"
+
+    def mirrors(self, outlet: str) -> str:
+        return f"{self.prefix}:mirrors:{outlet}"
+
+    def politeness(self, outlet: str) -> str:
+        return f"{self.prefix}:politeness:{outlet}"
+
+    def active(self, outlet: str) -> str:
+        return f"{self.prefix}:active:{outlet}"
+
+    @property
+    def schedules(self) -> str:
+        return f"{self.prefix}:schedules"
+
+    @property
+    def beat(self) -> str:
+        return f"{self.prefix}:beat"

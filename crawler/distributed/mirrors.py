@@ -1,0 +1,193 @@
+"""Mirror health shared by every worker through Redis.
+
+When one worker finds a mirror seized, the others stop sending to it at their next refresh
+(``MIRROR_HEALTH_REFRESH`` seconds), and only one worker in all probes a mirror whose
+cool-down is over. Reads come from a local copy, so the hot path (a healthy mirror
+answering) costs no Redis command; every change is one atomic script on the Redis clock.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import TYPE_CHECKING
+
+from redis.exceptions import RedisError
+from scrapy_redis import connection
+
+from crawler.distributed.keys import RedisKeys
+from crawler.mirrors import MirrorHealth
+
+if TYPE_CHECKING:
+    from scrapy.crawler import Crawler
+
+    from crawler.outlets import Outlet
+
+logger = logging.getLogger(__name__)
+
+_NOW = """
+local t = redis.call('TIME')
+local now = t[1] * 1000 + math.floor(t[2] / 1000)
+"""
+_PARSE = """
+local failures, down = 0, 0
+local v = redis.call('HGET', KEYS[1], ARGV[1])
+if v then
+    local a = string.find(v, '|', 1, true)
+    local b = string.find(v, '|', a + 1, true)
+    failures = tonumber(string.sub(v, 1, a - 1))
+    down = tonumber(string.sub(v, a + 1, b - 1))
+end
+"""
+# ARGV: mirror, threshold, cooldown ms, severe (0/1), reason -> {went down (0/1), down until}
+_FAILURE = _NOW + _PARSE + """
+failures = failures + 1
+local was_up = down == 0
+if ARGV[4] == '1' or failures >= tonumber(ARGV[2]) or not was_up then
+    down = now + tonumber(ARGV[3])
+end
+redis.call('HSET', KEYS[1], ARGV[1], failures .. '|' .. down .. '|' .. ARGV[5])
+if was_up and down > 0 then return {1, down} end
+return {0, down}
+"""
+# ARGV: mirror -> 1 when it came back up
+_SUCCESS = _PARSE + """
+if failures == 0 and down == 0 then return 0 end
+redis.call('HSET', KEYS[1], ARGV[1], '0|0|')
+if down > 0 then return 1 end
+return 0
+"""
+# ARGV: mirror, cooldown ms -> 1 when this caller won the probe of a cooled-down mirror
+_CLAIM_PROBE = _NOW + _PARSE + """
+if down > 0 and down <= now then
+    redis.call('HSET', KEYS[1], ARGV[1], failures .. '|' .. (now + tonumber(ARGV[2])) .. '|probe')
+    return 1
+end
+return 0
+"""
+_READ = _NOW + """
+return {now, redis.call('HGETALL', KEYS[1])}
+"""
+
+
+class RedisMirrorHealth(MirrorHealth):
+    def __init__(self, crawler: Crawler, server, keys: RedisKeys, failure_threshold: int,
+                 cooldown: float, refresh: float) -> None:
+        super().__init__(crawler, failure_threshold=failure_threshold, cooldown=cooldown)
+        self.server = server
+        self.keys = keys
+        self.refresh_interval = refresh
+        self._failure = server.register_script(_FAILURE)
+        self._success = server.register_script(_SUCCESS)
+        self._claim = server.register_script(_CLAIM_PROBE)
+        self._read = server.register_script(_READ)
+        # outlet -> (monotonic time read, Redis time then in ms, {mirror: down until ms})
+        self._cache: dict[str, tuple[float, int, dict[str, int]]] = {}
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler) -> RedisMirrorHealth:
+        settings = crawler.settings
+        return cls(
+            crawler, connection.from_settings(settings), RedisKeys.from_settings(settings),
+            failure_threshold=settings.getint("MIRROR_FAILURE_THRESHOLD"),
+            cooldown=settings.getfloat("MIRROR_COOLDOWN"),
+            refresh=settings.getfloat("MIRROR_HEALTH_REFRESH"),
+        )
+
+    # -- the local copy --------------------------------------------------------------------------
+
+    def _view(self, outlet: str, force: bool = False) -> tuple[int, dict[str, int]]:
+        """(Redis time now in ms, estimated; {mirror: down until ms, 0 when up})."""
+        cached = self._cache.get(outlet)
+        mono = time.monotonic()
+        if cached is None or force or mono - cached[0] >= self.refresh_interval:
+            try:
+                now, flat = self._read(keys=[self.keys.mirrors(outlet)])
+            except RedisError as exc:
+                if cached is None:
+                    logger.warning("Mirror health unreadable (%s): treating mirrors as up", exc)
+                    return int(time.time() * 1000), {}
+                return cached[1] + int((mono - cached[0]) * 1000), cached[2]
+            downs = {}
+            for i in range(0, len(flat), 2):
+                mirror = flat[i].decode()
+                downs[mirror] = int(flat[i + 1].split(b"|", 2)[1])
+            if cached is not None:
+                for mirror in set(downs) | set(cached[2]):
+                    before, after = cached[2].get(mirror, 0) == 0, downs.get(mirror, 0) == 0
+                    if before != after:
+                        self._changed(outlet, mirror, up=after)
+            self._cache[outlet] = cached = (mono, int(now), downs)
+        return cached[1] + int((mono - cached[0]) * 1000), cached[2]
+
+    def _set_local(self, outlet: str, mirror: str, down_until: int) -> None:
+        cached = self._cache.get(outlet)
+        if cached is not None:
+            cached[2][mirror] = down_until
+
+    # -- MirrorHealth ----------------------------------------------------------------------------
+
+    def is_up(self, outlet: str, mirror: str) -> bool:
+        return self._view(outlet)[1].get(mirror, 0) == 0
+
+    def choose(self, outlet: Outlet, exclude: frozenset[str] = frozenset()) -> str | None:
+        now, downs = self._view(outlet.name)
+        soonest: tuple[int, str] | None = None
+        for mirror in outlet.mirrors:
+            if mirror in exclude:
+                continue
+            down = downs.get(mirror, 0)
+            if down == 0:
+                return mirror
+            if down <= now and self._claim_probe(outlet.name, mirror):
+                return mirror
+            if soonest is None or down < soonest[0]:
+                soonest = (down, mirror)
+        return soonest[1] if soonest is not None else None
+
+    def _claim_probe(self, outlet: str, mirror: str) -> bool:
+        try:
+            won = self._claim(keys=[self.keys.mirrors(outlet)],
+                              args=[mirror, int(self.cooldown * 1000)])
+        except RedisError:
+            return False
+        if won:
+            now, _ = self._view(outlet)
+            self._set_local(outlet, mirror, now + int(self.cooldown * 1000))
+        return bool(won)
+
+    def record_success(self, outlet: str, mirror: str) -> None:
+        cached = self._cache.get(outlet)
+        if cached is not None and cached[2].get(mirror, 0) == 0 and mirror not in self._failing:
+            return  # the hot path: known good, nothing to tell Redis
+        try:
+            came_back = self._success(keys=[self.keys.mirrors(outlet)], args=[mirror])
+        except RedisError:
+            return
+        self._failing.discard(mirror)
+        self._set_local(outlet, mirror, 0)
+        if came_back:
+            self._changed(outlet, mirror, up=True)
+
+    def record_failure(self, outlet: str, mirror: str, reason: str, *, severe: bool = False):
+        self._failing.add(mirror)
+        try:
+            went_down, down_until = self._failure(
+                keys=[self.keys.mirrors(outlet)],
+                args=[mirror, self.failure_threshold, int(self.cooldown * 1000),
+                      1 if severe else 0, reason[:200].replace("|", "/")],
+            )
+        except RedisError as exc:
+            logger.warning("Could not record a failure of %s (%s)", mirror, exc)
+            return
+        self._set_local(outlet, mirror, int(down_until))
+        if went_down:
+            self._changed(outlet, mirror, up=False)
+
+    @property
+    def _failing(self) -> set[str]:
+        # mirrors this worker saw fail since their last success: a success must reset them
+        failing = self.__dict__.get("_failing_set")
+        if failing is None:
+            failing = self.__dict__["_failing_set"] = set()
+        return failing

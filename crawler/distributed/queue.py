@@ -1,0 +1,152 @@
+"""Per-outlet request queues in Redis, with leases: a taken request stays recorded under its
+worker until its outcome is final, and goes back to the queue if the worker dies.
+
+Every operation that moves a request between the queue and a lease is one Lua script or one
+MULTI/EXEC, so a crash at any moment leaves each request either queued or leased, never
+neither.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from redis import Redis
+from scrapy import Request, Spider
+from scrapy.utils.request import request_from_dict
+from scrapy_redis import picklecompat
+
+from crawler.distributed.keys import RedisKeys
+
+# Take the best request of one outlet's queue and lease it to a worker. The lease id is the
+# payload's SHA1, so it can be derived inside the script, atomically with the move.
+_TAKE = """
+local item = redis.call('ZPOPMIN', KEYS[1])
+if #item == 0 then return false end
+local lease = redis.sha1hex(item[1])
+redis.call('HSET', KEYS[2], lease, ARGV[1] .. '\\0' .. item[2] .. '\\0' .. item[1])
+return {item[1], lease}
+"""
+
+# Put every lease of a worker back on its outlet's queue and forget the worker.
+_REQUEUE = """
+local entries = redis.call('HGETALL', KEYS[1])
+local moved = 0
+for i = 2, #entries, 2 do
+    local value = entries[i]
+    local a = string.find(value, '\\0', 1, true)
+    local b = string.find(value, '\\0', a + 1, true)
+    local outlet = string.sub(value, 1, a - 1)
+    local score = string.sub(value, a + 1, b - 1)
+    redis.call('ZADD', ARGV[1] .. ':queue:' .. outlet, score, string.sub(value, b + 1))
+    redis.call('SADD', KEYS[2], outlet)
+    moved = moved + 1
+end
+redis.call('DEL', KEYS[1])
+redis.call('ZREM', KEYS[3], ARGV[2])
+return moved
+"""
+
+# Heartbeat on the Redis clock, and the workers silent for longer than the timeout.
+_HEARTBEAT = """
+local t = redis.call('TIME')
+local now = t[1] * 1000 + math.floor(t[2] / 1000)
+redis.call('ZADD', KEYS[1], now, ARGV[1])
+return redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now - tonumber(ARGV[2]))
+"""
+
+
+class OutletQueues:
+    """The queues of all outlets, as seen by one worker (``worker`` names its leases)."""
+
+    def __init__(self, server: Redis, keys: RedisKeys, worker: str, spider: Spider | None):
+        self.server = server
+        self.keys = keys
+        self.worker = worker
+        self.spider = spider
+        self.serializer = picklecompat
+        self._take = server.register_script(_TAKE)
+        self._requeue = server.register_script(_REQUEUE)
+        self._heartbeat = server.register_script(_HEARTBEAT)
+
+    # -- encoding --------------------------------------------------------------------------------
+
+    def encode(self, request: Request) -> bytes:
+        data = request.to_dict(spider=self.spider)
+        data["meta"].pop("lease", None)  # a queued request has no lease yet
+        return self.serializer.dumps(data)
+
+    def decode(self, payload: bytes, lease: str | None = None) -> Request:
+        request = request_from_dict(self.serializer.loads(payload), spider=self.spider)
+        if lease is not None:
+            request.meta["lease"] = lease
+        return request
+
+    # -- queue operations ------------------------------------------------------------------------
+
+    def push(self, requests: Iterable[tuple[str, Request]], release: Iterable[str] = ()) -> None:
+        """Queue (outlet, request) pairs and, in the same transaction, release the given
+        leases of this worker: their work is back in the queue."""
+        pipe = self.server.pipeline(transaction=True)
+        outlets = set()
+        for outlet, request in requests:
+            pipe.zadd(self.keys.queue(outlet), {self.encode(request): -request.priority})
+            outlets.add(outlet)
+        if outlets:
+            pipe.sadd(self.keys.queues, *outlets)
+        leases = list(release)
+        if leases:
+            pipe.hdel(self.keys.inflight(self.worker), *leases)
+        pipe.execute()
+
+    def take(self, outlet: str) -> Request | None:
+        result = self._take(keys=[self.keys.queue(outlet), self.keys.inflight(self.worker)],
+                            args=[outlet])
+        if not result:
+            return None
+        payload, lease = result
+        return self.decode(payload, lease.decode() if isinstance(lease, bytes) else lease)
+
+    def ack(self, leases: Iterable[str]) -> None:
+        leases = list(leases)
+        if leases:
+            self.server.hdel(self.keys.inflight(self.worker), *leases)
+
+    def requeue_worker(self, worker: str) -> int:
+        """Put a worker's leased requests back in their queues; returns how many."""
+        return int(self._requeue(
+            keys=[self.keys.inflight(worker), self.keys.queues, self.keys.workers],
+            args=[self.keys.prefix, worker],
+        ))
+
+    def heartbeat(self, timeout_ms: int) -> list[str]:
+        """Record this worker alive; returns the workers silent for ``timeout_ms``."""
+        silent = self._heartbeat(keys=[self.keys.workers], args=[self.worker, timeout_ms])
+        return [w.decode() if isinstance(w, bytes) else w for w in silent]
+
+    # -- reading ---------------------------------------------------------------------------------
+
+    def outlets(self) -> list[str]:
+        return sorted(m.decode() if isinstance(m, bytes) else m
+                      for m in self.server.smembers(self.keys.queues))
+
+    def depths(self, outlets: Iterable[str]) -> dict[str, int]:
+        outlets = list(outlets)
+        pipe = self.server.pipeline(transaction=False)
+        for outlet in outlets:
+            pipe.zcard(self.keys.queue(outlet))
+        return dict(zip(outlets, pipe.execute(), strict=True))
+
+
+def inflight_by_outlet(server: Redis, keys: RedisKeys) -> tuple[dict[str, int], dict[str, Any]]:
+    """(leased requests per outlet, {worker: last heartbeat ms}) across all workers."""
+    workers = {
+        (w.decode() if isinstance(w, bytes) else w): int(score)
+        for w, score in server.zrange(keys.workers, 0, -1, withscores=True)
+    }
+    counts: dict[str, int] = {}
+    for worker in workers:
+        for value in server.hvals(keys.inflight(worker)):
+            outlet = value.split(b"\0", 1)[0].decode()
+            counts[outlet] = counts.get(outlet, 0) + 1
+    return counts, workers

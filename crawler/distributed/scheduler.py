@@ -1,0 +1,270 @@
+"""The workers' scheduler: scrapy-redis's, with leases, persistence and Redis outages handled.
+
+Built on :class:`scrapy_redis.scheduler.Scheduler` for its connection and settings handling;
+it differs where that one loses work:
+
+- Shared state is never deleted when a worker closes (scrapy-redis clears the queue and the
+  dupefilter unless ``SCHEDULER_PERSIST``).
+- A taken request is leased, not gone: it stays in ``<prefix>:inflight:<worker>`` until the
+  crawler reports its final outcome (``signals.request_finished``,
+  ``signals.articles_stored``, or a follow-up request queued in its place). Workers heartbeat;
+  the leases of a worker silent for ``WORKER_TIMEOUT`` seconds go back to the queue. A worker
+  that stops returns its unfinished leases itself.
+- Requests flow continuously: ``next_request`` takes from the outlets' queues in turn
+  whenever the engine has room, and seeds are ordinary queued requests (``crawler
+  schedule``), so nothing waits for the spider to go idle.
+- While Redis is unreachable, new requests and acknowledgements wait in memory and are
+  retried; the worker logs, backs off and resumes. Its leases stay in Redis meanwhile, so a
+  worker dying during the outage still loses nothing.
+- No deprecated ``spider=`` argument to stats.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import time
+import uuid
+from collections import deque
+from typing import TYPE_CHECKING, Any
+
+from redis.exceptions import RedisError
+from scrapy import Request
+from scrapy import signals as scrapy_signals
+from scrapy.exceptions import DontCloseSpider
+from scrapy.utils.misc import build_from_crawler, load_object
+from scrapy_redis import connection
+from scrapy_redis.scheduler import Scheduler as RedisScheduler
+from twisted.internet.task import LoopingCall
+
+from crawler import signals
+from crawler.distributed.keys import RedisKeys
+from crawler.distributed.queue import OutletQueues
+
+if TYPE_CHECKING:
+    from scrapy.crawler import Crawler
+
+logger = logging.getLogger(__name__)
+
+
+def worker_id() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+
+
+class LeasingScheduler(RedisScheduler):
+    def __init__(self, crawler: Crawler, server: Any) -> None:
+        settings = crawler.settings
+        super().__init__(server, persist=True)
+        self.crawler = crawler
+        self.stats = crawler.stats
+        self.keys = RedisKeys.from_settings(settings)
+        self.worker = settings.get("WORKER_ID") or worker_id()
+        self.heartbeat_interval = settings.getfloat("WORKER_HEARTBEAT")
+        self.timeout_ms = int(settings.getfloat("WORKER_TIMEOUT") * 1000)
+        self.retry_max = settings.getfloat("REDIS_RETRY_MAX")
+        self.df = build_from_crawler(load_object(settings["DUPEFILTER_CLASS"]), crawler)
+        self.queues: OutletQueues | None = None
+        # what could not reach Redis yet: requests to queue (with the lease each releases)
+        # and leases to acknowledge
+        self._unsent: deque[tuple[str, Request, str | None]] = deque()
+        self._unacked: set[str] = set()
+        self._outlets: list[str] = []
+        self._outlets_read = 0.0
+        self._turn = 0
+        self._redis_down_since: float | None = None
+        self._next_try = 0.0
+        self._retry_delay = 0.5
+        self._heartbeat: LoopingCall | None = None
+        connect = crawler.signals.connect
+        connect(self.on_request_finished, signal=signals.request_finished)
+        connect(self.on_articles_stored, signal=signals.articles_stored)
+        connect(self.on_spider_error, signal=scrapy_signals.spider_error)
+        connect(self.on_item_error, signal=scrapy_signals.item_error)
+        connect(self.on_spider_idle, signal=scrapy_signals.spider_idle)
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler) -> LeasingScheduler:
+        server = connection.from_settings(crawler.settings)
+        return cls(crawler, server)
+
+    # -- life cycle ------------------------------------------------------------------------------
+
+    def open(self, spider) -> None:
+        self.spider = spider
+        self.queues = OutletQueues(self.server, self.keys, self.worker, spider)
+        self.df.open()
+        self._heartbeat = LoopingCall(self.beat)
+        self._heartbeat.start(self.heartbeat_interval, now=True)
+        logger.info("Worker %s taking work from Redis", self.worker)
+
+    def close(self, reason: str) -> None:
+        if self._heartbeat is not None and self._heartbeat.running:
+            self._heartbeat.stop()
+        self._flush_unsent()
+        self._flush_unacked()
+        try:
+            returned = self.queues.requeue_worker(self.worker)
+        except RedisError as exc:
+            logger.error(
+                "Could not return this worker's leases (%s): they go back to the queue when "
+                "its heartbeat times out", exc,
+            )
+            return
+        if returned:
+            logger.info("Returned %d unfinished requests to the queue", returned)
+        if self._unsent:
+            logger.error("%d new requests could not be queued: Redis unreachable",
+                         len(self._unsent))
+        self.df.close(reason)
+
+    def on_spider_idle(self) -> None:
+        raise DontCloseSpider("a worker waits for work until it is stopped")
+
+    def beat(self) -> None:
+        """Heartbeat, retry what Redis missed, and return the leases of dead workers."""
+        try:
+            dead = self.queues.heartbeat(self.timeout_ms)
+            self._redis_back()
+        except RedisError as exc:
+            self._redis_failed(exc)
+            return
+        self._flush_unsent()
+        self._flush_unacked()
+        for worker in dead:
+            if worker == self.worker:
+                continue  # we were paused past the timeout; our leases are still ours
+            try:
+                moved = self.queues.requeue_worker(worker)
+            except RedisError as exc:
+                self._redis_failed(exc)
+                return
+            logger.warning("Worker %s went silent: returned its %d requests to the queue",
+                           worker, moved)
+            self.stats.inc_value("scheduler/requeued_from_dead_workers", moved)
+
+    # -- Redis outages ---------------------------------------------------------------------------
+
+    def _redis_failed(self, exc: Exception) -> None:
+        now = time.monotonic()
+        if self._redis_down_since is None:
+            self._redis_down_since = now
+            logger.error("Redis unreachable (%s): holding work in memory and retrying", exc)
+        self._next_try = now + self._retry_delay
+        self._retry_delay = min(self._retry_delay * 2, self.retry_max)
+
+    def _redis_back(self) -> None:
+        if self._redis_down_since is not None:
+            logger.warning("Redis reachable again after %.0f s: resuming",
+                           time.monotonic() - self._redis_down_since)
+            self._redis_down_since = None
+        self._retry_delay = 0.5
+
+    def _redis_usable(self) -> bool:
+        return self._redis_down_since is None or time.monotonic() >= self._next_try
+
+    # -- scheduler API ---------------------------------------------------------------------------
+
+    def enqueue_request(self, request: Request) -> bool:
+        outlet = request.meta.get("outlet")
+        if outlet is None:
+            raise ValueError(f"request without an outlet cannot be queued: {request}")
+        lease = request.meta.get("lease")
+        try:
+            if not request.dont_filter and self.df.request_seen(request):
+                self.df.log(request, self.spider)
+                # a duplicate: the request it came from is finished with this link
+                if lease is not None:
+                    self.queues.ack([lease])
+                return False
+            self.queues.push([(outlet, request)], release=[lease] if lease else [])
+            self._redis_back()
+        except RedisError as exc:
+            self._redis_failed(exc)
+            self._unsent.append((outlet, request, lease))
+            return True
+        self.stats.inc_value("scheduler/enqueued/redis")
+        return True
+
+    def next_request(self) -> Request | None:
+        if not self._redis_usable():
+            return None
+        try:
+            now = time.monotonic()
+            if not self._outlets or now - self._outlets_read > 2.0:
+                self._outlets = self.queues.outlets()
+                self._outlets_read = now
+            for _ in range(len(self._outlets)):
+                outlet = self._outlets[self._turn % len(self._outlets)]
+                self._turn += 1
+                request = self.queues.take(outlet)
+                if request is not None:
+                    self._redis_back()
+                    self.stats.inc_value("scheduler/dequeued/redis")
+                    return request
+            self._redis_back()
+        except RedisError as exc:
+            self._redis_failed(exc)
+        return None
+
+    def has_pending_requests(self) -> bool:
+        if self._unsent:
+            return True
+        try:
+            return any(self.queues.depths(self.queues.outlets()).values())
+        except RedisError:
+            return True
+
+    def __len__(self) -> int:
+        try:
+            return sum(self.queues.depths(self.queues.outlets()).values())
+        except RedisError:
+            return 0
+
+    def flush(self) -> None:
+        """Never: the queues and the dupefilter belong to every worker."""
+
+    # -- acknowledgements ------------------------------------------------------------------------
+
+    def on_request_finished(self, request: Request, outcome: str) -> None:
+        self._ack([request])
+
+    def on_articles_stored(self, requests: list[Request], **_: Any) -> None:
+        self._ack(requests)
+
+    def on_spider_error(self, failure: Any, response: Any, **_: Any) -> None:
+        # a bug in a callback: don't redeliver the page to fail again for ever
+        self._ack([response.request])
+
+    def on_item_error(self, item: Any, response: Any, failure: Any, **_: Any) -> None:
+        self._ack([getattr(item, "request", None)])
+
+    def _ack(self, requests: list[Any]) -> None:
+        leases = {r.meta["lease"] for r in requests if r is not None and "lease" in r.meta}
+        if not leases:
+            return
+        self._unacked |= leases
+        self._flush_unacked()
+
+    def _flush_unacked(self) -> None:
+        if not self._unacked or not self._redis_usable():
+            return
+        leases, self._unacked = self._unacked, set()
+        try:
+            self.queues.ack(leases)
+        except RedisError as exc:
+            self._unacked |= leases
+            self._redis_failed(exc)
+
+    def _flush_unsent(self) -> None:
+        while self._unsent and self._redis_usable():
+            outlet, request, lease = self._unsent[0]
+            try:
+                if request.dont_filter or not self.df.request_seen(request):
+                    self.queues.push([(outlet, request)], release=[lease] if lease else [])
+                elif lease:
+                    self.queues.ack([lease])
+            except RedisError as exc:
+                self._redis_failed(exc)
+                return
+            self._unsent.popleft()

@@ -1,0 +1,81 @@
+"""What the shared Redis state says: for `crawler status` and the metrics collector."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from prometheus_client.core import GaugeMetricFamily
+from scrapy_redis import connection
+
+from crawler.distributed.keys import RedisKeys
+from crawler.distributed.queue import inflight_by_outlet
+
+
+def read_status(server, keys: RedisKeys, worker_timeout: float) -> dict[str, Any]:
+    """Queue depth and leased requests per outlet, workers, mirror health, in one snapshot."""
+    queue_outlets = sorted(m.decode() for m in server.smembers(keys.queues))
+    pipe = server.pipeline(transaction=False)
+    for outlet in queue_outlets:
+        pipe.zcard(keys.queue(outlet))
+    depths = dict(zip(queue_outlets, pipe.execute(), strict=True))
+    inflight, heartbeats = inflight_by_outlet(server, keys)
+    seconds, micros = server.time()
+    now_ms = seconds * 1000 + micros // 1000
+    workers = [
+        {"worker": worker, "seconds_since_heartbeat": round((now_ms - beat) / 1000, 1),
+         "alive": now_ms - beat < worker_timeout * 1000}
+        for worker, beat in sorted(heartbeats.items())
+    ]
+    mirrors: dict[str, dict[str, Any]] = {}
+    prefix = keys.mirrors("")
+    for key in server.scan_iter(match=prefix + "*", count=100):
+        outlet = key.decode()[len(prefix):]
+        for mirror, value in sorted(server.hgetall(key).items()):
+            failures, down_until, reason = value.decode().split("|", 2)
+            down_for = max(0, int(down_until) - now_ms) / 1000 if int(down_until) else 0
+            mirrors.setdefault(outlet, {})[mirror.decode()] = {
+                "up": int(down_until) == 0, "consecutive_failures": int(failures),
+                "out_for_seconds": round(down_for, 1), "last_failure": reason or None,
+            }
+    outlets = sorted(set(depths) | set(inflight) | set(mirrors))
+    return {
+        "time": time.time(),
+        "outlets": {
+            o: {"queued": depths.get(o, 0), "in_flight": inflight.get(o, 0),
+                "mirrors": mirrors.get(o, {})}
+            for o in outlets
+        },
+        "workers": workers,
+    }
+
+
+class RedisStateCollector:
+    """Prometheus collector: gauges of the shared state, read from Redis at scrape time."""
+
+    def __init__(self, server, keys: RedisKeys, worker_timeout: float) -> None:
+        self.server = server
+        self.keys = keys
+        self.worker_timeout = worker_timeout
+
+    @classmethod
+    def from_crawler(cls, crawler) -> RedisStateCollector:
+        settings = crawler.settings
+        return cls(connection.from_settings(settings), RedisKeys.from_settings(settings),
+                   settings.getfloat("WORKER_TIMEOUT"))
+
+    def collect(self):
+        status = read_status(self.server, self.keys, self.worker_timeout)
+        depth = GaugeMetricFamily("crawler_queue_depth", "Requests waiting in the queue",
+                                  labels=["outlet"])
+        inflight = GaugeMetricFamily("crawler_inflight_requests",
+                                     "Requests leased to workers", labels=["outlet"])
+        for outlet, state in status["outlets"].items():
+            depth.add_metric([outlet], state["queued"])
+            inflight.add_metric([outlet], state["in_flight"])
+        workers = GaugeMetricFamily("crawler_worker_up", "1 per worker with a live heartbeat",
+                                    labels=["worker"])
+        for worker in status["workers"]:
+            if worker["alive"]:
+                workers.add_metric([worker["worker"]], 1)
+        return [depth, inflight, workers]

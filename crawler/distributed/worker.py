@@ -1,0 +1,48 @@
+"""Running the distributed mode: what a worker changes in the settings, and queueing seeds."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from redis import Redis
+from scrapy.settings import Settings
+from scrapy_redis import connection
+
+from crawler.distributed.keys import RedisKeys
+from crawler.distributed.queue import OutletQueues
+from crawler.outlets import Outlet
+from crawler.spiders.outlet import OutletSpider
+
+#: a worker is the standalone crawler with these settings, and nothing else
+DISTRIBUTED_SETTINGS = {
+    "SCHEDULER": "crawler.distributed.scheduler.LeasingScheduler",
+    "DUPEFILTER_CLASS": "crawler.distributed.dupefilter.CompactDupeFilter",
+    "MIRROR_HEALTH_CLASS": "crawler.distributed.mirrors.RedisMirrorHealth",
+    "POLITENESS_LIMITER_CLASS": "crawler.distributed.politeness.RedisLimiter",
+    "METRICS_COLLECTORS": ["crawler.distributed.status.RedisStateCollector"],
+}
+
+
+def apply_distributed(settings: Settings) -> Settings:
+    for name, value in DISTRIBUTED_SETTINGS.items():
+        if settings.getpriority(name) < 40:  # leave what the user set with -s
+            settings.set(name, value, priority="cmdline")
+    return settings
+
+
+def redis_client(settings: Settings) -> Redis:
+    return connection.from_settings(settings)
+
+
+def queue_sections(server: Redis, settings: Settings, outlet: Outlet,
+                   sections: Iterable[str] = ()) -> list[str]:
+    """Queue the first page of each section (all when none named); returns their URLs.
+
+    Section pages are fetched again each time (they are not deduplicated), the articles they
+    list only when not seen before.
+    """
+    spider = OutletSpider()
+    requests = spider.section_requests(outlet, sections)
+    queues = OutletQueues(server, RedisKeys.from_settings(settings), "scheduler", spider)
+    queues.push((outlet.name, request) for request in requests)
+    return [request.url for request in requests]
