@@ -1,0 +1,302 @@
+"""CPU per stored article of a standalone crawl, against trafilatura alone on the same pages.
+
+    .venv/bin/python benchmarks/crawl.py [--articles 600] [--behaviours dead,seized,healthy]
+                                         [--rounds 3] [--processes N] [--keep DIR]
+
+The demo outlet is served by its own process (``python -m crawler.demo.server``), so the
+server's CPU is not counted. Each round runs, as a user would,
+
+    python -m crawler.cli crawl demonews --outlets-dir DIR --store sqlite:///FRESH.db
+        -s AUTOTHROTTLE_ENABLED=False -s LOG_LEVEL=WARNING
+
+and counts the user+sys CPU of the crawler process and every process under it (the
+forkserver and its extraction workers included: this process is made a child subreaper, so
+descendants orphaned at exit are reparented here and reaped into RUSAGE_CHILDREN). The same
+round then times, with time.process_time() in this process, trafilatura.bare_extraction
+(with_metadata) and the project's extract_article over every stored article's page, fetched
+once from the server beforehand. trafilatura's caches are reset before each pass, as a crawl
+starts with them empty. Crawl and extraction passes alternate round by round, and the ratio
+reported is the median of the per-round ratios, since the machine is shared.
+
+The crawl's CPU includes its fixed costs (interpreter start, imports, the forkserver), which a
+user pays too; a last crawl into the full store (listing pages only, nothing left to extract)
+shows how much of the per-article figure they are.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import ctypes
+import logging
+import math
+import os
+import resource
+import shutil
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+import trafilatura
+from trafilatura.meta import reset_caches
+
+from crawler.demo.site import PER_PAGE
+from crawler.extraction import extract_article
+
+ROOT = Path(__file__).resolve().parent.parent
+PYTHON = sys.executable
+TARGET, AIM = 1.3, 1.15
+PR_SET_CHILD_SUBREAPER = 36
+
+
+@dataclass
+class DemoServer:
+    process: subprocess.Popen
+    outlet_dir: Path
+    mirrors: list[tuple[str, str]]
+    expected: int
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+@dataclass
+class CrawlRun:
+    wall: float
+    #: the crawler process and all its descendants
+    cpu: float
+    #: the crawler process alone (Scrapy, the spider, middlewares, pipelines' parent side)
+    main_cpu: float
+    stored: int
+    returncode: int
+    log: Path
+
+    @property
+    def cpu_ms_per_article(self) -> float:
+        return self.cpu / self.stored * 1000 if self.stored else math.inf
+
+
+def become_subreaper() -> bool:
+    """Orphaned descendants (the forkserver, its workers) are reparented here, not to init,
+    so their CPU reaches this process's RUSAGE_CHILDREN once reaped."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        return libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0
+    except (OSError, AttributeError):
+        return False
+
+
+def start_server(articles: int, behaviours: str, directory: Path) -> DemoServer:
+    # enough listing pages per section to reach every article
+    pages = -(-articles // PER_PAGE) + 1
+    command = [
+        PYTHON, "-m", "crawler.demo.server", "--articles", str(articles),
+        "--behaviours", behaviours, "--dir", str(directory), "--max-section-pages", str(pages),
+    ]
+    process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    assert process.stdout is not None
+    mirrors: list[tuple[str, str]] = []
+    outlet_file = Path(process.stdout.readline().strip())
+    while True:
+        line = process.stdout.readline()
+        if not line:
+            process.wait()
+            raise RuntimeError(f"the demo server exited ({process.returncode})")
+        words = line.split()
+        if words[1:3] == ["articles", "expected"]:
+            expected = int(words[0])
+            break
+        mirrors.append((words[0], words[1]))
+    return DemoServer(process, outlet_file.parent, mirrors, expected)
+
+
+def _children(exclude: set[int]) -> list[int]:
+    me, found = os.getpid(), []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) in exclude:
+            continue
+        with contextlib.suppress(OSError):
+            stat = (entry / "stat").read_text()
+            if int(stat.rsplit(")", 1)[1].split()[1]) == me:
+                found.append(int(entry.name))
+    return found
+
+
+def reap_orphans(exclude: set[int], deadline: float = 30.0) -> None:
+    """Wait for the descendants a crawler left behind (reparented here) and reap them."""
+    until = time.monotonic() + deadline
+    while pids := _children(exclude):
+        for pid in pids:
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(pid, os.WNOHANG)
+        if time.monotonic() > until:
+            print(f"warning: descendants {pids} still running; their CPU is not counted",
+                  file=sys.stderr)
+            return
+        time.sleep(0.05)
+
+
+def children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def crawl(server: DemoServer, store: Path, log: Path, extra: list[str]) -> CrawlRun:
+    command = [
+        PYTHON, "-m", "crawler.cli", "crawl", "demonews",
+        "--outlets-dir", str(server.outlet_dir), "--store", f"sqlite:///{store}",
+        "-s", "AUTOTHROTTLE_ENABLED=False", "-s", "LOG_LEVEL=WARNING", *extra,
+    ]
+    cpu_before = children_cpu()
+    started = time.perf_counter()
+    with log.open("w") as out:
+        process = subprocess.Popen(command, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
+        _, status, usage = os.wait4(process.pid, 0)
+    wall = time.perf_counter() - started
+    process.returncode = os.waitstatus_to_exitcode(status)
+    reap_orphans(exclude={server.process.pid})
+    cpu = children_cpu() - cpu_before
+    main_cpu = usage.ru_utime + usage.ru_stime
+    return CrawlRun(wall, cpu, main_cpu, count_stored(store), process.returncode, log)
+
+
+def count_stored(store: Path) -> int:
+    with contextlib.closing(sqlite3.connect(store)) as db:
+        return db.execute("SELECT count(*) FROM articles").fetchone()[0]
+
+
+def stored_urls(store: Path) -> list[str]:
+    with contextlib.closing(sqlite3.connect(store)) as db:
+        return [row[0] for row in db.execute("SELECT url FROM articles ORDER BY url")]
+
+
+def fetch(urls: list[str]) -> list[tuple[str, bytes]]:
+    pages = []
+    for url in urls:
+        with urllib.request.urlopen(url, timeout=10) as answer:
+            pages.append((url, answer.read()))
+    return pages
+
+
+def trafilatura_alone(pages: list[tuple[str, bytes]]) -> float:
+    """CPU ms per page of bare_extraction with metadata, the crawler's decoding aside."""
+    documents = [(url, body.decode("utf-8")) for url, body in pages]
+    reset_caches()
+    started = time.process_time()
+    for url, html in documents:
+        trafilatura.bare_extraction(html, url=url, with_metadata=True)
+    return (time.process_time() - started) / len(pages) * 1000
+
+
+def project_extraction(pages: list[tuple[str, bytes]]) -> float:
+    """CPU ms per page of extract_article as the extraction worker calls it."""
+    reset_caches()
+    started = time.process_time()
+    for url, body in pages:
+        extract_article(body, url, None, "utf-8")
+    return (time.process_time() - started) / len(pages) * 1000
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--articles", type=int, default=600)
+    parser.add_argument("--behaviours", default="dead,seized,healthy",
+                        help="the demo outlet's mirrors, in preference order")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("-s", "--set", action="append", default=[], metavar="NAME=VALUE",
+                        help="extra crawler setting (repeatable), e.g. EXTRACTION_PROCESSES=2")
+    parser.add_argument("--keep", type=Path, default=None,
+                        help="keep the stores and crawl logs in this directory")
+    args = parser.parse_args()
+    if args.articles < 500:
+        parser.error("--articles must be at least 500")
+
+    logging.disable(logging.WARNING)  # trafilatura logs every page it discards
+    if not become_subreaper():
+        print("warning: cannot become a child subreaper; forkserver CPU may be missed",
+              file=sys.stderr)
+    work = Path(tempfile.mkdtemp(prefix="bench-crawl-"))
+    logs = args.keep or work
+    logs.mkdir(parents=True, exist_ok=True)
+    extra = [f for setting in args.set for f in ("-s", setting)]
+    server = start_server(args.articles, args.behaviours, work / "outlets")
+    try:
+        print(f"demo outlet: {args.articles} articles, {server.expected} expected from a "
+              f"full crawl; mirrors: {', '.join(f'{b} {u}' for u, b in server.mirrors)}")
+        print("crawl: python -m crawler.cli crawl demonews --outlets-dir DIR "
+              "--store sqlite:///FRESH.db -s AUTOTHROTTLE_ENABLED=False -s LOG_LEVEL=WARNING"
+              + "".join(f" -s {s}" for s in args.set) + "\n")
+        pages: list[tuple[str, bytes]] = []
+        rows = []
+        header = (f"{'round':>5} {'stored':>6} {'wall s':>7} {'art/s':>6} {'CPU s':>6} "
+                  f"{'main s':>6} {'extr s':>6} {'crawl ms/art':>12} {'traf ms':>8} "
+                  f"{'ours ms':>8} {'/traf':>6} {'/ours':>6}")
+        for n in range(1, args.rounds + 1):
+            store = logs / f"round{n}.db"
+            store.unlink(missing_ok=True)
+            run = crawl(server, store, logs / f"round{n}.log", extra)
+            if run.returncode != 0 or run.stored == 0:
+                print(f"round {n}: crawl failed (exit {run.returncode}, {run.stored} stored); "
+                      f"log {run.log}:\n" + run.log.read_text()[-3000:], file=sys.stderr)
+                return 1
+            if not pages:
+                pages = fetch(stored_urls(store))
+                trafilatura_alone(pages[:20])  # warm-up: imports, lazy tables
+                print(header)
+            traf_ms = trafilatura_alone(pages)
+            ours_ms = project_extraction(pages)
+            row = (run, traf_ms, ours_ms)
+            rows.append(row)
+            print(f"{n:>5} {run.stored:>6} {run.wall:>7.2f} {run.stored / run.wall:>6.1f} "
+                  f"{run.cpu:>6.2f} {run.main_cpu:>6.2f} {run.cpu - run.main_cpu:>6.2f} "
+                  f"{run.cpu_ms_per_article:>12.2f} {traf_ms:>8.2f} "
+                  f"{ours_ms:>8.2f} {run.cpu_ms_per_article / traf_ms:>6.2f} "
+                  f"{run.cpu_ms_per_article / ours_ms:>6.2f}", flush=True)
+
+        recrawl = crawl(server, logs / f"round{args.rounds}.db", logs / "recrawl.log", extra)
+    finally:
+        server.stop()
+        if args.keep is None:
+            shutil.rmtree(work, ignore_errors=True)
+
+    def median(values) -> float:
+        return statistics.median(list(values))
+
+    stored = rows[-1][0].stored
+    ratio_traf = median(r.cpu_ms_per_article / t for r, t, _ in rows)
+    ratio_ours = median(r.cpu_ms_per_article / o for r, _, o in rows)
+    print(f"\narticles stored: {stored} of {server.expected} expected")
+    print(f"wall: {median(r.wall for r, _, _ in rows):.2f} s, "
+          f"{median(r.stored / r.wall for r, _, _ in rows):.1f} articles/s (median)")
+    print(f"crawler CPU (process and children): {median(r.cpu for r, _, _ in rows):.2f} s, "
+          f"{median(r.cpu_ms_per_article for r, _, _ in rows):.2f} ms per stored article")
+    print(f"  of which the crawler process: {median(r.main_cpu for r, _, _ in rows):.2f} s, "
+          f"{median(r.main_cpu / r.stored * 1000 for r, _, _ in rows):.2f} ms per article; "
+          f"its descendants (forkserver, extraction workers): "
+          f"{median((r.cpu - r.main_cpu) / r.stored * 1000 for r, _, _ in rows):.2f} ms")
+    print(f"trafilatura.bare_extraction(with_metadata) alone: "
+          f"{median(t for _, t, _ in rows):.2f} ms per page")
+    print(f"crawler.extraction.extract_article: {median(o for _, _, o in rows):.2f} ms per page")
+    print(f"re-crawl of the full store (listings only, nothing extracted): "
+          f"{recrawl.cpu:.2f} s CPU, {recrawl.wall:.2f} s wall "
+          f"= {recrawl.cpu / stored * 1000:.2f} ms per article of the full crawl")
+    verdict = "meets" if ratio_traf <= TARGET else "misses"
+    print(f"\nmedian ratio crawler / trafilatura alone: x{ratio_traf:.2f} "
+          f"({verdict} the x{TARGET} target; aim x{AIM})")
+    print(f"median ratio crawler / extract_article:   x{ratio_ours:.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
