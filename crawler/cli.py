@@ -156,12 +156,12 @@ def worker(
         OutletCatalog.from_setting(outlets_dir)
     except OutletError as exc:
         raise fail(str(exc)) from None
-    check_store(store)
     settings = apply_distributed(build_settings(
         setting, REDIS_URL=redis, STORE_URI=store, OUTLETS_DIR=outlets_dir,
         METRICS_PORT=metrics_port,
     ))
     connect_redis(settings)
+    check_store(store)
     reason = run_worker(settings)
     if reason not in ("shutdown", "finished"):
         raise fail(f"worker stopped: {reason}", code=1)

@@ -300,7 +300,8 @@ class MirrorFailoverMiddleware(_OutletRequests):
     def _next_request(self, request, outlet, mirror, reason) -> Request | None:
         """The same document on the next mirror, or None (and the document given up)."""
         tried = self._tried(request) | ({mirror} if mirror else set())
-        nxt = self.health.choose(outlet, exclude=tried)
+        # within a round only mirrors in rotation: known-bad ones wait for the next round
+        nxt = self.health.choose(outlet, exclude=tried, allow_down=False)
         round_ = request.meta.get("mirror_round", 0)
         if nxt is None:
             round_ += 1

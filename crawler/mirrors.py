@@ -82,13 +82,14 @@ class MirrorHealth:
     def is_up(self, outlet: str, mirror: str) -> bool:
         return self._state(outlet, mirror).down_until is None
 
-    def choose(self, outlet: Outlet, exclude: frozenset[str] = frozenset()) -> str | None:
+    def choose(self, outlet: Outlet, exclude: frozenset[str] = frozenset(),
+               allow_down: bool = True) -> str | None:
         """The mirror to send the next request for ``outlet`` to, None when all are excluded.
 
         The first mirror in preference order that is up; else one whose cool-down is over
         (that request is its probe); else, when every mirror is out, the one back soonest, so
-        that work keeps being tried rather than dropped. ``exclude`` holds mirrors this
-        document already failed on in the current round.
+        that work keeps being tried rather than dropped (unless ``allow_down`` is false).
+        ``exclude`` holds mirrors this document already failed on in the current round.
         """
         now = self.clock()
         soonest: tuple[float, str] | None = None
@@ -105,7 +106,7 @@ class MirrorHealth:
                 return mirror
             if soonest is None or state.down_until < soonest[0]:
                 soonest = (state.down_until, mirror)
-        return soonest[1] if soonest is not None else None
+        return soonest[1] if soonest is not None and allow_down else None
 
     def states(self, outlet: Outlet) -> dict[str, bool]:
         """mirror -> in rotation, in preference order."""

@@ -62,3 +62,77 @@ def demo_outlet(tmp_path):
     yield start
     for fx in started:
         fx.stop()
+
+
+# -- distributed mode -----------------------------------------------------------------------
+
+
+class Worker:
+    """A `crawler worker` process, logging to a file."""
+
+    def __init__(self, redis: str, store: str, outlet_dir: Path, log: Path,
+                 *settings: str, metrics_port: int | None = None) -> None:
+        args = [sys.executable, "-m", "crawler.cli", "worker", "--redis", redis,
+                "--store", store, "--outlets-dir", str(outlet_dir), *FAST, *settings]
+        if metrics_port is not None:
+            args += ["--metrics-port", str(metrics_port)]
+        self.log = log
+        self._log_file = log.open("w")
+        self.process = subprocess.Popen(args, stdout=self._log_file, stderr=subprocess.STDOUT,
+                                        cwd=REPO, env=crawler_env())
+
+    def stop(self, sig: int, timeout: float = 60) -> float:
+        """Send ``sig``; returns the seconds the worker took to exit."""
+        import time
+
+        started = time.monotonic()
+        self.process.send_signal(sig)
+        self.process.wait(timeout)
+        self._log_file.close()
+        return time.monotonic() - started
+
+    def output(self) -> str:
+        return self.log.read_text()
+
+
+def wait_for(condition, timeout: float, what: str, interval: float = 0.2):
+    """Poll ``condition`` until it returns something true; fail after ``timeout`` seconds."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}")
+        time.sleep(interval)
+
+
+@pytest.fixture
+def workers(tmp_path):
+    """Start workers: ``workers(redis, store, outlet_dir, *settings)``; all are killed at
+    the end of the test."""
+    import signal
+
+    started: list[Worker] = []
+
+    def start(redis: str, store: str, outlet_dir: Path, *settings: str,
+              metrics_port: int | None = None) -> Worker:
+        log = tmp_path / f"worker{len(started)}.log"
+        worker = Worker(redis, store, outlet_dir, log, *settings, metrics_port=metrics_port)
+        started.append(worker)
+        return worker
+
+    yield start
+    for worker in started:
+        if worker.process.poll() is None:
+            worker.stop(signal.SIGKILL)
+
+
+def store_count(store_uri: str) -> int:
+    store = open_store(store_uri)
+    try:
+        return store.count()
+    finally:
+        store.close()

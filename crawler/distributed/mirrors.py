@@ -130,7 +130,8 @@ class RedisMirrorHealth(MirrorHealth):
     def is_up(self, outlet: str, mirror: str) -> bool:
         return self._view(outlet)[1].get(mirror, 0) == 0
 
-    def choose(self, outlet: Outlet, exclude: frozenset[str] = frozenset()) -> str | None:
+    def choose(self, outlet: Outlet, exclude: frozenset[str] = frozenset(),
+               allow_down: bool = True) -> str | None:
         now, downs = self._view(outlet.name)
         soonest: tuple[int, str] | None = None
         for mirror in outlet.mirrors:
@@ -143,7 +144,7 @@ class RedisMirrorHealth(MirrorHealth):
                 return mirror
             if soonest is None or down < soonest[0]:
                 soonest = (down, mirror)
-        return soonest[1] if soonest is not None else None
+        return soonest[1] if soonest is not None and allow_down else None
 
     def _claim_probe(self, outlet: str, mirror: str) -> bool:
         try:

@@ -227,6 +227,12 @@ class LeasingScheduler(RedisScheduler):
     # -- acknowledgements ------------------------------------------------------------------------
 
     def on_request_finished(self, request: Request, outcome: str) -> None:
+        if outcome == "given_up" and hasattr(self.df, "forget"):
+            # let a later crawl of the section try it again, or it would be a gap for ever
+            try:
+                self.df.forget(request)
+            except RedisError as exc:
+                logger.warning("Could not forget given-up %s (%s)", request.url, exc)
         self._ack([request])
 
     def on_articles_stored(self, requests: list[Request], **_: Any) -> None:
