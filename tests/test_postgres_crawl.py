@@ -1,0 +1,277 @@
+"""Crawls into PostgreSQL end to end: `crawler crawl` and `crawler worker` processes storing
+the demo outlet (on loopback) into a real server, with workers killed and the database
+restarted under them. See pg_server.py for which server is used."""
+
+from __future__ import annotations
+
+import re
+import signal
+from contextlib import ExitStack
+
+import psycopg
+import pytest
+from conftest import FAST, export_records, run_crawler, stored_records, wait_for
+from pg_server import NoPostgres, postgres_server, private_server
+
+from crawler.distributed.keys import RedisKeys
+
+KEYS = RedisKeys()
+
+
+def _enter_or_skip(stack: ExitStack, context):
+    try:
+        return stack.enter_context(context)
+    except NoPostgres as exc:
+        pytest.skip(f"no PostgreSQL to test against: {exc}")
+
+
+@pytest.fixture(scope="module")
+def pg():
+    with ExitStack() as stack:
+        yield _enter_or_skip(stack, postgres_server())
+
+
+@pytest.fixture
+def pg_uri(pg):
+    """A fresh, empty database on the shared (or a private) server."""
+    with pg.database() as uri:
+        yield uri
+
+
+@pytest.fixture
+def private_pg():
+    """A server of this test's own, which it may stop and start."""
+    with ExitStack() as stack:
+        yield _enter_or_skip(stack, private_server())
+
+
+# -- helpers ----------------------------------------------------------------------------------
+
+
+def query(uri: str, sql: str, params=()) -> list[tuple]:
+    with psycopg.connect(uri, autocommit=True, connect_timeout=5) as conn:
+        return conn.execute(sql, params).fetchall()
+
+
+def article_count(uri: str) -> int:
+    # the workers create the schema: until then there is nothing stored
+    if query(uri, "SELECT to_regclass('articles')")[0][0] is None:
+        return 0
+    return query(uri, "SELECT count(*) FROM articles")[0][0]
+
+
+def revision_count(uri: str) -> int:
+    return query(uri, "SELECT count(*) FROM article_revisions")[0][0]
+
+
+def row_versions(uri: str) -> dict[str, tuple[str, object]]:
+    """(xmin, fetched_at) per article: xmin changes whenever a row is rewritten."""
+    rows = query(uri, "SELECT canonical_url, xmin::text, fetched_at FROM articles")
+    return {url: (xmin, fetched_at) for url, xmin, fetched_at in rows}
+
+
+def crawl(fx, store: str, *extra: str):
+    return run_crawler("crawl", fx.name, "--outlets-dir", str(fx.outlet_dir),
+                       "--store", store, *FAST, *extra)
+
+
+def schedule(fx, redis_url: str) -> None:
+    result = run_crawler("schedule", fx.name, "--outlets-dir", str(fx.outlet_dir),
+                         "--redis", redis_url)
+    assert result.returncode == 0, result.stderr
+
+
+def assert_each_listed_article_once(fx, uri: str, bad_mirrors=()) -> None:
+    records = stored_records(uri)
+    urls = [r["canonical_url"] for r in records]
+    assert len(urls) == len(set(urls))
+    assert set(urls) == fx.expected_articles()
+    bad = {fx.server(b).base_url for b in bad_mirrors}
+    for record in records:
+        truth = fx.truth(record["canonical_url"])
+        assert record["text"] == truth.text
+        assert record["title"] == truth.title
+        assert record["published"][:10] == truth.published[:10]
+        assert record["mirror"] not in bad, f"{record['url']} came from a failing mirror"
+    # every copy stored again had the same text: no revision was kept
+    assert revision_count(uri) == 0
+
+
+def all_stored(fx, uri: str):
+    return lambda: article_count(uri) >= len(fx.expected_articles())
+
+
+def inflight(client) -> int:
+    return sum(client.hlen(key) for key in client.scan_iter(match=f"{KEYS.prefix}:inflight:*"))
+
+
+def assert_redis_drained(client) -> None:
+    """Nothing queued and nothing leased: every request reached its final outcome."""
+    for key in client.scan_iter(match=f"{KEYS.prefix}:queue:*"):
+        assert client.zcard(key) == 0, key
+    for key in client.scan_iter(match=f"{KEYS.prefix}:inflight:*"):
+        assert client.hlen(key) == 0, key
+
+
+def worker_name(worker) -> str:
+    """The id a worker leases under, from its log."""
+    found = wait_for(lambda: re.search(r"Worker (\S+) taking work from Redis", worker.output()),
+                     60, "the worker to start")
+    return found.group(1)
+
+
+def article_fetches(fx) -> int:
+    return sum(1 for server in fx.servers for path in server.paths() if path.startswith("/news/"))
+
+
+def wait_until_quiet(fx, seconds: float, timeout: float) -> int:
+    """Wait until the outlet has had no request for ``seconds``; the number of requests."""
+    import time
+
+    last, since = fx.hits(), time.monotonic()
+
+    def quiet():
+        nonlocal last, since
+        now = fx.hits()
+        if now != last:
+            last, since = now, time.monotonic()
+        return time.monotonic() - since >= seconds
+
+    wait_for(quiet, timeout, f"the outlet to get no request for {seconds:g} s")
+    return last
+
+
+# -- standalone -------------------------------------------------------------------------------
+
+
+def test_crawl_into_a_fresh_database_then_again_rewrites_nothing(demo_outlet, pg_uri):
+    fx = demo_outlet("dead", "seized", "healthy", articles=60)
+    result = crawl(fx, pg_uri)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert_each_listed_article_once(fx, pg_uri, bad_mirrors=("dead", "seized"))
+    stored = stored_records(pg_uri)
+    exported = export_records(pg_uri)
+    assert exported == stored
+    assert {r["canonical_url"] for r in exported} == fx.expected_articles()
+
+    versions = row_versions(pg_uri)
+    result = crawl(fx, pg_uri)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert row_versions(pg_uri) == versions  # not a row rewritten: same xmin, same fetched_at
+    assert stored_records(pg_uri) == stored
+    assert revision_count(pg_uri) == 0
+
+
+# -- distributed ------------------------------------------------------------------------------
+
+
+def test_three_workers_one_killed_mid_crawl_store_each_article_once(
+    demo_outlet, redis_server, workers, pg_uri
+):
+    fx = demo_outlet("dead", "seized", "flaky", "healthy", articles=150, delay=0.03)
+    url = redis_server.url
+    crew = [workers(url, pg_uri, fx.outlet_dir) for _ in range(3)]
+    schedule(fx, url)
+    expected = len(fx.expected_articles())
+    wait_for(lambda: article_count(pg_uri) >= expected // 3, 120, "a third of the articles")
+    assert article_count(pg_uri) < expected  # killed mid-crawl, not after
+    crew[0].stop(signal.SIGKILL)
+    crew.append(workers(url, pg_uri, fx.outlet_dir))
+    wait_for(all_stored(fx, pg_uri), 180, "every article stored")
+    client = redis_server.client()
+    # the killed worker's leases went back to the queue and were finished by the others
+    wait_for(lambda: inflight(client) == 0, 60, "no request left in flight")
+    for worker in crew[1:]:
+        assert worker.stop(signal.SIGTERM) < 30
+        assert worker.process.returncode == 0, worker.output()[-2000:]
+    assert_each_listed_article_once(fx, pg_uri, bad_mirrors=("dead", "seized"))
+    assert_redis_drained(client)
+
+
+# -- the database restarted under the workers ----------------------------------------------
+
+
+def test_postgres_restart_mid_crawl_pauses_the_workers_and_loses_nothing(
+    demo_outlet, redis_server, workers, private_pg
+):
+    # politeness keeps the crawl going long enough to take the database from under it
+    fx = demo_outlet("dead", "healthy", articles=150, politeness={"requests_per_second": 10})
+    with private_pg.database() as uri:
+        crew = [workers(redis_server.url, uri, fx.outlet_dir) for _ in range(2)]
+        schedule(fx, redis_server.url)
+        wait_for(lambda: article_count(uri) >= 20, 120, "some articles stored")
+
+        private_pg.stop()
+        wait_for(lambda: all("Store unavailable" in w.output() for w in crew), 60,
+                 "the workers to find the store unavailable")
+        for worker in crew:
+            assert "pausing the crawl" in worker.output()
+        # paused: the outlet hears nothing more while articles are still to be fetched
+        wait_until_quiet(fx, seconds=3, timeout=60)
+        assert article_fetches(fx) < len(fx.expected_articles())
+        for worker in crew:
+            assert worker.process.poll() is None, worker.output()[-3000:]
+
+        private_pg.start()
+        wait_for(all_stored(fx, uri), 180, "every article stored")
+        client = redis_server.client()
+        wait_for(lambda: inflight(client) == 0, 60, "no request left in flight")
+        for worker in crew:
+            assert "Store is back: resuming the crawl" in worker.output()
+            assert worker.stop(signal.SIGTERM) < 30
+            assert worker.process.returncode == 0, worker.output()[-2000:]
+        assert_each_listed_article_once(fx, uri, bad_mirrors=("dead",))
+        assert_redis_drained(client)
+
+
+def test_worker_killed_while_postgres_is_down_loses_nothing(
+    demo_outlet, redis_server, workers, private_pg
+):
+    fx = demo_outlet("healthy", articles=150, politeness={"requests_per_second": 10})
+    # a short heartbeat timeout so the killed worker's leases return soon
+    quick = ("-s", "WORKER_HEARTBEAT=1", "-s", "WORKER_TIMEOUT=5")
+    with private_pg.database() as uri:
+        victim, survivor = (workers(redis_server.url, uri, fx.outlet_dir, *quick)
+                            for _ in range(2))
+        client = redis_server.client()
+        victim_leases = KEYS.inflight(worker_name(victim))
+        schedule(fx, redis_server.url)
+        wait_for(lambda: article_count(uri) >= 20, 120, "some articles stored")
+
+        private_pg.stop()
+        wait_for(lambda: "Store unavailable" in victim.output(), 60,
+                 "the victim to hold articles it cannot store")
+        # what it fetched but could not store is still leased to it, never acknowledged
+        unstored = client.hlen(victim_leases)
+        assert unstored > 0
+        victim.stop(signal.SIGKILL)
+        # the survivor, paused itself, returns the dead worker's leases to the queue
+        wait_for(lambda: "went silent: returned its" in survivor.output(), 60,
+                 "the survivor to requeue the victim's leases")
+        assert client.hlen(victim_leases) == 0
+        assert survivor.process.poll() is None, survivor.output()[-3000:]
+
+        private_pg.start()
+        wait_for(all_stored(fx, uri), 180, "every article stored")
+        wait_for(lambda: inflight(client) == 0, 60, "no request left in flight")
+        assert survivor.stop(signal.SIGTERM) < 30
+        assert survivor.process.returncode == 0, survivor.output()[-2000:]
+        assert_each_listed_article_once(fx, uri)
+        assert_redis_drained(client)
+
+
+# -- an unreachable database ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("command", ["crawl", "worker"])
+def test_unreachable_database_is_one_line_naming_it(demo_outlet, redis_server, command):
+    fx = demo_outlet("healthy", articles=10)
+    store = "postgresql://127.0.0.1:1/x"
+    args = {"crawl": ["crawl", fx.name], "worker": ["worker", "--redis", redis_server.url]}
+    result = run_crawler(*args[command], "--outlets-dir", str(fx.outlet_dir), "--store", store,
+                         timeout=60)
+    assert result.returncode != 0
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    assert "PostgreSQL at 127.0.0.1:1" in lines[0]
+    assert fx.hits() == 0  # nothing crawled that could not be stored
