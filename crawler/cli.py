@@ -126,16 +126,77 @@ def schedule(
     section: SectionOpt = None,
     redis: RedisOpt = DEFAULT_REDIS,
     outlets_dir: OutletsDirOpt = None,
+    every: Annotated[
+        str | None, typer.Option("--every", help="Repeat at this interval: 30s, 15m, 1h, 1d.")
+    ] = None,
 ) -> None:
-    """Queue an outlet's sections for the workers."""
+    """Queue an outlet's sections for the workers, now or (--every) on a schedule."""
+    from crawler.distributed.keys import RedisKeys
+    from crawler.distributed.schedules import Schedules, parse_interval
     from crawler.distributed.worker import queue_sections
 
     sections = section or []
     spec = load_outlet(outlets_dir, outlet, sections)
     settings = build_settings([], REDIS_URL=redis)
-    urls = queue_sections(connect_redis(settings), settings, spec, sections)
-    for url in urls:
-        typer.echo(f"queued {url}")
+    server = connect_redis(settings)
+    if every is None:
+        for url in queue_sections(server, settings, spec, sections):
+            typer.echo(f"queued {url}")
+        return
+    try:
+        seconds = parse_interval(every)
+    except ValueError as exc:
+        raise fail(str(exc)) from None
+    schedules = Schedules(server, RedisKeys.from_settings(settings))
+    for added in schedules.add(spec.name, sections or list(spec.sections), seconds):
+        typer.echo(f"scheduled {added.outlet} {added.section} every {every} "
+                   "(run by `crawler beat`)")
+
+
+@app.command()
+def unschedule(
+    outlet: Annotated[str, typer.Argument(help="Outlet name.")],
+    section: SectionOpt = None,
+    redis: RedisOpt = DEFAULT_REDIS,
+) -> None:
+    """Remove an outlet's recurring schedules (all its sections unless --section)."""
+    from crawler.distributed.keys import RedisKeys
+    from crawler.distributed.schedules import Schedules
+
+    settings = build_settings([], REDIS_URL=redis)
+    schedules = Schedules(connect_redis(settings), RedisKeys.from_settings(settings))
+    removed = schedules.remove(outlet, section)
+    if not removed:
+        raise fail(f"no schedule for {outlet}" + (f" {', '.join(section)}" if section else ""))
+    for field in removed:
+        typer.echo(f"unscheduled {field.replace('|', ' ')}")
+
+
+@app.command()
+def beat(
+    redis: RedisOpt = DEFAULT_REDIS,
+    outlets_dir: OutletsDirOpt = None,
+    tick: Annotated[float, typer.Option(help="Seconds between looks at the schedules.")] = 1.0,
+) -> None:
+    """Queue the sections of recurring schedules when due, until SIGTERM/SIGINT. Several
+    beats may run: one leads, the others stand by."""
+    import logging
+    import signal
+
+    from crawler.distributed.keys import RedisKeys
+    from crawler.distributed.schedules import Beat
+
+    try:
+        catalog = OutletCatalog.from_setting(outlets_dir)
+    except OutletError as exc:
+        raise fail(str(exc)) from None
+    settings = build_settings([], REDIS_URL=redis)
+    logging.basicConfig(level=logging.INFO,
+                        format="%(asctime)s [%(name)s] %(levelname)s: %(message)s")
+    service = Beat(connect_redis(settings), RedisKeys.from_settings(settings), catalog, tick=tick)
+    signal.signal(signal.SIGTERM, service.stop)
+    signal.signal(signal.SIGINT, service.stop)
+    service.run()
 
 
 @app.command()
@@ -199,6 +260,20 @@ def status(
         workers.add_row(w["worker"], f"{w['seconds_since_heartbeat']:.0f}s ago",
                         "[green]live[/green]" if w["alive"] else "[red]silent[/red]")
     out.print(workers)
+    schedules = Table("outlet", "section", "every", "last run", "next run", "runs",
+                      title="Schedules", title_justify="left")
+    for sch in state["schedules"]:
+        schedules.add_row(sch["outlet"], sch["section"], f"{sch['every']:.0f}s",
+                          _when(sch["last_run"], state["time"]),
+                          _when(sch["next_run"], state["time"]), str(sch["runs"]))
+    out.print(schedules)
+
+
+def _when(timestamp: float | None, now: float) -> str:
+    if timestamp is None:
+        return "never"
+    delta = timestamp - now
+    return f"in {delta:.0f}s" if delta >= 0 else f"{-delta:.0f}s ago"
 
 
 @app.command()

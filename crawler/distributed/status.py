@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import time
+from dataclasses import asdict
 from typing import Any
 
 from prometheus_client.core import GaugeMetricFamily
@@ -10,6 +10,7 @@ from scrapy_redis import connection
 
 from crawler.distributed.keys import RedisKeys
 from crawler.distributed.queue import inflight_by_outlet
+from crawler.distributed.schedules import Schedules
 
 
 def read_status(server, keys: RedisKeys, worker_timeout: float) -> dict[str, Any]:
@@ -38,9 +39,11 @@ def read_status(server, keys: RedisKeys, worker_timeout: float) -> dict[str, Any
                 "up": int(down_until) == 0, "consecutive_failures": int(failures),
                 "out_for_seconds": round(down_for, 1), "last_failure": reason or None,
             }
+    schedules = [asdict(s) for s in Schedules(server, keys).all()]
     outlets = sorted(set(depths) | set(inflight) | set(mirrors))
     return {
-        "time": time.time(),
+        "time": now_ms / 1000,
+        "schedules": schedules,
         "outlets": {
             o: {"queued": depths.get(o, 0), "in_flight": inflight.get(o, 0),
                 "mirrors": mirrors.get(o, {})}
@@ -78,4 +81,16 @@ class RedisStateCollector:
         for worker in status["workers"]:
             if worker["alive"]:
                 workers.add_metric([worker["worker"]], 1)
-        return [depth, inflight, workers]
+        scheduled = GaugeMetricFamily("crawler_outlet_scheduled",
+                                      "1 while the outlet has a recurring schedule",
+                                      labels=["outlet"])
+        last_run = GaugeMetricFamily("crawler_schedule_last_run_timestamp_seconds",
+                                     "When a schedule last queued its section",
+                                     labels=["outlet", "section"])
+        for outlet in sorted({s["outlet"] for s in status["schedules"]}):
+            scheduled.add_metric([outlet], 1)
+        for schedule in status["schedules"]:
+            if schedule["last_run"] is not None:
+                last_run.add_metric([schedule["outlet"], schedule["section"]],
+                                    schedule["last_run"])
+        return [depth, inflight, workers, scheduled, last_run]
