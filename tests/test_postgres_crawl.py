@@ -101,6 +101,25 @@ def all_stored(fx, uri: str):
     return lambda: article_count(uri) >= len(fx.expected_articles())
 
 
+def wait_all_stored(fx, uri: str, crew, client, timeout: float = 180) -> None:
+    """Wait until every article is stored, or the crawl is over without them (nothing queued,
+    nothing leased: no request is left that could still store one)."""
+    expected = fx.expected_articles()
+    wait_for(lambda: article_count(uri) >= len(expected) or drained(client), timeout,
+             "every article stored")
+    missing = sorted(expected - {r["canonical_url"] for r in stored_records(uri)})
+    if missing:
+        errors = [line for worker in crew for line in worker.output().splitlines()
+                  if " ERROR: " in line or line.startswith("crawler.storage.")]
+        pytest.fail(f"the crawl is over and {len(missing)} articles were never stored, e.g. "
+                    f"{missing[:2]}; the workers' errors:\n" + "\n".join(errors[-20:]))
+
+
+def drained(client) -> bool:
+    queued = sum(client.zcard(key) for key in client.scan_iter(match=f"{KEYS.prefix}:queue:*"))
+    return queued == 0 and inflight(client) == 0
+
+
 def inflight(client) -> int:
     return sum(client.hlen(key) for key in client.scan_iter(match=f"{KEYS.prefix}:inflight:*"))
 
@@ -177,8 +196,8 @@ def test_three_workers_one_killed_mid_crawl_store_each_article_once(
     assert article_count(pg_uri) < expected  # killed mid-crawl, not after
     crew[0].stop(signal.SIGKILL)
     crew.append(workers(url, pg_uri, fx.outlet_dir))
-    wait_for(all_stored(fx, pg_uri), 180, "every article stored")
     client = redis_server.client()
+    wait_all_stored(fx, pg_uri, crew, client)
     # the killed worker's leases went back to the queue and were finished by the others
     wait_for(lambda: inflight(client) == 0, 60, "no request left in flight")
     for worker in crew[1:]:
@@ -213,8 +232,8 @@ def test_postgres_restart_mid_crawl_pauses_the_workers_and_loses_nothing(
             assert worker.process.poll() is None, worker.output()[-3000:]
 
         private_pg.start()
-        wait_for(all_stored(fx, uri), 180, "every article stored")
         client = redis_server.client()
+        wait_all_stored(fx, uri, crew, client)
         wait_for(lambda: inflight(client) == 0, 60, "no request left in flight")
         for worker in crew:
             assert "Store is back: resuming the crawl" in worker.output()
@@ -252,7 +271,7 @@ def test_worker_killed_while_postgres_is_down_loses_nothing(
         assert survivor.process.poll() is None, survivor.output()[-3000:]
 
         private_pg.start()
-        wait_for(all_stored(fx, uri), 180, "every article stored")
+        wait_all_stored(fx, uri, [victim, survivor], client)
         wait_for(lambda: inflight(client) == 0, 60, "no request left in flight")
         assert survivor.stop(signal.SIGTERM) < 30
         assert survivor.process.returncode == 0, survivor.output()[-2000:]
