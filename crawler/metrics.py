@@ -25,12 +25,14 @@ from scrapy.utils.misc import build_from_crawler, load_object
 
 from crawler import signals
 from crawler.mirrors import outlet_catalog
+from crawler.outlets import OutletError
 
 if TYPE_CHECKING:
     from scrapy.crawler import Crawler
 
 logger = logging.getLogger(__name__)
 
+OUTCOMES = ("ok", "http_error", "timeout", "connection_error", "blocked")
 RESPONSE_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 20, 30)
 EXTRACTION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 
@@ -38,7 +40,7 @@ EXTRACTION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 class CrawlerMetrics:
     """The metric families, in one registry."""
 
-    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+    def __init__(self, registry: CollectorRegistry | None = None, mirror_up: bool = True):
         self.registry = registry or CollectorRegistry()
         r = self.registry
         self.requests = Counter(
@@ -53,10 +55,11 @@ class CrawlerMetrics:
             "crawler_extraction_failures", "Pages that gave no article text", ["outlet"],
             registry=r,
         )
+        # in distributed mode the shared state is the truth: a collector reads it instead
         self.mirror_up = Gauge(
             "crawler_mirror_up", "1 while the mirror is in rotation, 0 while it is skipped",
             ["outlet", "mirror"], registry=r,
-        )
+        ) if mirror_up else None
         self.failovers = Counter(
             "crawler_mirror_failovers", "Documents moved to another mirror", ["outlet"],
             registry=r,
@@ -77,12 +80,15 @@ class PrometheusMetrics:
 
     def __init__(self, crawler: Crawler, port: int | None, host: str) -> None:
         self.crawler = crawler
-        self.metrics = CrawlerMetrics()
+        collectors = [build_from_crawler(load_object(path), crawler)
+                      for path in crawler.settings.getlist("METRICS_COLLECTORS")]
+        provided = {name for c in collectors for name in getattr(c, "provides", ())}
+        self.metrics = CrawlerMetrics(mirror_up="crawler_mirror_up" not in provided)
+        for collector in collectors:
+            self.metrics.registry.register(collector)
         self.port = port
         self.host = host
         self._server: Any = None
-        for path in crawler.settings.getlist("METRICS_COLLECTORS"):
-            self.metrics.registry.register(build_from_crawler(load_object(path), crawler))
         connect = crawler.signals.connect
         connect(self.on_request_outcome, signal=signals.request_outcome)
         connect(self.on_mirror_state_changed, signal=signals.mirror_state_changed)
@@ -104,16 +110,26 @@ class PrometheusMetrics:
     # -- signals ---------------------------------------------------------------------------------
 
     def on_spider_opened(self, spider: Any) -> None:
-        # every known mirror starts in rotation, so dashboards show it before its first request
+        # every series exists from the start, at 0 (and every mirror in rotation), so that
+        # rate() sees a worker's first event and dashboards show outlets before their first
+        # request
         catalog = outlet_catalog(self.crawler)
         name = getattr(spider, "outlet_name", None)
+        m = self.metrics
         for outlet_name in [name] if name else catalog.names():
             try:
                 outlet = catalog.get(outlet_name)
-            except Exception:  # a bad file is reported by `crawler outlets`, not here
+            except OutletError:  # a bad file is reported by `crawler outlets`, not here
                 continue
+            m.extraction_failures.labels(outlet.name)
+            m.failovers.labels(outlet.name)
+            for section in outlet.sections:
+                m.articles_stored.labels(outlet.name, section)
             for mirror in outlet.mirrors:
-                self.metrics.mirror_up.labels(outlet.name, mirror).set(1)
+                for outcome in OUTCOMES:
+                    m.requests.labels(outlet.name, mirror, outcome)
+                if m.mirror_up is not None:
+                    m.mirror_up.labels(outlet.name, mirror).set(1)
         if self.port is not None:
             ProcessCollector(registry=self.metrics.registry)
             PlatformCollector(registry=self.metrics.registry)
@@ -133,7 +149,8 @@ class PrometheusMetrics:
             self.metrics.response_seconds.labels(outlet).observe(seconds)
 
     def on_mirror_state_changed(self, outlet: str, mirror: str, up: bool) -> None:
-        self.metrics.mirror_up.labels(outlet, mirror).set(1 if up else 0)
+        if self.metrics.mirror_up is not None:
+            self.metrics.mirror_up.labels(outlet, mirror).set(1 if up else 0)
 
     def on_mirror_failover(self, outlet: str, **_: Any) -> None:
         self.metrics.failovers.labels(outlet).inc()

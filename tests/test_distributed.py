@@ -77,7 +77,8 @@ def test_three_workers_one_killed_mid_crawl_lose_nothing(
 def test_sigterm_returns_in_flight_work_and_another_worker_finishes(
     demo_outlet, redis_server, workers, tmp_path
 ):
-    fx = demo_outlet("healthy", articles=80, delay=0.2)
+    # slow enough (politeness) that the worker is stopped mid-crawl
+    fx = demo_outlet("healthy", articles=80, delay=0.2, politeness={"requests_per_second": 8})
     store = f"sqlite:///{tmp_path}/crawl.db"
     first = workers(redis_server.url, store, fx.outlet_dir)
     schedule(fx, redis_server.url)

@@ -84,11 +84,14 @@ class Metrics:
     def total(self, name: str, **labels: str) -> float:
         return sum(s.value for s in self.series(name, **labels))
 
-    def by(self, name: str, label: str, **labels: str) -> dict[str, float]:
+    def by(self, name: str, label: str, *, zeros: bool = False, **labels: str
+           ) -> dict[str, float]:
+        """Totals per value of ``label``; counters' zero series are left out unless
+        ``zeros`` (every series is exported from the start, at 0)."""
         values: Counter[str] = Counter()
         for sample in self.series(name, **labels):
             values[sample.labels[label]] += sample.value
-        return dict(values)
+        return {value: total for value, total in values.items() if total or zeros}
 
     def type_of(self, name: str) -> str | None:
         # the parser names a counter family without its _total suffix
@@ -206,7 +209,8 @@ def test_a_worker_serves_the_contract_families_and_they_agree_with_the_crawl(
 
     # before any work every mirror counts as in rotation
     idle = scrape(port)
-    assert idle.by("crawler_mirror_up", "mirror", outlet=fx.name) == dict.fromkeys(fx.mirrors, 1)
+    up = idle.by("crawler_mirror_up", "mirror", zeros=True, outlet=fx.name)
+    assert up == dict.fromkeys(fx.mirrors, 1)
 
     schedule(fx, redis_server.url)
     queued = wait_for(
@@ -243,7 +247,7 @@ def test_a_worker_serves_the_contract_families_and_they_agree_with_the_crawl(
         answered = sum(outcomes[server.base_url].get(o, 0) for o in ANSWERED)
         assert answered == server_answers(server), server.behaviour
 
-    up = metrics.by("crawler_mirror_up", "mirror", outlet=fx.name)
+    up = metrics.by("crawler_mirror_up", "mirror", zeros=True, outlet=fx.name)
     assert (up[dead.base_url], up[seized.base_url], up[healthy.base_url]) == (0, 0, 1)
 
     failures = metrics.total("crawler_extraction_failures_total", outlet=fx.name)
@@ -303,7 +307,7 @@ def test_two_workers_counts_add_up_to_what_was_stored(demo_outlet, redis_server,
         # each reports both live workers, and the failing mirrors out of rotation, whichever
         # worker found them failing (the mirror alerts take the max over workers)
         assert [s.value for s in metrics.series("crawler_worker_up")] == [1, 1]
-        up = metrics.by("crawler_mirror_up", "mirror", outlet=fx.name)
+        up = metrics.by("crawler_mirror_up", "mirror", zeros=True, outlet=fx.name)
         states = [up[fx.server(b).base_url] for b in ("dead", "seized", "healthy")]
         assert states == [0, 0, 1], f"crawler_mirror_up of dead, seized, healthy: {states}"
     for worker, _ in crew:
@@ -449,7 +453,7 @@ def test_a_standalone_crawl_serves_the_families_while_it_runs(demo_outlet, tmp_p
         assert metrics.series("crawler_queue_depth") == []
         outcomes = metrics.by("crawler_requests_total", "outcome", outlet=fx.name)
         assert {"ok", "connection_error", "blocked"} <= set(outcomes) <= OUTCOMES
-        up = metrics.by("crawler_mirror_up", "mirror", outlet=fx.name)
+        up = metrics.by("crawler_mirror_up", "mirror", zeros=True, outlet=fx.name)
         assert [up[m] for m in fx.mirrors] == [0, 0, 1]
         mid_crawl = metrics.total("crawler_articles_stored_total")
         assert crawl.wait(120) == 0, (tmp_path / "crawl.log").read_text()[-3000:]

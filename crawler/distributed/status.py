@@ -11,6 +11,8 @@ from scrapy_redis import connection
 from crawler.distributed.keys import RedisKeys
 from crawler.distributed.queue import inflight_by_outlet
 from crawler.distributed.schedules import Schedules
+from crawler.mirrors import outlet_catalog
+from crawler.outlets import OutletCatalog, OutletError
 
 
 def read_status(server, keys: RedisKeys, worker_timeout: float) -> dict[str, Any]:
@@ -54,18 +56,26 @@ def read_status(server, keys: RedisKeys, worker_timeout: float) -> dict[str, Any
 
 
 class RedisStateCollector:
-    """Prometheus collector: gauges of the shared state, read from Redis at scrape time."""
+    """Prometheus collector: gauges of the shared state, read from Redis at scrape time.
 
-    def __init__(self, server, keys: RedisKeys, worker_timeout: float) -> None:
+    It provides ``crawler_mirror_up`` too: in distributed mode mirror health is shared, and an
+    idle worker must report it as it is, not as it last saw it.
+    """
+
+    provides = frozenset({"crawler_mirror_up"})
+
+    def __init__(self, server, keys: RedisKeys, worker_timeout: float,
+                 catalog: OutletCatalog) -> None:
         self.server = server
         self.keys = keys
         self.worker_timeout = worker_timeout
+        self.catalog = catalog
 
     @classmethod
     def from_crawler(cls, crawler) -> RedisStateCollector:
         settings = crawler.settings
         return cls(connection.from_settings(settings), RedisKeys.from_settings(settings),
-                   settings.getfloat("WORKER_TIMEOUT"))
+                   settings.getfloat("WORKER_TIMEOUT"), outlet_catalog(crawler))
 
     def collect(self):
         status = read_status(self.server, self.keys, self.worker_timeout)
@@ -93,4 +103,16 @@ class RedisStateCollector:
             if schedule["last_run"] is not None:
                 last_run.add_metric([schedule["outlet"], schedule["section"]],
                                     schedule["last_run"])
-        return [depth, inflight, workers, scheduled, last_run]
+        mirror_up = GaugeMetricFamily(
+            "crawler_mirror_up", "1 while the mirror is in rotation, 0 while it is skipped",
+            labels=["outlet", "mirror"])
+        for name in self.catalog.names():
+            try:
+                outlet = self.catalog.get(name)
+            except OutletError:
+                continue
+            shared = status["outlets"].get(name, {}).get("mirrors", {})
+            for mirror in outlet.mirrors:
+                mirror_up.add_metric([name, mirror], 1 if shared.get(mirror, {}).get("up", True)
+                                     else 0)
+        return [depth, inflight, workers, scheduled, last_run, mirror_up]
