@@ -40,9 +40,11 @@ def pg_uri(pg):
 
 @pytest.fixture
 def private_pg():
-    """A server of this test's own, which it may stop and start."""
+    """A server of this test's own, which it may stop and start, and a database on it:
+    ``(server, uri)``. The whole cluster is removed afterwards, stopped or not."""
     with ExitStack() as stack:
-        yield _enter_or_skip(stack, private_server())
+        server = _enter_or_skip(stack, private_server())
+        yield server, server.uri(server.create_database())
 
 
 # -- helpers ----------------------------------------------------------------------------------
@@ -102,11 +104,23 @@ def all_stored(fx, uri: str):
 
 
 def wait_all_stored(fx, uri: str, crew, client, timeout: float = 180) -> None:
-    """Wait until every article is stored, or the crawl is over without them (nothing queued,
-    nothing leased: no request is left that could still store one)."""
+    """Wait until every article is stored, or the crawl is over without them: nothing
+    queued, nothing leased and nothing stored for 10 s, so no request is left to store one."""
+    import time
+
     expected = fx.expected_articles()
-    wait_for(lambda: article_count(uri) >= len(expected) or drained(client), timeout,
-             "every article stored")
+    last, since = -1, time.monotonic()
+
+    def done():
+        nonlocal last, since
+        count = article_count(uri)
+        if count >= len(expected):
+            return True
+        if count != last or not drained(client):
+            last, since = count, time.monotonic()
+        return time.monotonic() - since >= 10
+
+    wait_for(done, timeout, "every article stored")
     missing = sorted(expected - {r["canonical_url"] for r in stored_records(uri)})
     if missing:
         errors = [line for worker in crew for line in worker.output().splitlines()
@@ -210,73 +224,79 @@ def test_three_workers_one_killed_mid_crawl_store_each_article_once(
 # -- the database restarted under the workers ----------------------------------------------
 
 
+def paused_by_the_store(worker) -> bool:
+    return "): pausing the crawl" in worker.output()
+
+
 def test_postgres_restart_mid_crawl_pauses_the_workers_and_loses_nothing(
     demo_outlet, redis_server, workers, private_pg
 ):
+    server, uri = private_pg
     # politeness keeps the crawl going long enough to take the database from under it
     fx = demo_outlet("dead", "healthy", articles=150, politeness={"requests_per_second": 10})
-    with private_pg.database() as uri:
-        crew = [workers(redis_server.url, uri, fx.outlet_dir) for _ in range(2)]
-        schedule(fx, redis_server.url)
-        wait_for(lambda: article_count(uri) >= 20, 120, "some articles stored")
+    crew = [workers(redis_server.url, uri, fx.outlet_dir) for _ in range(2)]
+    schedule(fx, redis_server.url)
+    wait_for(lambda: article_count(uri) >= 20, 120, "some articles stored")
 
-        private_pg.stop()
-        wait_for(lambda: all("Store unavailable" in w.output() for w in crew), 60,
-                 "the workers to find the store unavailable")
-        for worker in crew:
-            assert "pausing the crawl" in worker.output()
-        # paused: the outlet hears nothing more while articles are still to be fetched
-        wait_until_quiet(fx, seconds=3, timeout=60)
-        assert article_fetches(fx) < len(fx.expected_articles())
-        for worker in crew:
-            assert worker.process.poll() is None, worker.output()[-3000:]
+    server.stop()
+    wait_for(lambda: all(paused_by_the_store(w) for w in crew), 60,
+             "the workers to pause on the unavailable store")
+    for worker in crew:
+        assert f"Store unavailable (PostgreSQL at 127.0.0.1:{server.port}" in worker.output()
+    # paused: the outlet hears nothing more while articles are still to be fetched
+    wait_until_quiet(fx, seconds=3, timeout=60)
+    assert article_fetches(fx) < len(fx.expected_articles())
+    for worker in crew:
+        assert worker.process.poll() is None, worker.output()[-3000:]
 
-        private_pg.start()
-        client = redis_server.client()
-        wait_all_stored(fx, uri, crew, client)
-        wait_for(lambda: inflight(client) == 0, 60, "no request left in flight")
-        for worker in crew:
-            assert "Store is back: resuming the crawl" in worker.output()
-            assert worker.stop(signal.SIGTERM) < 30
-            assert worker.process.returncode == 0, worker.output()[-2000:]
-        assert_each_listed_article_once(fx, uri, bad_mirrors=("dead",))
-        assert_redis_drained(client)
+    server.start()
+    client = redis_server.client()
+    wait_all_stored(fx, uri, crew, client)
+    wait_for(lambda: inflight(client) == 0, 60, "no request left in flight")
+    for worker in crew:
+        assert "Store is back: resuming the crawl" in worker.output()
+        # a paused worker is alive: it kept its heartbeat and its leases all along
+        assert "went silent" not in worker.output()
+        assert worker.stop(signal.SIGTERM) < 30
+        assert worker.process.returncode == 0, worker.output()[-2000:]
+    assert_each_listed_article_once(fx, uri, bad_mirrors=("dead",))
+    assert_redis_drained(client)
 
 
 def test_worker_killed_while_postgres_is_down_loses_nothing(
     demo_outlet, redis_server, workers, private_pg
 ):
+    server, uri = private_pg
     fx = demo_outlet("healthy", articles=150, politeness={"requests_per_second": 10})
     # a short heartbeat timeout so the killed worker's leases return soon
     quick = ("-s", "WORKER_HEARTBEAT=1", "-s", "WORKER_TIMEOUT=5")
-    with private_pg.database() as uri:
-        victim, survivor = (workers(redis_server.url, uri, fx.outlet_dir, *quick)
-                            for _ in range(2))
-        client = redis_server.client()
-        victim_leases = KEYS.inflight(worker_name(victim))
-        schedule(fx, redis_server.url)
-        wait_for(lambda: article_count(uri) >= 20, 120, "some articles stored")
+    victim, survivor = (workers(redis_server.url, uri, fx.outlet_dir, *quick) for _ in range(2))
+    client = redis_server.client()
+    victim_id = worker_name(victim)
+    schedule(fx, redis_server.url)
+    wait_for(lambda: article_count(uri) >= 20, 120, "some articles stored")
 
-        private_pg.stop()
-        wait_for(lambda: "Store unavailable" in victim.output(), 60,
-                 "the victim to hold articles it cannot store")
-        # what it fetched but could not store is still leased to it, never acknowledged
-        unstored = client.hlen(victim_leases)
-        assert unstored > 0
-        victim.stop(signal.SIGKILL)
-        # the survivor, paused itself, returns the dead worker's leases to the queue
-        wait_for(lambda: "went silent: returned its" in survivor.output(), 60,
-                 "the survivor to requeue the victim's leases")
-        assert client.hlen(victim_leases) == 0
-        assert survivor.process.poll() is None, survivor.output()[-3000:]
+    server.stop()
+    wait_for(lambda: paused_by_the_store(victim), 60,
+             "the victim to hold articles it cannot store")
+    # what it fetched but could not store is still leased to it, never acknowledged
+    assert client.hlen(KEYS.inflight(victim_id)) > 0
+    silent = f"Worker {victim_id} went silent: returned its"
+    assert silent not in survivor.output()  # alive and paused, it kept its heartbeat
+    victim.stop(signal.SIGKILL)
+    # the survivor, paused itself, returns the dead worker's leases to the queue
+    wait_for(lambda: silent in survivor.output(), 60,
+             "the survivor to return the victim's leases")
+    assert client.hlen(KEYS.inflight(victim_id)) == 0
+    assert survivor.process.poll() is None, survivor.output()[-3000:]
 
-        private_pg.start()
-        wait_all_stored(fx, uri, [victim, survivor], client)
-        wait_for(lambda: inflight(client) == 0, 60, "no request left in flight")
-        assert survivor.stop(signal.SIGTERM) < 30
-        assert survivor.process.returncode == 0, survivor.output()[-2000:]
-        assert_each_listed_article_once(fx, uri)
-        assert_redis_drained(client)
+    server.start()
+    wait_all_stored(fx, uri, [victim, survivor], client)
+    wait_for(lambda: inflight(client) == 0, 60, "no request left in flight")
+    assert survivor.stop(signal.SIGTERM) < 30
+    assert survivor.process.returncode == 0, survivor.output()[-2000:]
+    assert_each_listed_article_once(fx, uri)
+    assert_redis_drained(client)
 
 
 # -- an unreachable database ----------------------------------------------------------------
