@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 import signal
+import time
 from contextlib import ExitStack
 
 import psycopg
@@ -99,15 +100,9 @@ def assert_each_listed_article_once(fx, uri: str, bad_mirrors=()) -> None:
     assert revision_count(uri) == 0
 
 
-def all_stored(fx, uri: str):
-    return lambda: article_count(uri) >= len(fx.expected_articles())
-
-
 def wait_all_stored(fx, uri: str, crew, client, timeout: float = 180) -> None:
     """Wait until every article is stored, or the crawl is over without them: nothing
     queued, nothing leased and nothing stored for 10 s, so no request is left to store one."""
-    import time
-
     expected = fx.expected_articles()
     last, since = -1, time.monotonic()
 
@@ -123,10 +118,27 @@ def wait_all_stored(fx, uri: str, crew, client, timeout: float = 180) -> None:
     wait_for(done, timeout, "every article stored")
     missing = sorted(expected - {r["canonical_url"] for r in stored_records(uri)})
     if missing:
-        errors = [line for worker in crew for line in worker.output().splitlines()
-                  if " ERROR: " in line or line.startswith("crawler.storage.")]
         pytest.fail(f"the crawl is over and {len(missing)} articles were never stored, e.g. "
-                    f"{missing[:2]}; the workers' errors:\n" + "\n".join(errors[-20:]))
+                    f"{missing[:2]}; {worker_errors(crew)}")
+
+
+def worker_errors(crew) -> str:
+    errors = [line for worker in crew for line in worker.output().splitlines()
+              if " ERROR: " in line or line.startswith("crawler.storage.")]
+    return "the workers' errors:\n" + "\n".join(errors[-20:])
+
+
+def paused_by_the_store(worker) -> bool:
+    return "): pausing the crawl" in worker.output()
+
+
+def wait_for_pause(crew) -> None:
+    """Wait until every worker in ``crew`` has paused its crawl on the unavailable store."""
+    try:
+        wait_for(lambda: all(paused_by_the_store(w) for w in crew), 60,
+                 "the workers to pause on the unavailable store")
+    except pytest.fail.Exception as exc:
+        pytest.fail(f"{exc}; {worker_errors(crew)}")
 
 
 def drained(client) -> bool:
@@ -159,8 +171,6 @@ def article_fetches(fx) -> int:
 
 def wait_until_quiet(fx, seconds: float, timeout: float) -> int:
     """Wait until the outlet has had no request for ``seconds``; the number of requests."""
-    import time
-
     last, since = fx.hits(), time.monotonic()
 
     def quiet():
@@ -224,10 +234,6 @@ def test_three_workers_one_killed_mid_crawl_store_each_article_once(
 # -- the database restarted under the workers ----------------------------------------------
 
 
-def paused_by_the_store(worker) -> bool:
-    return "): pausing the crawl" in worker.output()
-
-
 def test_postgres_restart_mid_crawl_pauses_the_workers_and_loses_nothing(
     demo_outlet, redis_server, workers, private_pg
 ):
@@ -239,8 +245,7 @@ def test_postgres_restart_mid_crawl_pauses_the_workers_and_loses_nothing(
     wait_for(lambda: article_count(uri) >= 20, 120, "some articles stored")
 
     server.stop()
-    wait_for(lambda: all(paused_by_the_store(w) for w in crew), 60,
-             "the workers to pause on the unavailable store")
+    wait_for_pause(crew)
     for worker in crew:
         assert f"Store unavailable (PostgreSQL at 127.0.0.1:{server.port}" in worker.output()
     # paused: the outlet hears nothing more while articles are still to be fetched
@@ -277,12 +282,11 @@ def test_worker_killed_while_postgres_is_down_loses_nothing(
     wait_for(lambda: article_count(uri) >= 20, 120, "some articles stored")
 
     server.stop()
-    wait_for(lambda: paused_by_the_store(victim), 60,
-             "the victim to hold articles it cannot store")
+    wait_for_pause([victim])
+    silent = f"Worker {victim_id} went silent: returned its"
+    assert silent not in survivor.output(), "a live, paused worker lost its leases"
     # what it fetched but could not store is still leased to it, never acknowledged
     assert client.hlen(KEYS.inflight(victim_id)) > 0
-    silent = f"Worker {victim_id} went silent: returned its"
-    assert silent not in survivor.output()  # alive and paused, it kept its heartbeat
     victim.stop(signal.SIGKILL)
     # the survivor, paused itself, returns the dead worker's leases to the queue
     wait_for(lambda: silent in survivor.output(), 60,
