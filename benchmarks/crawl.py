@@ -21,6 +21,12 @@ reported is the median of the per-round ratios, since the machine is shared.
 The crawl's CPU includes its fixed costs (interpreter start, imports, the forkserver), which a
 user pays too; a last crawl into the full store (listing pages only, nothing left to extract)
 shows how much of the per-article figure they are.
+
+Measured on a shared 2-vCPU VM (load 4-7 from other work), defaults, two runs: crawler
+20.6-26.4 ms CPU per stored article (the crawling process 8.6-10.2 ms of it), trafilatura
+alone 8.1-8.6 ms, extract_article 11.0-12.0 ms; median ratios x2.67 and x2.89 against
+trafilatura alone, x1.97 and x2.04 against extract_article. Crawls of 600 and 1800 articles
+put the fixed cost of a crawl at about 1.3 s and the marginal cost at 20.4 ms per article.
 """
 
 from __future__ import annotations
@@ -289,8 +295,9 @@ def main() -> int:
           f"{median(t for _, t, _ in rows):.2f} ms per page")
     print(f"crawler.extraction.extract_article: {median(o for _, _, o in rows):.2f} ms per page")
     print(f"re-crawl of the full store (listings only, nothing extracted): "
-          f"{recrawl.cpu:.2f} s CPU, {recrawl.wall:.2f} s wall "
-          f"= {recrawl.cpu / stored * 1000:.2f} ms per article of the full crawl")
+          f"{recrawl.cpu:.2f} s CPU ({recrawl.main_cpu:.2f} s the crawler process), "
+          f"{recrawl.wall:.2f} s wall = {recrawl.cpu / stored * 1000:.2f} ms per article of "
+          f"the full crawl")
     verdict = "meets" if ratio_traf <= TARGET else "misses"
     print(f"\nmedian ratio crawler / trafilatura alone: x{ratio_traf:.2f} "
           f"({verdict} the x{TARGET} target; aim x{AIM})")
