@@ -20,8 +20,6 @@ from datetime import datetime
 from functools import lru_cache
 from multiprocessing.connection import Connection
 
-import trafilatura
-
 from crawler.outlets import Boilerplate
 
 __all__ = [
@@ -99,6 +97,8 @@ def extract_article(
     trafilatura guesses from the bytes.
     """
     html = _decode(body, encoding)
+    import trafilatura  # here, not at the top: the crawling process never extracts itself
+
     document = trafilatura.bare_extraction(
         html, url=url, date_extraction_params=dict(_DATE_PARAMS), **_TRAFILATURA_OPTIONS
     )
@@ -230,7 +230,7 @@ def _context() -> multiprocessing.context.BaseContext:
     # imported trafilatura once starts (and after a timeout, replaces) workers quickly.
     if "forkserver" in multiprocessing.get_all_start_methods():
         context = multiprocessing.get_context("forkserver")
-        context.set_forkserver_preload([__name__])
+        context.set_forkserver_preload([__name__, "trafilatura"])
         return context
     return multiprocessing.get_context("spawn")
 

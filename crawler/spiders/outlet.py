@@ -77,13 +77,10 @@ class OutletSpider(Spider):
         section, page = meta["section"], meta["page"]
         articles: dict[str, None] = {}
         next_pages: list[str] = []
-        for href, rel in _links(response):
-            url = _outlet_url(outlet, response.url, href)
-            if url is None:
-                continue
-            if outlet.article_pattern.search(urlsplit(url).path):
+        for url, path, is_next in _outlet_links(outlet, response):
+            if outlet.article_pattern.search(path):
                 articles[url] = None
-            elif rel and "next" in rel.split():
+            elif is_next:
                 next_pages.append(url)
 
         if not articles:
@@ -133,18 +130,21 @@ class OutletSpider(Spider):
         )
 
 
-def _links(response: Response) -> Iterator[tuple[str, str | None]]:
-    """(href, rel) of every <a> and <link rel> on the page."""
-    for node in response.xpath("//a[@href] | //link[@rel='next'][@href]"):
-        yield node.attrib["href"], node.attrib.get("rel")
-
-
-def _outlet_url(outlet: Outlet, base: str, href: str) -> str | None:
-    """The canonical URL of a link when it points into the outlet (any mirror), else None."""
-    href = href.strip()
-    if not href or href.startswith("#"):
-        return None
-    url = urldefrag(urljoin(base, href))[0]
-    if not url.startswith(("http://", "https://")) or outlet.mirror_of(url) is None:
-        return None
-    return outlet.canonical_url(url)
+def _outlet_links(outlet: Outlet, response: Response) -> Iterator[tuple[str, str, bool]]:
+    """(canonical URL, path, whether it is rel="next") of each distinct link on the page that
+    points into the outlet, on any mirror. Links elsewhere, mailto:, javascript: and
+    fragments are left out. Listings carry a hundred links or more: each distinct href is
+    resolved once."""
+    hrefs: dict[str, bool] = {}
+    for node in response.selector.root.xpath("//a[@href] | //link[@rel='next'][@href]"):
+        href = node.get("href").strip()
+        if href and href[0] != "#":
+            rel = node.get("rel")
+            hrefs[href] = hrefs.get(href, False) or bool(rel and "next" in rel.split())
+    base = response.url
+    for href, is_next in hrefs.items():
+        url = urljoin(base, href).split("#", 1)[0]
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or outlet.mirror_of(url) is None:
+            continue
+        yield outlet.canonical_url(url), parts.path, is_next
