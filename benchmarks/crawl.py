@@ -34,6 +34,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import ctypes
+import json
 import logging
 import math
 import os
@@ -50,9 +51,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import trafilatura
+from aeb import CORPUS
 from trafilatura.meta import reset_caches
 
-from crawler.demo.site import PER_PAGE
+from crawler.demo.site import PER_PAGE as DEMO_PER_PAGE
 from crawler.extraction import extract_article
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -62,11 +64,14 @@ PR_SET_CHILD_SUBREAPER = 36
 
 
 @dataclass
-class DemoServer:
+class OutletServer:
     process: subprocess.Popen
     outlet_dir: Path
+    name: str
     mirrors: list[tuple[str, str]]
     expected: int
+    #: what the server says about its pages (the corpus outlet: links it added)
+    notes: list[str]
 
     def stop(self) -> None:
         self.process.terminate()
@@ -103,28 +108,44 @@ def become_subreaper() -> bool:
         return False
 
 
-def start_server(articles: int, behaviours: str, directory: Path) -> DemoServer:
+def demo_command(articles: int, behaviours: str, directory: Path) -> list[str]:
     # enough listing pages per section to reach every article
-    pages = -(-articles // PER_PAGE) + 1
-    command = [
+    pages = -(-articles // DEMO_PER_PAGE) + 1
+    return [
         PYTHON, "-m", "crawler.demo.server", "--articles", str(articles),
         "--behaviours", behaviours, "--dir", str(directory), "--max-section-pages", str(pages),
     ]
+
+
+def corpus_command(copies: int, behaviours: str, directory: Path) -> list[str]:
+    return [
+        PYTHON, str(ROOT / "benchmarks" / "corpus_outlet.py"), "--copies", str(copies),
+        "--behaviours", behaviours, "--dir", str(directory), "--corpus", str(CORPUS),
+    ]
+
+
+def start_server(command: list[str]) -> OutletServer:
+    """Start an outlet server process and read what it serves from its first lines: the
+    outlet file, ``URL behaviour`` per mirror, ``note: ...`` lines, ``N articles expected``."""
     process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, text=True)
     assert process.stdout is not None
     mirrors: list[tuple[str, str]] = []
+    notes: list[str] = []
     outlet_file = Path(process.stdout.readline().strip())
     while True:
         line = process.stdout.readline()
         if not line:
             process.wait()
-            raise RuntimeError(f"the demo server exited ({process.returncode})")
+            raise RuntimeError(f"the outlet server exited ({process.returncode})")
         words = line.split()
-        if words[1:3] == ["articles", "expected"]:
+        if words[0] == "note:":
+            notes.append(line.strip().removeprefix("note: "))
+        elif words[1:3] == ["articles", "expected"]:
             expected = int(words[0])
             break
-        mirrors.append((words[0], words[1]))
-    return DemoServer(process, outlet_file.parent, mirrors, expected)
+        else:
+            mirrors.append((words[0], words[1]))
+    return OutletServer(process, outlet_file.parent, outlet_file.stem, mirrors, expected, notes)
 
 
 def _children(exclude: set[int]) -> list[int]:
@@ -158,9 +179,9 @@ def children_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def crawl(server: DemoServer, store: Path, log: Path, extra: list[str]) -> CrawlRun:
+def crawl(server: OutletServer, store: Path, log: Path, extra: list[str]) -> CrawlRun:
     command = [
-        PYTHON, "-m", "crawler.cli", "crawl", "demonews",
+        PYTHON, "-m", "crawler.cli", "crawl", server.name,
         "--outlets-dir", str(server.outlet_dir), "--store", f"sqlite:///{store}",
         "-s", "AUTOTHROTTLE_ENABLED=False", "-s", "LOG_LEVEL=WARNING", *extra,
     ]
@@ -214,19 +235,42 @@ def project_extraction(pages: list[tuple[str, bytes]]) -> float:
     return (time.process_time() - started) / len(pages) * 1000
 
 
+def corpus_pages() -> int | None:
+    """How many pages the AEB corpus has, or None when it is not beside the repository."""
+    truth = CORPUS / "ground-truth.json"
+    return len(json.loads(truth.read_text(encoding="utf-8"))) if truth.is_file() else None
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--articles", type=int, default=600)
-    parser.add_argument("--behaviours", default="dead,seized,healthy",
-                        help="the demo outlet's mirrors, in preference order")
+    parser.add_argument("--pages", choices=("demo", "corpus"), default="demo",
+                        help="the demo outlet's generated pages, or the AEB corpus's real ones")
+    parser.add_argument("--articles", type=int, default=600, help="demo: articles on the outlet")
+    parser.add_argument("--copies", type=int, default=6,
+                        help="corpus: article paths per corpus page (88 pages)")
+    parser.add_argument("--behaviours", default=None,
+                        help="the outlet's mirrors, in preference order (default: "
+                             "dead,seized,healthy for demo, dead,healthy for corpus)")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("-s", "--set", action="append", default=[], metavar="NAME=VALUE",
                         help="extra crawler setting (repeatable), e.g. EXTRACTION_PROCESSES=2")
     parser.add_argument("--keep", type=Path, default=None,
                         help="keep the stores and crawl logs in this directory")
     args = parser.parse_args()
-    if args.articles < 500:
-        parser.error("--articles must be at least 500")
+    if args.pages == "demo":
+        if args.articles < 500:
+            parser.error("--articles must be at least 500")
+        behaviours = args.behaviours or "dead,seized,healthy"
+    else:
+        available = corpus_pages()
+        if available is None:
+            print(f"--pages corpus needs the AEB corpus at {CORPUS} (ground-truth.json and "
+                  f"html/); it is not there", file=sys.stderr)
+            return 2
+        if available * args.copies < 500:
+            parser.error(f"--copies {args.copies} gives {available * args.copies} articles; "
+                         f"at least {-(-500 // available)} are needed for 500")
+        behaviours = args.behaviours or "dead,healthy"
 
     logging.disable(logging.WARNING)  # trafilatura logs every page it discards
     if not become_subreaper():
@@ -236,11 +280,18 @@ def main() -> int:
     logs = args.keep or work
     logs.mkdir(parents=True, exist_ok=True)
     extra = [f for setting in args.set for f in ("-s", setting)]
-    server = start_server(args.articles, args.behaviours, work / "outlets")
+    if args.pages == "demo":
+        server = start_server(demo_command(args.articles, behaviours, work / "outlets"))
+        described = f"demo outlet: {args.articles} articles"
+    else:
+        server = start_server(corpus_command(args.copies, behaviours, work / "outlets"))
+        described = f"corpus outlet ({CORPUS})"
     try:
-        print(f"demo outlet: {args.articles} articles, {server.expected} expected from a "
-              f"full crawl; mirrors: {', '.join(f'{b} {u}' for u, b in server.mirrors)}")
-        print("crawl: python -m crawler.cli crawl demonews --outlets-dir DIR "
+        print(f"{described}, {server.expected} expected from a full crawl; "
+              f"mirrors: {', '.join(f'{b} {u}' for u, b in server.mirrors)}")
+        for note in server.notes:
+            print(f"  {note}")
+        print(f"crawl: python -m crawler.cli crawl {server.name} --outlets-dir DIR "
               "--store sqlite:///FRESH.db -s AUTOTHROTTLE_ENABLED=False -s LOG_LEVEL=WARNING"
               + "".join(f" -s {s}" for s in args.set) + "\n")
         pages: list[tuple[str, bytes]] = []
