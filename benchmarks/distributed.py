@@ -38,26 +38,32 @@ block, so one more run per scenario counts client round trips with MONITOR (a MU
 block is one, as is each command sent outside one; commands from scripts are none).
 Figures are medians over the rounds; the ratios are of throughput, b/a and c/b.
 
-Measured on a shared 2-CPU machine (load 2-7 from other jobs, so wall times of one variant
-vary by up to x2 between rounds; CPU figures hold within a few per cent), Redis 7.0.15, with
-the defaults (600 articles, 598 expected, 3 rounds, delay 0.02 s):
+Measured on a shared 2-CPU machine (load 2-7 from other jobs: the wall time of one variant
+varies by up to x1.9 between rounds, so the wall ratios move by +-0.2 from one full run to
+the next; CPU figures hold within about 10 %), Redis 7.0.15, defaults (600 articles, 598
+expected, 3 rounds, delay 0.02 s), two full runs:
 
-    scenario                  b/a    c/b    take s (b)   CPU ms/art a / b / c
-    healthy, 0.02 s           x0.80  x1.06  4.99         20.2 / 21.9 / 25.9
-    healthy, no delay         x1.02  x0.89  4.98         21.8 / 22.0 / 27.5
-    dead,seized,healthy       x0.79  x0.92  4.98         22.6 / 23.6 / 27.5
+    scenario                  b/a (two runs)   c/b (two runs)   take s (b)
+    healthy, 0.02 s           x0.80  x1.04     x1.06  x0.90     4.99  4.99
+    healthy, no delay         x1.02  x0.76     x0.89  x0.93     4.98  4.98
+    dead,seized,healthy       x0.79  x0.99     x0.92  x1.03     4.98  5.00
 
-    main process CPU: a 8.1-9.1, b 9.4-10.4 ms/art; Redis server 0.27 ms/art
-    Redis per stored article, one worker: 10.1 commands, 4.1 round trips (EVALSHA take 1.4,
-    HSETNX dupefilter 1.4, MULTI..EXEC push 1.1, HDEL ack 0.16)
+    CPU per stored article, all scenarios: a 20.0-24.7, b 21.9-25.6, c 25.9-29.4 ms;
+    of it the main processes: a 6.9-9.1, b 9.1-10.9 ms; Redis server 0.27-0.32 ms/art; a worker
+    that starts and stops with no work: 1.4-1.7 s CPU (2.4-2.9 ms/art of this crawl)
+    Redis per stored article, one worker: 10.0-10.3 commands, 4.1-4.2 round trips
+    (EVALSHA take 1.4, HSETNX dupefilter 1.4, MULTI..EXEC push 1.1, HDEL ack 0.15)
 
 "take" is the engine's heartbeat: a worker asks the scheduler for work only when something
-finished or on its 5 s heartbeat, so seeds queued while it is idle wait up to 5 s (here the
-whole 5 s, as the schedule follows the worker's start). A scheduler that wakes the engine
-every 0.2 s while its last next_request found nothing brought "take" to 1.1-1.3 s (the
-schedule command itself) and b/a to x1.49 in the same conditions (noise included). At 0.02 s
-per answer the crawl is CPU-bound on this machine (extraction and parsing), not
-network-bound; c/b near 1 says so too.
+of its own finished or was queued, or on its 5 s heartbeat, so seeds queued while it is idle
+wait up to 5 s (here the whole 5 s, as the schedule follows the worker's start; 2.5 s on
+average when schedules come at random times). At 0.02 s per answer the crawl is CPU-bound
+here (parsing and extraction), not network-bound; c/b near 1 says so too. With 0.3 s per
+answer (``--scenario 1 --delay 0.3 --rounds 2``) it is network-bound: b/a x1.01, c/b x1.20,
+take 5.01 s. The same with a scheduler that wakes the engine every 0.2 s while its last
+next_request found nothing (``--worker-set SCHEDULER=...``, an experiment outside the
+repository): take 0.89 s (the schedule command's own run), b/a x1.09, c/b x1.56; at 0.02 s:
+take 1.29 s, b/a x1.49.
 """
 
 from __future__ import annotations
