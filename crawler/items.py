@@ -49,3 +49,13 @@ class ArticleItem:
 
 
 assert {f.name for f in dataclasses.fields(ArticleItem)} >= set(ARTICLE_FIELDS)
+
+
+@dataclass
+class FinishedRequest:
+    """Not an article: the spider yields it after everything a listing produced, so that the
+    request is reported finished (``signals.request_finished``) only once its follow-up
+    requests have been scheduled ahead of it."""
+
+    request: Any
+    outcome: str = "handled"

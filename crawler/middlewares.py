@@ -3,9 +3,11 @@ fetching what is stored already."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 from collections.abc import AsyncIterator, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urljoin
 
@@ -23,7 +25,7 @@ from twisted.internet import error as net_error
 
 from crawler import signals
 from crawler.mirrors import mirror_health, outlet_catalog
-from crawler.storage import open_store
+from crawler.storage import StoreError, open_store
 
 if TYPE_CHECKING:
     from scrapy.crawler import Crawler
@@ -111,39 +113,68 @@ class MirrorRoutingMiddleware(_OutletRequests):
 
 class StoredArticleFilter(_OutletRequests):
     """Spider middleware: drops requests for articles the store already holds, so a re-crawl
-    of a section fetches only what is new (one store query per listing page)."""
+    of a section fetches only what is new (one store query per listing page).
+
+    The query runs off the event loop, and a store that cannot answer filters nothing: the
+    articles are fetched again and stored idempotently, rather than lost.
+    """
 
     def __init__(self, crawler: Crawler) -> None:
         super().__init__(crawler)
         self.store = open_store(crawler.settings["STORE_URI"])
-        crawler.signals.connect(self.store.close, signal=scrapy_signals.spider_closed)
+        # one thread: a store connection is not for concurrent use
+        self._reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="stored-filter")
+        crawler.signals.connect(self.close, signal=scrapy_signals.spider_closed)
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> StoredArticleFilter:
         return cls(crawler)
 
-    def _filter(self, results: list[Any]) -> list[Any]:
+    def close(self) -> None:
+        self._reader.shutdown(wait=True)
+        self.store.close()
+
+    def _article_urls(self, results: list[Any]) -> dict[int, str]:
         canonical: dict[int, str] = {}
         for i, obj in enumerate(results):
             if isinstance(obj, Request) and obj.meta.get("kind") == "article":
                 outlet = self.outlet_of(obj)
                 if outlet is not None:
                     canonical[i] = outlet.canonical_url(obj.url)
-        if not canonical:
-            return results
-        stored = self.store.existing(canonical.values())
-        if not stored:
-            return results
-        self.crawler.stats.inc_value("articles/already_stored", len(stored))
+        return canonical
+
+    def _stored(self, urls: list[str]) -> set[str]:
+        try:
+            return self.store.existing(urls)
+        except StoreError as exc:
+            logger.warning("Store cannot say what is stored (%s): fetching all %d articles",
+                           exc, len(urls))
+            return set()
+
+    def _without(self, results: list[Any], canonical: dict[int, str], stored: set[str]):
+        if stored:
+            self.crawler.stats.inc_value("articles/already_stored", len(stored))
         return [obj for i, obj in enumerate(results) if canonical.get(i) not in stored]
 
     def process_spider_output(self, response: Response, result: Iterable[Any]) -> Iterable[Any]:
-        return self._filter(list(result))
+        results = list(result)
+        canonical = self._article_urls(results)
+        if not canonical:
+            return results
+        return self._without(results, canonical, self._stored(list(canonical.values())))
 
     async def process_spider_output_async(
         self, response: Response, result: AsyncIterator[Any]
     ) -> AsyncIterator[Any]:
-        for obj in self._filter([obj async for obj in result]):
+        results = [obj async for obj in result]
+        canonical = self._article_urls(results)
+        if canonical:
+            loop = asyncio.get_running_loop()
+            stored = await loop.run_in_executor(
+                self._reader, self._stored, list(canonical.values())
+            )
+            results = self._without(results, canonical, stored)
+        for obj in results:
             yield obj
 
 

@@ -15,7 +15,7 @@ from scrapy.exceptions import DropItem
 
 from crawler import signals
 from crawler.extraction import ExtractionError, ExtractionTimeout, ExtractorPool
-from crawler.items import ArticleItem
+from crawler.items import ArticleItem, FinishedRequest
 from crawler.mirrors import outlet_catalog
 from crawler.storage import StoreError, StoreUnavailable, open_store
 
@@ -27,6 +27,30 @@ logger = logging.getLogger(__name__)
 
 def content_hash(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+class FinishedRequestPipeline:
+    """Reports the requests the spider is finished with (:class:`FinishedRequest`).
+
+    Scrapy hands a callback's output to the scheduler and the pipelines in order, so by the
+    time the marker arrives here every request the listing produced is scheduled: in
+    distributed mode its lease may go.
+    """
+
+    def __init__(self, crawler: Crawler) -> None:
+        self.crawler = crawler
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler) -> FinishedRequestPipeline:
+        return cls(crawler)
+
+    def process_item(self, item: Any) -> Any:
+        if not isinstance(item, FinishedRequest):
+            return item
+        self.crawler.signals.send_catch_log(
+            signals.request_finished, request=item.request, outcome=item.outcome
+        )
+        raise DropItem("not an article", log_level="DEBUG")
 
 
 class ExtractionPipeline:

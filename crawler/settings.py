@@ -15,6 +15,8 @@ LOG_LEVEL = "INFO"
 
 # -- politeness ---------------------------------------------------------------------------
 ROBOTSTXT_OBEY = True
+#: seconds an outlet's robots.txt is kept before it is fetched again
+ROBOTSTXT_TTL = 24 * 3600
 CONCURRENT_REQUESTS = 16
 # An article response yields one item; Scrapy starts a task per allowed concurrent item for
 # every response, so the default (100) costs CPU on every page for nothing.
@@ -79,6 +81,8 @@ REDIS_KEY_PREFIX = "crawler"
 #: leased requests go back to the queue
 WORKER_HEARTBEAT = 5.0
 WORKER_TIMEOUT = 20.0
+#: how often an idle worker looks for work queued by others (seconds)
+SCHEDULER_IDLE_POLL = 0.2
 #: back-off bound while Redis is unreachable (seconds)
 REDIS_RETRY_MAX = 10.0
 DUPEFILTER_KEY = "crawler:dupefilter"
@@ -96,12 +100,16 @@ SPIDER_MIDDLEWARES = {
     "crawler.middlewares.MirrorRoutingMiddleware": 550,
 }
 DOWNLOADER_MIDDLEWARES = {
+    # robots.txt per outlet, not per mirror host (crawler/robots.py)
+    "scrapy.downloadermiddlewares.robotstxt.RobotsTxtMiddleware": None,
+    "crawler.robots.OutletRobotsTxtMiddleware": 100,
     # sees responses before RedirectMiddleware (600), to catch redirects off the outlet
     "crawler.middlewares.MirrorFailoverMiddleware": 610,
     # after the failover middleware has settled which mirror a request goes to
     "crawler.politeness.PolitenessMiddleware": 620,
 }
 ITEM_PIPELINES = {
+    "crawler.pipelines.FinishedRequestPipeline": 100,
     "crawler.pipelines.ExtractionPipeline": 300,
     "crawler.pipelines.StorePipeline": 800,
 }

@@ -76,6 +76,9 @@ class LeasingScheduler(RedisScheduler):
         self._next_try = 0.0
         self._retry_delay = 0.5
         self._heartbeat: LoopingCall | None = None
+        self.idle_poll = settings.getfloat("SCHEDULER_IDLE_POLL")
+        self._starved = False
+        self._waker: LoopingCall | None = None
         connect = crawler.signals.connect
         connect(self.on_request_finished, signal=signals.request_finished)
         connect(self.on_articles_stored, signal=signals.articles_stored)
@@ -96,11 +99,14 @@ class LeasingScheduler(RedisScheduler):
         self.df.open()
         self._heartbeat = LoopingCall(self.beat)
         self._heartbeat.start(self.heartbeat_interval, now=True)
+        self._waker = LoopingCall(self._wake_if_work)
+        self._waker.start(self.idle_poll, now=False)
         logger.info("Worker %s taking work from Redis", self.worker)
 
     def close(self, reason: str) -> None:
-        if self._heartbeat is not None and self._heartbeat.running:
-            self._heartbeat.stop()
+        for loop in (self._heartbeat, self._waker):
+            if loop is not None and loop.running:
+                loop.stop()
         self._flush_unsent()
         self._flush_unacked()
         try:
@@ -200,12 +206,30 @@ class LeasingScheduler(RedisScheduler):
                 request = self.queues.take(outlet)
                 if request is not None:
                     self._redis_back()
+                    self._starved = False
                     self.stats.inc_value("scheduler/dequeued/redis")
                     return request
             self._redis_back()
         except RedisError as exc:
             self._redis_failed(exc)
+        self._starved = True
         return None
+
+    def _wake_if_work(self) -> None:
+        """While the engine has found nothing, look for work others queued (a schedule, a
+        worker's new links) and wake it: it would otherwise wait for its 5 s heartbeat."""
+        if not self._starved or not self._redis_usable():
+            return
+        try:
+            depths = self.queues.depths(self.queues.outlets())
+        except RedisError:
+            return
+        if any(depths.values()):
+            self._starved = False
+            # Scrapy has no public call that makes the engine ask its scheduler again
+            slot = getattr(self.crawler.engine, "_slot", None)
+            if slot is not None:
+                slot.nextcall.schedule()
 
     def has_pending_requests(self) -> bool:
         if self._unsent:

@@ -10,7 +10,7 @@ from scrapy import Request, Spider
 from scrapy.http import Response
 
 from crawler import signals
-from crawler.items import ArticleItem
+from crawler.items import ArticleItem, FinishedRequest
 from crawler.mirrors import outlet_catalog
 from crawler.outlets import Outlet
 
@@ -91,7 +91,7 @@ class OutletSpider(Spider):
                     reason="listing without article links", severe=True,
                 )
             else:
-                self._listing_done(response)
+                yield FinishedRequest(response.request)
             return
 
         self.crawler.stats.inc_value("listing/pages")
@@ -108,7 +108,7 @@ class OutletSpider(Spider):
                 yield self.listing_request(
                     outlet, section, outlet.section_page_url(section, page + 1), page + 1
                 )
-        self._listing_done(response)
+        yield FinishedRequest(response.request)
 
     def parse_article(self, response: Response) -> Iterator[ArticleItem]:
         outlet = self.outlets.get(response.meta["outlet"])
@@ -122,11 +122,6 @@ class OutletSpider(Spider):
             body=response.body,
             encoding=getattr(response, "encoding", None) or "utf-8",
             request=response.request,
-        )
-
-    def _listing_done(self, response: Response) -> None:
-        self.crawler.signals.send_catch_log(
-            signals.request_finished, request=response.request, outcome="handled"
         )
 
 

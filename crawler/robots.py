@@ -1,0 +1,97 @@
+"""robots.txt per outlet rather than per host.
+
+Scrapy keeps one robots.txt per host. An outlet's mirrors serve one site, so its rules are
+the outlet's, wherever a request goes; and a failing mirror's answer (a 503, a 403 of a
+block, a seizure notice, a parked domain's page) says nothing about them: read as robots.txt
+it would allow everything. So the rules are fetched from the outlet's mirrors in order of
+preference until one answers with a real robots.txt (or 404/410: there is none, everything
+is allowed), and kept for ``ROBOTSTXT_TTL`` seconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import TYPE_CHECKING, Any
+
+from scrapy import Request
+from scrapy.downloadermiddlewares.robotstxt import RobotsTxtMiddleware
+from scrapy.http.request import NO_CALLBACK
+from scrapy.utils.misc import build_from_crawler
+
+from crawler.mirrors import mirror_health, outlet_catalog
+
+if TYPE_CHECKING:
+    from scrapy.crawler import Crawler
+    from scrapy.http import Response
+
+    from crawler.outlets import Outlet
+
+logger = logging.getLogger(__name__)
+
+#: when no mirror answers properly, look again after this long (seconds)
+RETRY_UNKNOWN = 60.0
+
+
+class OutletRobotsTxtMiddleware(RobotsTxtMiddleware):
+    def __init__(self, crawler: Crawler) -> None:
+        super().__init__(crawler)
+        self.catalog = outlet_catalog(crawler)
+        self.health = mirror_health(crawler)
+        self.ttl = crawler.settings.getfloat("ROBOTSTXT_TTL")
+        # outlet -> (parser or None for "allow all", monotonic time it expires)
+        self._rules: dict[str, tuple[Any, float]] = {}
+        self._fetching: dict[str, asyncio.Future] = {}
+
+    async def robot_parser(self, request: Request) -> Any:
+        name = request.meta.get("outlet")
+        if name is None:
+            return await super().robot_parser(request)
+        rules = self._rules.get(name)
+        if rules is not None and rules[1] > time.monotonic():
+            return rules[0]
+        pending = self._fetching.get(name)
+        if pending is not None:
+            return await asyncio.shield(pending)
+        pending = self._fetching[name] = asyncio.get_running_loop().create_future()
+        try:
+            parser = await self._fetch(self.catalog.get(name))
+            pending.set_result(parser)
+        except BaseException as exc:
+            pending.set_exception(exc)
+            raise
+        finally:
+            del self._fetching[name]
+        return parser
+
+    async def _fetch(self, outlet: Outlet) -> Any:
+        in_rotation = [m for m in outlet.mirrors if self.health.is_up(outlet.name, m)]
+        for mirror in in_rotation + [m for m in outlet.mirrors if m not in in_rotation]:
+            robots = Request(f"{mirror}/robots.txt", priority=self.DOWNLOAD_PRIORITY,
+                             meta={"dont_obey_robotstxt": True}, callback=NO_CALLBACK)
+            try:
+                response = await self.crawler.engine.download_async(robots)
+            except Exception as exc:
+                logger.debug("robots.txt of %s: %s", mirror, exc)
+                continue
+            self._stats.inc_value(f"robotstxt/response_status_count/{response.status}")
+            if response.status in (404, 410):  # the outlet has none: everything allowed
+                return self._keep(outlet, None, self.ttl)
+            if 200 <= response.status < 300 and _is_robots_txt(response):
+                self._stats.inc_value("robotstxt/response_count")
+                parser = build_from_crawler(self._parserimpl, self.crawler, response.body)
+                return self._keep(outlet, parser, self.ttl)
+        logger.warning("No mirror of %s served its robots.txt: allowing all for %.0f s",
+                       outlet.name, RETRY_UNKNOWN)
+        return self._keep(outlet, None, RETRY_UNKNOWN)
+
+    def _keep(self, outlet: Outlet, parser: Any, seconds: float) -> Any:
+        self._rules[outlet.name] = (parser, time.monotonic() + seconds)
+        return parser
+
+
+def _is_robots_txt(response: Response) -> bool:
+    """A robots.txt is plain text; an HTML page in its place is some other site's answer."""
+    content_type = response.headers.get(b"Content-Type", b"").lower()
+    return b"html" not in content_type and response.body.lstrip()[:1] != b"<"
