@@ -38,6 +38,11 @@ SettingOpt = Annotated[
     list[str] | None,
     typer.Option("-s", "--set", help="Override a Scrapy setting, NAME=VALUE (repeatable)."),
 ]
+MetricsPortOpt = Annotated[
+    int | None,
+    typer.Option("--metrics-port", envvar="CRAWLER_METRICS_PORT",
+                 help="Serve Prometheus metrics on this port (/metrics)."),
+]
 RedisOpt = Annotated[
     str, typer.Option("--redis", envvar="CRAWLER_REDIS_URL", help="Redis URL.")
 ]
@@ -87,9 +92,7 @@ def crawl(
     section: SectionOpt = None,
     store: StoreOpt = DEFAULT_STORE,
     outlets_dir: OutletsDirOpt = None,
-    metrics_port: Annotated[
-        int | None, typer.Option("--metrics-port", envvar="CRAWLER_METRICS_PORT")
-    ] = None,
+    metrics_port: MetricsPortOpt = None,
     setting: SettingOpt = None,
 ) -> None:
     """Crawl one outlet's sections in this process (no Redis) and store the articles."""
@@ -204,9 +207,7 @@ def worker(
     redis: RedisOpt = DEFAULT_REDIS,
     store: StoreOpt = DEFAULT_STORE,
     outlets_dir: OutletsDirOpt = None,
-    metrics_port: Annotated[
-        int | None, typer.Option("--metrics-port", envvar="CRAWLER_METRICS_PORT")
-    ] = None,
+    metrics_port: MetricsPortOpt = None,
     setting: SettingOpt = None,
 ) -> None:
     """Take work from Redis until SIGTERM/SIGINT, then drain and stop."""
