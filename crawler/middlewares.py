@@ -183,8 +183,9 @@ class MirrorFailoverMiddleware(_OutletRequests):
     next mirror when its mirror fails it.
 
     A failure is a connection error, a timeout, a status in ``MIRROR_FAILOVER_HTTP_CODES``, a
-    redirect off the outlet's mirrors, or a 2xx page carrying one of the outlet's
-    ``blocked_markers`` (that last one takes the mirror out of rotation at once). Pages that
+    redirect off the outlet's mirrors, a 2xx page carrying one of the outlet's
+    ``blocked_markers``, or a 2xx page without a single link into the outlet (the last three
+    take the mirror out of rotation at once: it is serving something else). Pages that
     look wrong only to the spider or the extraction (``signals.response_suspect``) fail over
     the same way. A document that failed on every mirror ``MIRROR_MAX_ROUNDS`` times is given
     up (``signals.request_finished`` with outcome "given_up").
@@ -193,8 +194,9 @@ class MirrorFailoverMiddleware(_OutletRequests):
     def __init__(self, crawler: Crawler) -> None:
         super().__init__(crawler)
         settings = crawler.settings
-        self.failover_codes = frozenset(settings.getlist("MIRROR_FAILOVER_HTTP_CODES", []))
-        self.failover_codes = frozenset(int(c) for c in self.failover_codes)
+        self.failover_codes = frozenset(
+            int(code) for code in settings.getlist("MIRROR_FAILOVER_HTTP_CODES")
+        )
         self.max_rounds = settings.getint("MIRROR_MAX_ROUNDS")
         self._markers: dict[str, tuple[bytes, ...]] = {}
         self._outlet_links: dict[str, re.Pattern[bytes]] = {}
