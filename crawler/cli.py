@@ -346,7 +346,9 @@ def demo(
         for server in fx.servers:
             console.print(f"mirror {server.base_url} is {server.behaviour}", highlight=False)
         settings = build_settings(
-            ["DOWNLOAD_TIMEOUT=5", "AUTOTHROTTLE_ENABLED=False", *(setting or [])],
+            # the summary is the demo's output; Scrapy's log only for what needs attention
+            ["DOWNLOAD_TIMEOUT=5", "AUTOTHROTTLE_ENABLED=False", "LOG_LEVEL=WARNING",
+             *(setting or [])],
             STORE_URI=store, OUTLETS_DIR=str(fx.outlet_dir),
         )
         summary = run_crawl(settings, fx.name, [], console)

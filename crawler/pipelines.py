@@ -107,7 +107,8 @@ class ExtractionPipeline:
                 self.crawler.signals.send_catch_log(
                     signals.request_finished, request=item.request, outcome="given_up"
                 )
-            raise DropItem(f"no article text ({reason}): {item.url}")
+            # counted and reported above; a give-up is logged where it happens
+            raise DropItem(f"no article text ({reason}): {item.url}", log_level="INFO")
 
         item.body = b""  # the page is not needed any more; don't hold it while batching
         item.title = extracted.title
