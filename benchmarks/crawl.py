@@ -1,12 +1,23 @@
 """CPU per stored article of a standalone crawl, against trafilatura alone on the same pages.
 
-    .venv/bin/python benchmarks/crawl.py [--articles 600] [--behaviours dead,seized,healthy]
-                                         [--rounds 3] [--processes N] [--keep DIR]
+    .venv/bin/python benchmarks/crawl.py [--pages demo|corpus] [--articles 600] [--copies 6]
+                                         [--behaviours B,B,...] [--rounds 3]
+                                         [-s NAME=VALUE ...] [--keep DIR]
 
-The demo outlet is served by its own process (``python -m crawler.demo.server``), so the
-server's CPU is not counted. Each round runs, as a user would,
+The outlet is served by its own process, so the server's CPU is not counted:
 
-    python -m crawler.cli crawl demonews --outlets-dir DIR --store sqlite:///FRESH.db
+- ``--pages demo`` (default): the demo outlet, ``python -m crawler.demo.server``, generated
+  pages of about 52 KB; mirrors dead,seized,healthy unless ``--behaviours`` says otherwise.
+- ``--pages corpus``: ``benchmarks/corpus_outlet.py``, the 88 real pages of the AEB corpus
+  (about 183 KB on average, read from ``../shared/corpus/aeb-dev``; the benchmark stops with a
+  message where that folder is absent), each under ``--copies`` article paths (6: 528
+  articles), listed by generated section pages; mirrors dead,healthy by default. Pages without
+  a root-relative link get ``<nav><a href="/">Home</a></nav>`` after ``<body>`` (the output
+  says how many), as the crawler takes a page without a link into the outlet for a parked one.
+
+Each round runs, as a user would,
+
+    python -m crawler.cli crawl OUTLET --outlets-dir DIR --store sqlite:///FRESH.db
         -s AUTOTHROTTLE_ENABLED=False -s LOG_LEVEL=WARNING
 
 and counts the user+sys CPU of the crawler process and every process under it (the
@@ -15,18 +26,29 @@ descendants orphaned at exit are reparented here and reaped into RUSAGE_CHILDREN
 round then times, with time.process_time() in this process, trafilatura.bare_extraction
 (with_metadata) and the project's extract_article over every stored article's page, fetched
 once from the server beforehand. trafilatura's caches are reset before each pass, as a crawl
-starts with them empty. Crawl and extraction passes alternate round by round, and the ratio
-reported is the median of the per-round ratios, since the machine is shared.
+starts with them empty. Crawls and extraction passes alternate; each crawl is compared with
+the mean of the passes on either side of it, and the ratio reported is the median of the
+per-round ratios, since the machine is shared.
 
-The crawl's CPU includes its fixed costs (interpreter start, imports, the forkserver), which a
-user pays too; a last crawl into the full store (listing pages only, nothing left to extract)
-shows how much of the per-article figure they are.
+The crawl's CPU includes its fixed costs (interpreter start, imports, listing pages, the
+forkserver and the extraction worker's start), which a user pays too; a last crawl into the
+full store less one article pays all of them and shows how much of the per-article figure
+they are, and what an article costs beyond them.
 
-Measured on a shared 2-vCPU VM (load 4-7 from other work), defaults, two runs: crawler
-20.6-26.4 ms CPU per stored article (the crawling process 8.6-10.2 ms of it), trafilatura
-alone 8.1-8.6 ms, extract_article 11.0-12.0 ms; median ratios x2.67 and x2.89 against
-trafilatura alone, x1.97 and x2.04 against extract_article. Crawls of 600 and 1800 articles
-put the fixed cost of a crawl at about 1.3 s and the marginal cost at 20.4 ms per article.
+Measured on a shared 2-vCPU VM (load 1-5 from other work), defaults with --rounds 5 unless
+said; CPU time per page there swings by a third from one minute to the next, so single runs
+differ more than the modes do:
+
+- corpus: crawler 46.6-66.0 ms CPU per stored article (the crawling process 8.0-10.4 ms of
+  it), trafilatura alone 33.5-46.6 ms, extract_article 34.6-50.9 ms; median ratios against
+  trafilatura alone x1.39 (1 round), x1.37 (3 rounds), x1.22 (3 rounds), x1.34, x1.31, and
+  x1.34 with a healthy mirror alone (1 round); against extract_article x1.29-x1.36. Fixed
+  cost of a crawl 2.9-3.6 s CPU (5.4-6.7 ms per article of a 528-article crawl); beyond it
+  x1.10-x1.23 trafilatura alone.
+- demo: crawler 25.3-32.9 ms CPU per stored article (the crawling process 9.2-10.6 ms),
+  trafilatura alone 10.6-15.0 ms, extract_article 12.4-18.6 ms; median ratios x2.44 (3
+  rounds), x2.35 (3 rounds), x2.29, x2.41 against trafilatura alone, x1.83-x2.19 against
+  extract_article. Fixed cost 3.7-4.4 s CPU (6.2-7.3 ms per article); beyond it x1.74-x1.90.
 """
 
 from __future__ import annotations
@@ -275,7 +297,7 @@ def main() -> int:
             return 2
         if available * args.copies < 500:
             parser.error(f"--copies {args.copies} gives {available * args.copies} articles; "
-                         f"at least {-(-500 // available)} are needed for 500")
+                         f"at least {-(-500 // available)} copies are needed for 500")
         behaviours = args.behaviours or "dead,healthy"
 
     logging.disable(logging.WARNING)  # trafilatura logs every page it discards
