@@ -140,8 +140,11 @@ class StorePipeline:
         self.retry_max = settings.getfloat("STORE_RETRY_MAX")
         self.pending: list[ArticleItem] = []
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store")
+        self.close_timeout = settings.getfloat("STORE_CLOSE_TIMEOUT")
         self._lock: asyncio.Lock | None = None
         self._timer: asyncio.TimerHandle | None = None
+        #: set while closing: how long the last batches may wait for an unavailable store
+        self._give_up_at: float | None = None
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> StorePipeline:
@@ -191,11 +194,16 @@ class StorePipeline:
                     written = await loop.run_in_executor(self._writer, self.store.write, records)
                     break
                 except StoreUnavailable as exc:
+                    if self._give_up_at is not None and time.monotonic() > self._give_up_at:
+                        # stopping: unacknowledged, these go back to the queue (workers)
+                        raise StoreUnavailable(f"{len(records)} articles not stored: {exc}") \
+                            from None
                     if not paused:
                         logger.warning("Store unavailable (%s): pausing the crawl", exc)
                         self.crawler.engine.pause()
                         paused = True
-                    await asyncio.sleep(delay)
+                    # stopping: look again soon, the deadline is near
+                    await asyncio.sleep(delay if self._give_up_at is None else min(delay, 1.0))
                     delay = min(delay * 2, self.retry_max)
         finally:
             if paused:
@@ -211,10 +219,11 @@ class StorePipeline:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+        self._give_up_at = time.monotonic() + self.close_timeout
         try:
             await self.flush()
         except StoreError as exc:
-            logger.error("Could not store the last %d articles: %s", len(self.pending), exc)
+            logger.error("Could not store the last articles: %s", exc)
         finally:
             self._writer.shutdown(wait=True)
             self.store.close()

@@ -72,6 +72,9 @@ STORE_FLUSH_SECONDS = 1.0
 #: back-off bounds while the store is unavailable (seconds)
 STORE_RETRY_MIN = 0.5
 STORE_RETRY_MAX = 30.0
+#: when stopping, how long the last batch may wait for an unavailable store; a worker's
+#: unstored articles then go back to the queue with their requests (seconds)
+STORE_CLOSE_TIMEOUT = 15.0
 
 # -- distributed mode (crawler worker / schedule / status) --------------------------------------
 REDIS_URL = "redis://localhost:6379/0"

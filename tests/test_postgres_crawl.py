@@ -303,6 +303,29 @@ def test_worker_killed_while_postgres_is_down_loses_nothing(
     assert_redis_drained(client)
 
 
+def test_sigterm_while_postgres_is_down_stops_in_time_and_loses_nothing(
+    demo_outlet, redis_server, workers, private_pg
+):
+    server, uri = private_pg
+    fx = demo_outlet("healthy", articles=100, politeness={"requests_per_second": 10})
+    worker = workers(redis_server.url, uri, fx.outlet_dir, "-s", "STORE_CLOSE_TIMEOUT=5")
+    client = redis_server.client()
+    schedule(fx, redis_server.url)
+    wait_for(lambda: article_count(uri) >= 10, 120, "some articles stored")
+    server.stop()
+    wait_for_pause([worker])
+    # the last batch cannot be stored: the worker gives it up in time, unacknowledged
+    assert worker.stop(signal.SIGTERM) < 30
+    assert worker.process.returncode == 0, worker.output()[-2000:]
+    assert "articles not stored" in worker.output()
+    assert inflight(client) == 0  # returned to the queue, not dropped
+    server.start()
+    successor = workers(redis_server.url, uri, fx.outlet_dir)
+    wait_all_stored(fx, uri, [successor], client)
+    assert successor.stop(signal.SIGTERM) < 30
+    assert_each_listed_article_once(fx, uri)
+
+
 # -- an unreachable database ----------------------------------------------------------------
 
 
