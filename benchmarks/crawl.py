@@ -55,12 +55,10 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import ctypes
 import json
 import logging
 import math
 import os
-import resource
 import shutil
 import sqlite3
 import statistics
@@ -74,34 +72,22 @@ from pathlib import Path
 
 import trafilatura
 from aeb import CORPUS
+from processes import (
+    PYTHON,
+    ROOT,
+    OutletServer,
+    become_subreaper,
+    children_cpu,
+    count_stored,
+    demo_command,
+    reap_orphans,
+    start_server,
+)
 from trafilatura.meta import reset_caches
 
-from crawler.demo.site import PER_PAGE as DEMO_PER_PAGE
 from crawler.extraction import extract_article
 
-ROOT = Path(__file__).resolve().parent.parent
-PYTHON = sys.executable
 TARGET, AIM = 1.3, 1.15
-PR_SET_CHILD_SUBREAPER = 36
-
-
-@dataclass
-class OutletServer:
-    process: subprocess.Popen
-    outlet_dir: Path
-    name: str
-    mirrors: list[tuple[str, str]]
-    expected: int
-    #: what the server says about its pages (the corpus outlet: links it added)
-    notes: list[str]
-
-    def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
 
 
 @dataclass
@@ -120,85 +106,11 @@ class CrawlRun:
         return self.cpu / self.stored * 1000 if self.stored else math.inf
 
 
-def become_subreaper() -> bool:
-    """Orphaned descendants (the forkserver, its workers) are reparented here, not to init,
-    so their CPU reaches this process's RUSAGE_CHILDREN once reaped."""
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        return libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0
-    except (OSError, AttributeError):
-        return False
-
-
-def demo_command(articles: int, behaviours: str, directory: Path) -> list[str]:
-    # enough listing pages per section to reach every article
-    pages = -(-articles // DEMO_PER_PAGE) + 1
-    return [
-        PYTHON, "-m", "crawler.demo.server", "--articles", str(articles),
-        "--behaviours", behaviours, "--dir", str(directory), "--max-section-pages", str(pages),
-    ]
-
-
 def corpus_command(copies: int, behaviours: str, directory: Path) -> list[str]:
     return [
         PYTHON, str(ROOT / "benchmarks" / "corpus_outlet.py"), "--copies", str(copies),
         "--behaviours", behaviours, "--dir", str(directory), "--corpus", str(CORPUS),
     ]
-
-
-def start_server(command: list[str]) -> OutletServer:
-    """Start an outlet server process and read what it serves from its first lines: the
-    outlet file, ``URL behaviour`` per mirror, ``note: ...`` lines, ``N articles expected``."""
-    process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, text=True)
-    assert process.stdout is not None
-    mirrors: list[tuple[str, str]] = []
-    notes: list[str] = []
-    outlet_file = Path(process.stdout.readline().strip())
-    while True:
-        line = process.stdout.readline()
-        if not line:
-            process.wait()
-            raise RuntimeError(f"the outlet server exited ({process.returncode})")
-        words = line.split()
-        if words[0] == "note:":
-            notes.append(line.strip().removeprefix("note: "))
-        elif words[1:3] == ["articles", "expected"]:
-            expected = int(words[0])
-            break
-        else:
-            mirrors.append((words[0], words[1]))
-    return OutletServer(process, outlet_file.parent, outlet_file.stem, mirrors, expected, notes)
-
-
-def _children(exclude: set[int]) -> list[int]:
-    me, found = os.getpid(), []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) in exclude:
-            continue
-        with contextlib.suppress(OSError):
-            stat = (entry / "stat").read_text()
-            if int(stat.rsplit(")", 1)[1].split()[1]) == me:
-                found.append(int(entry.name))
-    return found
-
-
-def reap_orphans(exclude: set[int], deadline: float = 30.0) -> None:
-    """Wait for the descendants a crawler left behind (reparented here) and reap them."""
-    until = time.monotonic() + deadline
-    while pids := _children(exclude):
-        for pid in pids:
-            with contextlib.suppress(ChildProcessError):
-                os.waitpid(pid, os.WNOHANG)
-        if time.monotonic() > until:
-            print(f"warning: descendants {pids} still running; their CPU is not counted",
-                  file=sys.stderr)
-            return
-        time.sleep(0.05)
-
-
-def children_cpu() -> float:
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
 
 
 def crawl(server: OutletServer, store: Path, log: Path, extra: list[str]) -> CrawlRun:
@@ -218,11 +130,6 @@ def crawl(server: OutletServer, store: Path, log: Path, extra: list[str]) -> Cra
     cpu = children_cpu() - cpu_before
     main_cpu = usage.ru_utime + usage.ru_stime
     return CrawlRun(wall, cpu, main_cpu, count_stored(store), process.returncode, log)
-
-
-def count_stored(store: Path) -> int:
-    with contextlib.closing(sqlite3.connect(store)) as db:
-        return db.execute("SELECT count(*) FROM articles").fetchone()[0]
 
 
 def stored_urls(store: Path) -> list[str]:

@@ -70,13 +70,10 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import ctypes
 import os
 import re
-import resource
 import shutil
 import signal
-import sqlite3
 import statistics
 import subprocess
 import sys
@@ -87,16 +84,24 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from processes import (
+    PYTHON,
+    ROOT,
+    OutletServer,
+    become_subreaper,
+    children_cpu,
+    count_stored,
+    demo_command,
+    reap_orphans,
+    start_server,
+)
+
 sys.path.insert(0, str(ROOT / "tests"))
 
 from redis_server import RedisServer  # noqa: E402
 
-from crawler.demo.site import PER_PAGE  # noqa: E402
 from crawler.distributed.keys import RedisKeys  # noqa: E402
 
-PYTHON = sys.executable
-PR_SET_CHILD_SUBREAPER = 36
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 KEYS = RedisKeys()
 OUTLET = "demonews"
@@ -112,51 +117,10 @@ OWN_COMMANDS = {"zcard", "config|resetstat", "info", "monitor", "ping"}
 # -- processes -------------------------------------------------------------------------------
 
 
-def become_subreaper() -> bool:
-    """Orphaned descendants (the forkserver, its workers) are reparented here, not to init,
-    so their CPU reaches this process's RUSAGE_CHILDREN once reaped."""
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        return libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0
-    except (OSError, AttributeError):
-        return False
-
-
-def children_cpu() -> float:
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
-
-
 def process_cpu(pid: int) -> float:
     """user+sys seconds of a running process (one we do not reap: the Redis server)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
-
-
-def _children(exclude: set[int]) -> list[int]:
-    me, found = os.getpid(), []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) in exclude:
-            continue
-        with contextlib.suppress(OSError):
-            stat = (entry / "stat").read_text()
-            if int(stat.rsplit(")", 1)[1].split()[1]) == me:
-                found.append(int(entry.name))
-    return found
-
-
-def reap_orphans(exclude: set[int], deadline: float = 30.0) -> None:
-    """Wait for the descendants the crawlers left behind (reparented here) and reap them."""
-    until = time.monotonic() + deadline
-    while pids := _children(exclude):
-        for pid in pids:
-            with contextlib.suppress(ChildProcessError):
-                os.waitpid(pid, os.WNOHANG)
-        if time.monotonic() > until:
-            print(f"warning: descendants {pids} still running; their CPU is not counted",
-                  file=sys.stderr)
-            return
-        time.sleep(0.05)
 
 
 class Child:
@@ -204,50 +168,6 @@ class Child:
         return self.log.read_text(errors="replace")
 
 
-# -- the demo outlet -------------------------------------------------------------------------
-
-
-@dataclass
-class DemoServer:
-    process: subprocess.Popen
-    outlet_dir: Path
-    mirrors: list[tuple[str, str]]
-    expected: int
-
-    def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-
-
-def start_server(articles: int, behaviours: str, delay: float, directory: Path) -> DemoServer:
-    # enough listing pages per section to reach every article
-    pages = -(-articles // PER_PAGE) + 1
-    command = [
-        PYTHON, "-m", "crawler.demo.server", "--articles", str(articles),
-        "--behaviours", behaviours, "--dir", str(directory), "--max-section-pages", str(pages),
-        "--delay", str(delay),
-    ]
-    process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, text=True)
-    assert process.stdout is not None
-    mirrors: list[tuple[str, str]] = []
-    outlet_file = Path(process.stdout.readline().strip())
-    while True:
-        line = process.stdout.readline()
-        if not line:
-            process.wait()
-            raise RuntimeError(f"the demo server exited ({process.returncode})")
-        words = line.split()
-        if words[1:3] == ["articles", "expected"]:
-            expected = int(words[0])
-            break
-        mirrors.append((words[0], words[1]))
-    return DemoServer(process, outlet_file.parent, mirrors, expected)
-
-
 # -- one run ---------------------------------------------------------------------------------
 
 
@@ -280,15 +200,6 @@ class RunFailed(RuntimeError):
     pass
 
 
-def count_stored(store: Path) -> int:
-    try:
-        with contextlib.closing(sqlite3.connect(f"file:{store}?mode=ro", uri=True,
-                                                timeout=1)) as db:
-            return db.execute("SELECT count(*) FROM articles").fetchone()[0]
-    except sqlite3.Error:  # not created yet, or busy
-        return 0
-
-
 def wait_stored(store: Path, expected: int, started: float, crawlers: list[Child],
                 may_exit: bool = False) -> tuple[float, float]:
     """Poll the store until it holds ``expected`` articles; returns (first stored, all
@@ -314,7 +225,7 @@ def wait_stored(store: Path, expected: int, started: float, crawlers: list[Child
         time.sleep(0.05)
 
 
-def run_standalone(server: DemoServer, work: Path, name: str) -> Run:
+def run_standalone(server: OutletServer, work: Path, name: str) -> Run:
     store = work / f"{name}.db"
     cpu_before = children_cpu()
     started = time.perf_counter()
@@ -392,7 +303,7 @@ class RoundTrips:
         return self.counts
 
 
-def run_workers(server: DemoServer, work: Path, name: str, workers: int, extra: list[str],
+def run_workers(server: OutletServer, work: Path, name: str, workers: int, extra: list[str],
                 monitor: bool = False) -> tuple[Run, Counter | None]:
     store = work / f"{name}.db"
     cpu_before = children_cpu()
@@ -462,7 +373,7 @@ def run_workers(server: DemoServer, work: Path, name: str, workers: int, extra: 
     return run, rounds
 
 
-def idle_worker_cpu(server: DemoServer, work: Path, extra: list[str]) -> float:
+def idle_worker_cpu(server: OutletServer, work: Path, extra: list[str]) -> float:
     """CPU seconds of a worker (and its descendants) that starts, finds no work and stops:
     the fixed cost in every worker's figure."""
     cpu_before = children_cpu()
@@ -487,7 +398,7 @@ VARIANTS = {
 }
 
 
-def run_variant(variant: str, server: DemoServer, work: Path, name: str,
+def run_variant(variant: str, server: OutletServer, work: Path, name: str,
                 worker_settings: list[str]) -> Run:
     if variant == "a":
         return run_standalone(server, work, name)
@@ -581,7 +492,8 @@ def main() -> int:
         for number, (behaviours, delay) in enumerate(scenarios, 1):
             if args.scenario and number not in args.scenario:
                 continue
-            server = start_server(args.articles, behaviours, delay, work / f"outlets{number}")
+            command = demo_command(args.articles, behaviours, work / f"outlets{number}", delay)
+            server = start_server(command)
             try:
                 print(f"\n[{number}] mirrors {behaviours}, delay {delay} s per answer: "
                       f"{server.expected} articles expected", flush=True)
