@@ -7,9 +7,11 @@ import json
 import os
 import subprocess
 import sys
+from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
+from pg_server import NoPostgres, postgres_server
 from redis_server import redis_server, redis_server_factory, redis_url  # noqa: F401
 
 from crawler.demo import DemoOutlet
@@ -136,3 +138,28 @@ def store_count(store_uri: str) -> int:
         return store.count()
     finally:
         store.close()
+
+
+# -- PostgreSQL ------------------------------------------------------------------------------
+
+
+def skip_without_postgres(stack: ExitStack, context):
+    """Enter a tests/pg_server.py context, or skip the test when there is no PostgreSQL."""
+    try:
+        return stack.enter_context(context)
+    except NoPostgres as exc:
+        pytest.skip(f"no PostgreSQL to test against: {exc}")
+
+
+@pytest.fixture(scope="module")
+def pg():
+    """The shared PostgreSQL server when it answers, else a private one."""
+    with ExitStack() as stack:
+        yield skip_without_postgres(stack, postgres_server())
+
+
+@pytest.fixture
+def pg_uri(pg):
+    """A fresh, empty database."""
+    with pg.database() as uri:
+        yield uri

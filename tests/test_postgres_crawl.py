@@ -11,32 +11,19 @@ from contextlib import ExitStack
 
 import psycopg
 import pytest
-from conftest import FAST, export_records, run_crawler, stored_records, wait_for
-from pg_server import NoPostgres, postgres_server, private_server
+from conftest import (
+    FAST,
+    export_records,
+    run_crawler,
+    skip_without_postgres,
+    stored_records,
+    wait_for,
+)
+from pg_server import private_server
 
 from crawler.distributed.keys import RedisKeys
 
 KEYS = RedisKeys()
-
-
-def _enter_or_skip(stack: ExitStack, context):
-    try:
-        return stack.enter_context(context)
-    except NoPostgres as exc:
-        pytest.skip(f"no PostgreSQL to test against: {exc}")
-
-
-@pytest.fixture(scope="module")
-def pg():
-    with ExitStack() as stack:
-        yield _enter_or_skip(stack, postgres_server())
-
-
-@pytest.fixture
-def pg_uri(pg):
-    """A fresh, empty database on the shared (or a private) server."""
-    with pg.database() as uri:
-        yield uri
 
 
 @pytest.fixture
@@ -44,7 +31,7 @@ def private_pg():
     """A server of this test's own, which it may stop and start, and a database on it:
     ``(server, uri)``. The whole cluster is removed afterwards, stopped or not."""
     with ExitStack() as stack:
-        server = _enter_or_skip(stack, private_server())
+        server = skip_without_postgres(stack, private_server())
         yield server, server.uri(server.create_database())
 
 

@@ -12,37 +12,24 @@ from contextlib import ExitStack, contextmanager
 
 import psycopg
 import pytest
-from pg_server import NoPostgres, postgres_server, private_server
+from conftest import skip_without_postgres
+from pg_server import private_server
 
 from crawler.items import ARTICLE_FIELDS
 from crawler.storage import StoreError, StoreUnavailable, open_store
 from crawler.storage.postgres import SCHEMA_VERSION, PostgresStore, migrate
 
 
-def _enter_or_skip(stack: ExitStack, context):
-    try:
-        return stack.enter_context(context)
-    except NoPostgres as exc:
-        pytest.skip(f"no PostgreSQL to test against: {exc}")
-
-
-@pytest.fixture(scope="module")
-def server():
-    with ExitStack() as stack:
-        yield _enter_or_skip(stack, postgres_server())
-
-
 @pytest.fixture(scope="module")
 def private():
     """A server of our own, which the test may stop and start."""
     with ExitStack() as stack:
-        yield _enter_or_skip(stack, private_server())
+        yield skip_without_postgres(stack, private_server())
 
 
 @pytest.fixture
-def uri(server):
-    with server.database() as database_uri:
-        yield database_uri
+def uri(pg_uri):
+    return pg_uri
 
 
 @pytest.fixture

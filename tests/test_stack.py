@@ -6,11 +6,8 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
-from contextlib import ExitStack
 
-import pytest
 from conftest import REPO, crawler_env, run_crawler, stored_records, wait_for
-from pg_server import NoPostgres, postgres_server
 
 from crawler.distributed.keys import RedisKeys
 from crawler.distributed.schedules import Schedules
@@ -18,18 +15,8 @@ from crawler.distributed.schedules import Schedules
 KEYS = RedisKeys()
 
 
-@pytest.fixture
-def postgres_uri():
-    with ExitStack() as stack:
-        try:
-            server = stack.enter_context(postgres_server())
-        except NoPostgres as exc:
-            pytest.skip(f"no PostgreSQL to test against: {exc}")
-        yield stack.enter_context(server.database())
-
-
 def test_stack_with_beats_and_changing_workers(
-    demo_outlet, redis_server_factory, workers, postgres_uri, tmp_path
+    demo_outlet, redis_server_factory, workers, pg_uri, tmp_path
 ):
     redis = redis_server_factory(appendonly=True)
     fx = demo_outlet("dead", "seized", "flaky", "healthy", articles=120,
@@ -44,7 +31,7 @@ def test_stack_with_beats_and_changing_workers(
         )
         for i in range(2)
     ]
-    crew = [workers(url, postgres_uri, fx.outlet_dir) for _ in range(2)]
+    crew = [workers(url, pg_uri, fx.outlet_dir) for _ in range(2)]
     try:
         result = run_crawler("schedule", fx.name, "--outlets-dir", str(fx.outlet_dir),
                              "--redis", url, "--every", "4s")
@@ -52,14 +39,14 @@ def test_stack_with_beats_and_changing_workers(
         expected = fx.expected_articles()
 
         def stored():
-            return len(stored_records(postgres_uri))
+            return len(stored_records(pg_uri))
 
         wait_for(lambda: stored() >= len(expected) // 4, 120, "a quarter of the articles")
-        crew.append(workers(url, postgres_uri, fx.outlet_dir))  # scale up
+        crew.append(workers(url, pg_uri, fx.outlet_dir))  # scale up
         wait_for(lambda: stored() >= len(expected) // 2, 120, "half of the articles")
         crew[0].stop(signal.SIGKILL)  # a worker lost without warning
         assert crew[1].stop(signal.SIGTERM) < 30  # and one scaled down
-        crew.append(workers(url, postgres_uri, fx.outlet_dir))
+        crew.append(workers(url, pg_uri, fx.outlet_dir))
         wait_for(lambda: stored() >= len(expected), 180, "every article stored")
 
         client = redis.client()
@@ -80,7 +67,7 @@ def test_stack_with_beats_and_changing_workers(
             beat.wait(30)
     for worker in crew[2:]:
         assert worker.stop(signal.SIGTERM) < 30
-    records = stored_records(postgres_uri)
+    records = stored_records(pg_uri)
     urls = [r["canonical_url"] for r in records]
     assert len(urls) == len(set(urls))
     assert set(urls) == expected
@@ -88,6 +75,6 @@ def test_stack_with_beats_and_changing_workers(
         assert record["text"] == fx.truth(record["canonical_url"]).text
     import psycopg
 
-    with psycopg.connect(postgres_uri) as db:
+    with psycopg.connect(pg_uri) as db:
         # re-delivered articles were identical: no revision was recorded
         assert db.execute("select count(*) from article_revisions").fetchone()[0] == 0
