@@ -93,21 +93,35 @@ def crawl(
     store: StoreOpt = DEFAULT_STORE,
     outlets_dir: OutletsDirOpt = None,
     metrics_port: MetricsPortOpt = None,
+    max_wait: Annotated[
+        str, typer.Option("--max-wait", help="While every mirror is out, wait this long for "
+                          "one to come back (30s, 15m, 1h) before giving documents up.")
+    ] = "15m",
     setting: SettingOpt = None,
 ) -> None:
     """Crawl one outlet's sections in this process (no Redis) and store the articles."""
+    from crawler.distributed.schedules import parse_interval
     from crawler.runner import run_crawl
 
     sections = section or []
     load_outlet(outlets_dir, outlet, sections)
     check_store(store)
+    try:
+        give_up_after = parse_interval(max_wait)
+    except ValueError as exc:
+        raise fail(f"--max-wait: {exc}") from None
     settings = build_settings(
-        setting, STORE_URI=store, OUTLETS_DIR=outlets_dir, METRICS_PORT=metrics_port
+        setting, STORE_URI=store, OUTLETS_DIR=outlets_dir, METRICS_PORT=metrics_port,
+        DOCUMENT_GIVE_UP_AFTER=give_up_after,
     )
     summary = run_crawl(settings, outlet, sections, console)
     console.print(summary.table(f"{outlet}: crawl finished ({summary.finish_reason})"))
     if summary.finish_reason != "finished":
         raise fail(f"crawl ended early: {summary.finish_reason}", code=1)
+    if summary.lost:
+        named = ", ".join(summary.lost_urls[:5])
+        more = f" and {summary.lost - 5} more" if summary.lost > 5 else ""
+        raise fail(f"{summary.lost} documents not stored: {named}{more}", code=1)
 
 
 def connect_redis(settings):
@@ -246,7 +260,7 @@ def status(
         typer.echo(json.dumps(state, indent=2, sort_keys=True))
         return
     out = Console()
-    outlets = Table("outlet", "queued", "in flight", "mirrors", title="Outlets",
+    outlets = Table("outlet", "queued", "in flight", "waiting", "mirrors", title="Outlets",
                     title_justify="left")
     for name, info in state["outlets"].items():
         mirrors = "\n".join(
@@ -254,7 +268,8 @@ def status(
                        f"[red]out {h['out_for_seconds']:.0f}s[/red] ({h['last_failure']})")
             for m, h in info["mirrors"].items()
         ) or "-"
-        outlets.add_row(name, str(info["queued"]), str(info["in_flight"]), mirrors)
+        outlets.add_row(name, str(info["queued"]), str(info["in_flight"]),
+                        str(info.get("waiting", 0)), mirrors)
     out.print(outlets)
     workers = Table("worker", "last heartbeat", "state", title="Workers", title_justify="left")
     for w in state["workers"]:

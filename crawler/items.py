@@ -1,4 +1,4 @@
-"""The stored article record (see CONTRACT: "Stored article")."""
+"""The stored article record (its fields are documented in the README)."""
 
 from __future__ import annotations
 
@@ -58,4 +58,4 @@ class FinishedRequest:
     requests have been scheduled ahead of it."""
 
     request: Any
-    outcome: str = "handled"
+    outcome: str = "listing_handled"

@@ -1,4 +1,5 @@
-"""Prometheus metrics, fed by the crawler's signals (see CONTRACT: "Metrics").
+"""Prometheus metrics, fed by the crawler's signals (the families are listed in
+monitoring/README.md).
 
 Each crawler gets its own registry, served on ``METRICS_PORT`` when set. Gauges that describe
 shared state (queue depth, in-flight requests, live workers) are read from Redis at scrape time
@@ -33,6 +34,8 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 OUTCOMES = ("ok", "http_error", "timeout", "connection_error", "blocked")
+#: final outcomes whose series exist from the start (others appear when they happen)
+ENDED_OUTCOMES = ("stored", "listing_handled", "given_up")
 RESPONSE_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 20, 30)
 EXTRACTION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 
@@ -46,6 +49,10 @@ class CrawlerMetrics:
         self.requests = Counter(
             "crawler_requests", "Downloads by outcome", ["outlet", "mirror", "outcome"],
             registry=r,
+        )
+        self.requests_ended = Counter(
+            "crawler_requests_ended", "Requests by final outcome (each request ends once)",
+            ["outlet", "outcome"], registry=r,
         )
         self.articles_stored = Counter(
             "crawler_articles_stored", "Articles durably stored", ["outlet", "section"],
@@ -95,6 +102,7 @@ class PrometheusMetrics:
         connect(self.on_mirror_failover, signal=signals.mirror_failover)
         connect(self.on_extraction_finished, signal=signals.extraction_finished)
         connect(self.on_articles_stored, signal=signals.articles_stored)
+        connect(self.on_request_finished, signal=signals.request_finished)
         connect(self.on_spider_opened, signal=scrapy_signals.spider_opened)
         connect(self.on_spider_closed, signal=scrapy_signals.spider_closed)
 
@@ -123,6 +131,8 @@ class PrometheusMetrics:
                 continue
             m.extraction_failures.labels(outlet.name)
             m.failovers.labels(outlet.name)
+            for outcome in ENDED_OUTCOMES:
+                m.requests_ended.labels(outlet.name, outcome)
             for section in outlet.sections:
                 m.articles_stored.labels(outlet.name, section)
             for mirror in outlet.mirrors:
@@ -147,6 +157,9 @@ class PrometheusMetrics:
         self.metrics.requests.labels(outlet, mirror or "", outcome).inc()
         if seconds is not None:
             self.metrics.response_seconds.labels(outlet).observe(seconds)
+
+    def on_request_finished(self, request: Any, outcome: str) -> None:
+        self.metrics.requests_ended.labels(request.meta.get("outlet", ""), outcome).inc()
 
     def on_mirror_state_changed(self, outlet: str, mirror: str, up: bool) -> None:
         if self.metrics.mirror_up is not None:

@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 from weakref import WeakKeyDictionary
 
-from scrapy.utils.misc import build_from_crawler, load_object
 from w3lib.url import canonicalize_url
 
 from crawler import signals
@@ -28,20 +27,42 @@ if TYPE_CHECKING:
 @dataclass
 class MirrorState:
     consecutive_failures: int = 0
-    #: monotonic time until which the mirror is out of rotation; None while it is up
+    #: time (the health's clock) until which the mirror is out of rotation; None while it is up
     down_until: float | None = None
     last_reason: str | None = None
+
+
+def mirror_candidates(
+    mirrors: Sequence[str], down_until: Mapping[str, float | None], now: float,
+    exclude: Collection[str] = (),
+) -> Iterator[tuple[str, bool]]:
+    """The mirrors a request may go to, best first, as (mirror, is_probe).
+
+    In preference order: a mirror in rotation, or one out of rotation whose cool-down is over
+    (the request would probe it: the caller must win the probe first, one per cool-down). A
+    cooled-down preferred mirror comes before a working secondary one, so that the preferred
+    mirror carries the crawl again as soon as it recovers.
+    """
+    for mirror in mirrors:
+        if mirror in exclude:
+            continue
+        down = down_until.get(mirror)
+        if not down:
+            yield mirror, False
+        elif down <= now:
+            yield mirror, True
 
 
 class MirrorHealth:
     """Which mirrors of each outlet are in rotation, in one process.
 
     A mirror leaves rotation after ``MIRROR_FAILURE_THRESHOLD`` consecutive failures (at once
-    when it serves a block page), stays out for ``MIRROR_COOLDOWN`` seconds, then one request
-    probes it: a success brings it back, a failure sends it out for another cool-down.
+    on strong evidence: a block page, the same page served for different documents), stays
+    out for ``MIRROR_COOLDOWN`` seconds, then one request probes it: a success brings it
+    back, a failure sends it out for another cool-down.
 
-    The distributed mode subclasses this to share the state through Redis; the middlewares
-    only use the public methods.
+    The distributed mode subclasses this to share the state through Redis: it overrides
+    :meth:`view`, :meth:`claim_probe` and the two ``record_*`` methods.
     """
 
     def __init__(
@@ -65,8 +86,6 @@ class MirrorHealth:
             cooldown=crawler.settings.getfloat("MIRROR_COOLDOWN"),
         )
 
-    # -- state storage: the distributed subclass overrides these two ---------------------------
-
     def _state(self, outlet: str, mirror: str) -> MirrorState:
         key = (outlet, mirror)
         state = self._states.get(key)
@@ -74,43 +93,46 @@ class MirrorHealth:
             state = self._states[key] = MirrorState()
         return state
 
-    def _save(self, outlet: str, mirror: str, state: MirrorState) -> None:
-        self._states[(outlet, mirror)] = state
+    # -- what the shared state is: the distributed subclass overrides these two ----------------
+
+    def view(self, outlet: Outlet) -> tuple[float, dict[str, float | None]]:
+        """(now, {mirror: down until, None while in rotation}) on the health's clock."""
+        return self.clock(), {m: self._state(outlet.name, m).down_until for m in outlet.mirrors}
+
+    def claim_probe(self, outlet: str, mirror: str) -> bool:
+        """Win the one probe of a mirror whose cool-down is over (pushes the next one back)."""
+        state = self._state(outlet, mirror)
+        now = self.clock()
+        if state.down_until is None or state.down_until > now:
+            return False
+        state.down_until = now + self.cooldown
+        return True
 
     # -- queries ---------------------------------------------------------------------------------
 
-    def is_up(self, outlet: str, mirror: str) -> bool:
-        return self._state(outlet, mirror).down_until is None
-
-    def choose(self, outlet: Outlet, exclude: frozenset[str] = frozenset(),
-               allow_down: bool = True) -> str | None:
-        """The mirror to send the next request for ``outlet`` to, None when all are excluded.
-
-        The first mirror in preference order that is up; else one whose cool-down is over
-        (that request is its probe); else, when every mirror is out, the one back soonest, so
-        that work keeps being tried rather than dropped (unless ``allow_down`` is false).
-        ``exclude`` holds mirrors this document already failed on in the current round.
-        """
-        now = self.clock()
-        soonest: tuple[float, str] | None = None
-        for mirror in outlet.mirrors:
-            if mirror in exclude:
-                continue
-            state = self._state(outlet.name, mirror)
-            if state.down_until is None:
+    def choose(self, outlet: Outlet, exclude: Collection[str] = ()) -> str | None:
+        """The mirror to send a request of ``outlet`` to now; None when every mirror not in
+        ``exclude`` is out of rotation and none may be probed yet."""
+        now, downs = self.view(outlet)
+        for mirror, probe in mirror_candidates(outlet.mirrors, downs, now, exclude):
+            if not probe or self.claim_probe(outlet.name, mirror):
                 return mirror
-            if state.down_until <= now:
-                # one probe per cool-down: push the window on so others don't pile in
-                state.down_until = now + self.cooldown
-                self._save(outlet.name, mirror, state)
-                return mirror
-            if soonest is None or state.down_until < soonest[0]:
-                soonest = (state.down_until, mirror)
-        return soonest[1] if soonest is not None and allow_down else None
+        return None
+
+    def is_up(self, outlet: Outlet, mirror: str) -> bool:
+        return not self.view(outlet)[1].get(mirror)
 
     def states(self, outlet: Outlet) -> dict[str, bool]:
         """mirror -> in rotation, in preference order."""
-        return {m: self.is_up(outlet.name, m) for m in outlet.mirrors}
+        downs = self.view(outlet)[1]
+        return {m: not downs.get(m) for m in outlet.mirrors}
+
+    def next_probe_in(self, outlet: Outlet) -> float | None:
+        """Seconds until a mirror out of rotation may be probed; 0 when one may be now, None
+        when every mirror is in rotation."""
+        now, downs = self.view(outlet)
+        waits = [max(0.0, down - now) for down in downs.values() if down]
+        return min(waits) if waits else None
 
     # -- updates ---------------------------------------------------------------------------------
 
@@ -119,19 +141,18 @@ class MirrorHealth:
         if state.consecutive_failures == 0 and state.down_until is None:
             return  # the hot path: nothing changes
         was_down = state.down_until is not None
-        self._save(outlet, mirror, MirrorState())
+        self._states[(outlet, mirror)] = MirrorState()
         if was_down:
             self._changed(outlet, mirror, up=True)
 
-    def record_failure(self, outlet: str, mirror: str, reason: str, *, severe: bool = False):
-        """Count a failure; ``severe`` (a block or seizure page) takes the mirror out at once."""
+    def record_failure(self, outlet: str, mirror: str, reason: str, *, strong: bool = False):
+        """Count a failure; ``strong`` evidence takes the mirror out at once."""
         state = self._state(outlet, mirror)
         state.consecutive_failures += 1
         state.last_reason = reason
         was_up = state.down_until is None
-        if severe or state.consecutive_failures >= self.failure_threshold or not was_up:
+        if strong or state.consecutive_failures >= self.failure_threshold or not was_up:
             state.down_until = self.clock() + self.cooldown
-        self._save(outlet, mirror, state)
         if was_up and state.down_until is not None:
             self._changed(outlet, mirror, up=False)
 
@@ -142,30 +163,18 @@ class MirrorHealth:
             )
 
 
-_health_by_crawler: WeakKeyDictionary[Crawler, MirrorHealth] = WeakKeyDictionary()
-
-
 def mirror_health(crawler: Crawler) -> MirrorHealth:
-    """The crawler's one mirror-health object (``MIRROR_HEALTH_CLASS``), shared by the
-    spider middleware that routes new requests and the downloader middleware that fails over."""
-    health = _health_by_crawler.get(crawler)
-    if health is None:
-        cls = load_object(crawler.settings["MIRROR_HEALTH_CLASS"])
-        health = _health_by_crawler[crawler] = build_from_crawler(cls, crawler)
-    return health
+    """The crawler's one mirror-health object (``MIRROR_HEALTH_CLASS``)."""
+    from crawler.context import crawl_context
 
-
-_catalog_by_crawler: WeakKeyDictionary[Crawler, OutletCatalog] = WeakKeyDictionary()
+    return crawl_context(crawler).health
 
 
 def outlet_catalog(crawler: Crawler) -> OutletCatalog:
     """The crawler's outlets (``OUTLETS_DIR``), loaded once and shared by its components."""
-    catalog = _catalog_by_crawler.get(crawler)
-    if catalog is None:
-        catalog = _catalog_by_crawler[crawler] = OutletCatalog.from_setting(
-            crawler.settings.get("OUTLETS_DIR")
-        )
-    return catalog
+    from crawler.context import crawl_context
+
+    return crawl_context(crawler).catalog
 
 
 class MirrorAwareFingerprinter:

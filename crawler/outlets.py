@@ -57,6 +57,12 @@ class Outlet(BaseModel):
     page_path: str | None = None
     boilerplate: Boilerplate = Field(default_factory=Boilerplate)
     politeness: Politeness = Field(default_factory=Politeness)
+    #: other host names of the outlet (e.g. ``presstv.ir`` beside ``www.presstv.ir``): links and
+    #: redirects to them stay inside the outlet, and name the same documents as the mirrors
+    aliases: list[str] = Field(default_factory=list)
+    #: article text shorter than this (characters) is suspect: an error or notice page. It is
+    #: tried on another mirror, and stored only when a second mirror serves the same text
+    min_text_length: int = Field(default=200, ge=0)
     description: str | None = None
 
     @field_validator("mirrors")
@@ -73,6 +79,17 @@ class Outlet(BaseModel):
         if len(set(normalized)) != len(normalized):
             raise ValueError("a mirror is listed twice")
         return normalized
+
+    @field_validator("aliases")
+    @classmethod
+    def _aliases_are_host_names(cls, aliases: list[str]) -> list[str]:
+        hosts = []
+        for alias in aliases:
+            host = alias.strip().lower()
+            if not re.fullmatch(r"[a-z0-9.-]+(:\d{1,5})?", host) or host.startswith("."):
+                raise ValueError(f"{alias!r} is not a host name (no scheme, no path)")
+            hosts.append(host)
+        return hosts
 
     @field_validator("sections")
     @classmethod
@@ -124,14 +141,20 @@ class Outlet(BaseModel):
         """(netloc -> mirror base URL) for recognising links to any mirror."""
         return {urlsplit(m).netloc: m for m in self.mirrors}
 
+    @cached_property
+    def netlocs(self) -> frozenset[str]:
+        """Every host[:port] of the outlet: its mirrors and its aliases."""
+        return frozenset(self.mirror_netlocs) | frozenset(self.aliases)
+
     def mirror_of(self, url: str) -> str | None:
-        """The mirror base URL ``url`` is on, or None when it is off the outlet."""
+        """The mirror base URL ``url`` is on (either scheme of its host), or None when it is
+        on an alias or off the outlet."""
+        return self.mirror_netlocs.get(urlsplit(url).netloc.lower())
+
+    def owns(self, url: str) -> bool:
+        """Whether ``url`` is an http(s) URL on one of the outlet's mirrors or aliases."""
         parts = urlsplit(url)
-        mirror = self.mirror_netlocs.get(parts.netloc.lower())
-        if mirror is None:
-            return None
-        # http and https of one host are the same mirror only when the file says so
-        return mirror if mirror.startswith(parts.scheme + "://") else None
+        return parts.scheme in ("http", "https") and parts.netloc.lower() in self.netlocs
 
     def on_mirror(self, url: str, mirror: str) -> str:
         """The same document as ``url`` (on any mirror) served from ``mirror``."""

@@ -11,12 +11,14 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from scrapy import signals as scrapy_signals
-from scrapy.exceptions import DropItem
 
 from crawler import signals
+from crawler.context import crawl_context
 from crawler.extraction import ExtractionError, ExtractionTimeout, ExtractorPool
+from crawler.failover import Attempts, RequestEnded, RequestWaiting
 from crawler.items import ArticleItem, FinishedRequest
-from crawler.mirrors import outlet_catalog
+from crawler.judging import TEXT_PREFIX, judge_text
+from crawler.ledger import ItemContinues, ItemEnded
 from crawler.storage import StoreError, StoreUnavailable, open_store
 
 if TYPE_CHECKING:
@@ -30,11 +32,11 @@ def content_hash(text: str) -> str:
 
 
 class FinishedRequestPipeline:
-    """Reports the requests the spider is finished with (:class:`FinishedRequest`).
+    """Ends the requests the spider is finished with (:class:`FinishedRequest`).
 
     Scrapy hands a callback's output to the scheduler and the pipelines in order, so by the
     time the marker arrives here every request the listing produced is scheduled: in
-    distributed mode its lease may go.
+    distributed mode its lease may go. The ledger hears of it through ``item_dropped``.
     """
 
     def __init__(self, crawler: Crawler) -> None:
@@ -47,23 +49,23 @@ class FinishedRequestPipeline:
     def process_item(self, item: Any) -> Any:
         if not isinstance(item, FinishedRequest):
             return item
-        self.crawler.signals.send_catch_log(
-            signals.request_finished, request=item.request, outcome=item.outcome
-        )
-        raise DropItem("not an article", log_level="DEBUG")
+        raise ItemEnded(item.outcome, "not an article")
 
 
 class ExtractionPipeline:
     """Turns a fetched article page into clean text and metadata.
 
-    Extraction runs in worker processes under ``EXTRACTION_TIMEOUT``; a page that yields no
-    text is reported suspect, so the mirror middleware tries it on the next mirror. A page
-    over the time limit or crashing the extractor is counted and given up.
+    Extraction runs in worker processes under ``EXTRACTION_TIMEOUT``. A page with no text, or
+    text shorter than the outlet's ``min_text_length``, is a mirror's answer about the
+    document: failover asks another mirror, and the text is stored once mirrors agree. A page
+    over the time limit or crashing the extractor is counted and not stored.
     """
 
     def __init__(self, crawler: Crawler) -> None:
         self.crawler = crawler
-        self.catalog = outlet_catalog(crawler)
+        context = crawl_context(crawler)
+        self.catalog = context.catalog
+        self.failover = context.failover
         settings = crawler.settings
         self.pool = ExtractorPool(
             processes=settings.getint("EXTRACTION_PROCESSES"),
@@ -96,20 +98,14 @@ class ExtractionPipeline:
             signals.extraction_finished, outlet=item.outlet,
             seconds=time.perf_counter() - started, ok=reason is None, reason=reason,
         )
-        if extracted is None:
+        if reason in ("timeout", "error"):
             self.crawler.stats.inc_value(f"extraction/failed/{reason}")
-            if reason == "empty":
-                # the page may be a mirror's wrong answer: another mirror may have the text
-                self.crawler.signals.send_catch_log(
-                    signals.response_suspect, request=item.request, reason="no article text"
-                )
-            else:
-                self.crawler.signals.send_catch_log(
-                    signals.request_finished, request=item.request, outcome="given_up"
-                )
-            # counted and reported above; a give-up is logged where it happens
-            raise DropItem(f"no article text ({reason}): {item.url}", log_level="INFO")
-
+            raise ItemEnded("extraction_failed", f"extraction {reason}: {item.url}", "INFO")
+        verdict = judge_text(extracted.text if extracted else None, outlet)
+        if verdict is not None and not _accepted(item, verdict.answer):
+            if extracted is None:
+                self.crawler.stats.inc_value("extraction/failed/empty")
+            self._ask_another_mirror(item, verdict)
         item.body = b""  # the page is not needed any more; don't hold it while batching
         item.title = extracted.title
         item.author = extracted.author
@@ -118,6 +114,22 @@ class ExtractionPipeline:
         item.text = extracted.text
         item.content_hash = content_hash(extracted.text)
         return item
+
+    def _ask_another_mirror(self, item: ArticleItem, verdict) -> None:
+        try:
+            retry = self.failover.document_answered(item.request, verdict, body=item.body)
+        except RequestEnded as ended:
+            raise ItemEnded(ended.outcome, f"{ended.outcome}: {item.url}", "INFO") from None
+        except RequestWaiting:
+            raise ItemContinues(f"waiting for a mirror: {item.url}") from None
+        self.crawler.engine.crawl(retry)
+        raise ItemContinues(f"{verdict.reason} at {item.url}: asking {retry.url}")
+
+
+def _accepted(item: ArticleItem, answer: str | None) -> bool:
+    """A short text settled by agreement is fetched once more to be stored: take it."""
+    return bool(answer and answer.startswith(TEXT_PREFIX)
+                and Attempts.of(item.request).accept_from == item.mirror)
 
 
 class StorePipeline:

@@ -12,7 +12,8 @@ from rich.table import Table
 from scrapy import signals as scrapy_signals
 from twisted.internet.task import LoopingCall
 
-from crawler.mirrors import mirror_health, outlet_catalog
+from crawler.context import crawl_context
+from crawler.ledger import LOST
 
 if TYPE_CHECKING:
     from scrapy.crawler import Crawler
@@ -26,8 +27,14 @@ class Snapshot:
     articles_stored: int = 0
     already_stored: int = 0
     extraction_failures: int = 0
-    given_up: int = 0
+    #: documents not stored for good: given up, too large, redirect loops, extraction failures
+    lost: int = 0
+    #: the first of them, by URL
+    lost_urls: list[str] = field(default_factory=list)
+    waiting: int = 0
     failovers: int = 0
+    #: requests ended, by outcome (stored, listing_handled, no_text, robots, ...)
+    ended: dict[str, int] = field(default_factory=dict)
     mirrors: dict[str, dict[str, bool]] = field(default_factory=dict)
     #: Scrapy's finish reason, once the crawl is over
     finish_reason: str | None = None
@@ -35,8 +42,10 @@ class Snapshot:
     @classmethod
     def of(cls, crawler: Crawler, outlets: list[str]) -> Snapshot:
         stats = crawler.stats.get_stats()
-        health = mirror_health(crawler)
-        catalog = outlet_catalog(crawler)
+        context = crawl_context(crawler)
+        health, catalog = context.health, context.catalog
+        ended = {k.removeprefix("requests/ended/"): v for k, v in stats.items()
+                 if k.startswith("requests/ended/")}
         return cls(
             pages=stats.get("listing/pages", 0),
             articles_stored=stats.get("articles/stored", 0),
@@ -44,8 +53,11 @@ class Snapshot:
             extraction_failures=sum(
                 v for k, v in stats.items() if k.startswith("extraction/failed/")
             ),
-            given_up=stats.get("mirror/given_up", 0),
+            lost=sum(n for outcome, n in ended.items() if outcome in LOST),
+            lost_urls=list(context.ledger.lost),
+            waiting=sum(context.waiting.count(name) for name in outlets),
             failovers=stats.get("mirror/failovers", 0),
+            ended=dict(sorted(ended.items())),
             mirrors={name: health.states(catalog.get(name)) for name in outlets},
         )
 
@@ -56,8 +68,8 @@ class Snapshot:
         )
         return (
             f"pages {self.pages}, stored {self.articles_stored}, "
-            f"extraction failures {self.extraction_failures}, given up {self.given_up}, "
-            f"failovers {self.failovers} | {mirrors}"
+            f"extraction failures {self.extraction_failures}, not stored {self.lost}, "
+            f"waiting for a mirror {self.waiting}, failovers {self.failovers} | {mirrors}"
         )
 
     def table(self, title: str = "Crawl") -> Table:
@@ -68,8 +80,11 @@ class Snapshot:
         table.add_row("articles stored", str(self.articles_stored))
         table.add_row("already stored, skipped", str(self.already_stored))
         table.add_row("extraction failures", str(self.extraction_failures))
-        table.add_row("documents given up", str(self.given_up))
+        table.add_row("documents not stored (lost)", str(self.lost))
+        table.add_row("waiting for a mirror", str(self.waiting))
         table.add_row("mirror failovers", str(self.failovers))
+        for outcome, count in self.ended.items():
+            table.add_row(f"ended: {outcome}", str(count))
         for outlet, states in self.mirrors.items():
             for mirror, up in states.items():
                 state = "[green]up[/green]" if up else "[red]out of rotation[/red]"

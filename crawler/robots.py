@@ -66,7 +66,7 @@ class OutletRobotsTxtMiddleware(RobotsTxtMiddleware):
         return parser
 
     async def _fetch(self, outlet: Outlet) -> Any:
-        in_rotation = [m for m in outlet.mirrors if self.health.is_up(outlet.name, m)]
+        in_rotation = [m for m, up in self.health.states(outlet).items() if up]
         for mirror in in_rotation + [m for m in outlet.mirrors if m not in in_rotation]:
             robots = Request(f"{mirror}/robots.txt", priority=self.DOWNLOAD_PRIORITY,
                              meta={"dont_obey_robotstxt": True}, callback=NO_CALLBACK)

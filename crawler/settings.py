@@ -48,8 +48,19 @@ MIRROR_FAILURE_THRESHOLD = 3
 MIRROR_COOLDOWN = 60.0
 #: HTTP statuses that mean "this mirror cannot serve it now": try the next one
 MIRROR_FAILOVER_HTTP_CODES = [403, 408, 429, 451, 500, 502, 503, 504, 520, 521, 522, 523, 524]
-#: how many times a document may go round all of an outlet's mirrors before it is given up
-MIRROR_MAX_ROUNDS = 2
+#: a mirror answering this many different documents with the same suspect page (no text,
+#: short text) serves a notice for everything (a seizure, a bot check): it leaves rotation
+MIRROR_SAME_PAGE_DOCUMENTS = 2
+#: pages up to this size (bytes, decoded) are compared across documents as soon as they
+#: arrive; larger ones only once extraction found them wanting (article pages are larger,
+#: and the same article may be served under two paths)
+MIRROR_NOTICE_MAX_BYTES = 24 * 1024
+#: seconds after its first failure that a document no mirror could serve is given up; until
+#: then it waits for a mirror (`crawler crawl --max-wait` sets it for a standalone crawl)
+DOCUMENT_GIVE_UP_AFTER = 6 * 3600.0
+#: where documents wait while no mirror can take them: in the process here, in Redis for
+#: workers
+WAITING_ROOM_CLASS = "crawler.waiting.WaitingRoom"
 #: distributed mode: how often a worker re-reads the shared mirror health (seconds)
 MIRROR_HEALTH_REFRESH = 1.0
 
@@ -99,7 +110,9 @@ METRICS_COLLECTORS = []
 
 # -- components ------------------------------------------------------------------------------
 SPIDER_MIDDLEWARES = {
-    "crawler.middlewares.StoredArticleFilter": 540,
+    # a callback's output meets the higher number first: stored articles are dropped before
+    # routing, so no mirror's probe is spent on a request that is then dropped
+    "crawler.middlewares.StoredArticleFilter": 560,
     "crawler.middlewares.MirrorRoutingMiddleware": 550,
 }
 DOWNLOADER_MIDDLEWARES = {
@@ -108,6 +121,8 @@ DOWNLOADER_MIDDLEWARES = {
     "crawler.robots.OutletRobotsTxtMiddleware": 100,
     # sees responses before RedirectMiddleware (600), to catch redirects off the outlet
     "crawler.middlewares.MirrorFailoverMiddleware": 610,
+    # sees pages after HttpCompressionMiddleware (590) decoded them, before MetaRefresh (580)
+    "crawler.middlewares.PageJudgeMiddleware": 585,
     # after the failover middleware has settled which mirror a request goes to
     "crawler.politeness.PolitenessMiddleware": 620,
 }

@@ -16,14 +16,10 @@ mirror_state_changed = object()
 #: reason, request (the new request)
 mirror_failover = object()
 
-#: a 2xx page looked wrong (a listing with no links, an article with no text).
-#: kwargs: request, response, reason, severe (bool: plainly not the outlet, take the mirror
-#: out of rotation at once). The mirror middleware answers by trying the next mirror.
-response_suspect = object()
-
-#: the crawler is finished with a request without storing anything more for it: a listing
-#: handled, or a document given up after every mirror failed.  kwargs: request, outcome
-#: ("handled" or "given_up")
+#: a request has its final outcome (crawler.ledger sends it, once per request).
+#: kwargs: request, outcome ("stored", "listing_handled", "no_text", "not_html", "not_found",
+#: "no_articles", "short_text", "given_up", "robots", "too_large", "redirect_loop",
+#: "off_outlet", "extraction_failed", "http_<status>", "error", ...)
 request_finished = object()
 
 #: extraction ran. kwargs: outlet, seconds, ok (bool), reason (str | None: "empty", "timeout",

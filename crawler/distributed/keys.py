@@ -4,6 +4,9 @@
     <prefix>:queues                set     outlets that have a queue
     <prefix>:workers               zset    worker id -> last heartbeat (ms, Redis clock)
     <prefix>:inflight:<worker>     hash    lease id -> "<outlet>\\0<score>\\0<request>"
+    <prefix>:waiting:<outlet>      zset    "<score>\\0<request>" of documents no mirror can
+                                           take now (score: when it may go again, ms)
+    <prefix>:waitings              set     outlets that have documents waiting
     <prefix>:mirrors:<outlet>      hash    mirror -> "<failures>|<down until ms>|<reason>"
     <prefix>:politeness:<outlet>   string  the earliest time (ms) of the next request
     <prefix>:active:<outlet>       zset    downloads under way -> their deadline (ms)
@@ -42,6 +45,13 @@ class RedisKeys:
 
     def inflight(self, worker: str) -> str:
         return f"{self.prefix}:inflight:{worker}"
+
+    def waiting(self, outlet: str) -> str:
+        return f"{self.prefix}:waiting:{outlet}"
+
+    @property
+    def waitings(self) -> str:
+        return f"{self.prefix}:waitings"
 
     def mirrors(self, outlet: str) -> str:
         return f"{self.prefix}:mirrors:{outlet}"

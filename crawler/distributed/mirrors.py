@@ -39,7 +39,7 @@ if v then
     down = tonumber(string.sub(v, a + 1, b - 1))
 end
 """
-# ARGV: mirror, threshold, cooldown ms, severe (0/1), reason -> {went down (0/1), down until}
+# ARGV: mirror, threshold, cooldown ms, strong (0/1), reason -> {went down (0/1), down until}
 _FAILURE = _NOW + _PARSE + """
 failures = failures + 1
 local was_up = down == 0
@@ -70,6 +70,14 @@ return {now, redis.call('HGETALL', KEYS[1])}
 """
 
 
+def parse_mirror_state(value: bytes | str) -> tuple[int, int, str]:
+    """(consecutive failures, down until in ms on the Redis clock or 0 while up, last
+    reason) from a ``<prefix>:mirrors:<outlet>`` hash value."""
+    text = value.decode() if isinstance(value, bytes) else value
+    failures, down_until, reason = text.split("|", 2)
+    return int(failures), int(down_until), reason
+
+
 class RedisMirrorHealth(MirrorHealth):
     def __init__(self, crawler: Crawler, server, keys: RedisKeys, failure_threshold: int,
                  cooldown: float, refresh: float) -> None:
@@ -83,6 +91,8 @@ class RedisMirrorHealth(MirrorHealth):
         self._read = server.register_script(_READ)
         # outlet -> (monotonic time read, Redis time then in ms, {mirror: down until ms})
         self._cache: dict[str, tuple[float, int, dict[str, int]]] = {}
+        # mirrors this worker saw fail since their last success: a success must reset them
+        self._failing: set[tuple[str, str]] = set()
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> RedisMirrorHealth:
@@ -96,11 +106,11 @@ class RedisMirrorHealth(MirrorHealth):
 
     # -- the local copy --------------------------------------------------------------------------
 
-    def _view(self, outlet: str, force: bool = False) -> tuple[int, dict[str, int]]:
+    def _view_ms(self, outlet: str) -> tuple[int, dict[str, int]]:
         """(Redis time now in ms, estimated; {mirror: down until ms, 0 when up})."""
         cached = self._cache.get(outlet)
         mono = time.monotonic()
-        if cached is None or force or mono - cached[0] >= self.refresh_interval:
+        if cached is None or mono - cached[0] >= self.refresh_interval:
             try:
                 now, flat = self._read(keys=[self.keys.mirrors(outlet)])
             except RedisError as exc:
@@ -108,10 +118,8 @@ class RedisMirrorHealth(MirrorHealth):
                     logger.warning("Mirror health unreadable (%s): treating mirrors as up", exc)
                     return int(time.time() * 1000), {}
                 return cached[1] + int((mono - cached[0]) * 1000), cached[2]
-            downs = {}
-            for i in range(0, len(flat), 2):
-                mirror = flat[i].decode()
-                downs[mirror] = int(flat[i + 1].split(b"|", 2)[1])
+            downs = {flat[i].decode(): parse_mirror_state(flat[i + 1])[1]
+                     for i in range(0, len(flat), 2)}
             if cached is not None:
                 for mirror in set(downs) | set(cached[2]):
                     before, after = cached[2].get(mirror, 0) == 0, downs.get(mirror, 0) == 0
@@ -127,56 +135,42 @@ class RedisMirrorHealth(MirrorHealth):
 
     # -- MirrorHealth ----------------------------------------------------------------------------
 
-    def is_up(self, outlet: str, mirror: str) -> bool:
-        return self._view(outlet)[1].get(mirror, 0) == 0
+    def view(self, outlet: Outlet) -> tuple[float, dict[str, float | None]]:
+        now, downs = self._view_ms(outlet.name)
+        return now / 1000, {m: (downs.get(m, 0) / 1000) or None for m in outlet.mirrors}
 
-    def choose(self, outlet: Outlet, exclude: frozenset[str] = frozenset(),
-               allow_down: bool = True) -> str | None:
-        now, downs = self._view(outlet.name)
-        soonest: tuple[int, str] | None = None
-        for mirror in outlet.mirrors:
-            if mirror in exclude:
-                continue
-            down = downs.get(mirror, 0)
-            if down == 0:
-                return mirror
-            if down <= now and self._claim_probe(outlet.name, mirror):
-                return mirror
-            if soonest is None or down < soonest[0]:
-                soonest = (down, mirror)
-        return soonest[1] if soonest is not None and allow_down else None
-
-    def _claim_probe(self, outlet: str, mirror: str) -> bool:
+    def claim_probe(self, outlet: str, mirror: str) -> bool:
         try:
             won = self._claim(keys=[self.keys.mirrors(outlet)],
                               args=[mirror, int(self.cooldown * 1000)])
         except RedisError:
             return False
         if won:
-            now, _ = self._view(outlet)
+            now, _ = self._view_ms(outlet)
             self._set_local(outlet, mirror, now + int(self.cooldown * 1000))
         return bool(won)
 
     def record_success(self, outlet: str, mirror: str) -> None:
         cached = self._cache.get(outlet)
-        if cached is not None and cached[2].get(mirror, 0) == 0 and mirror not in self._failing:
+        if (cached is not None and cached[2].get(mirror, 0) == 0
+                and (outlet, mirror) not in self._failing):
             return  # the hot path: known good, nothing to tell Redis
         try:
             came_back = self._success(keys=[self.keys.mirrors(outlet)], args=[mirror])
         except RedisError:
             return
-        self._failing.discard(mirror)
+        self._failing.discard((outlet, mirror))
         self._set_local(outlet, mirror, 0)
         if came_back:
             self._changed(outlet, mirror, up=True)
 
-    def record_failure(self, outlet: str, mirror: str, reason: str, *, severe: bool = False):
-        self._failing.add(mirror)
+    def record_failure(self, outlet: str, mirror: str, reason: str, *, strong: bool = False):
+        self._failing.add((outlet, mirror))
         try:
             went_down, down_until = self._failure(
                 keys=[self.keys.mirrors(outlet)],
                 args=[mirror, self.failure_threshold, int(self.cooldown * 1000),
-                      1 if severe else 0, reason[:200].replace("|", "/")],
+                      1 if strong else 0, reason[:200].replace("|", "/")],
             )
         except RedisError as exc:
             logger.warning("Could not record a failure of %s (%s)", mirror, exc)
@@ -184,11 +178,3 @@ class RedisMirrorHealth(MirrorHealth):
         self._set_local(outlet, mirror, int(down_until))
         if went_down:
             self._changed(outlet, mirror, up=False)
-
-    @property
-    def _failing(self) -> set[str]:
-        # mirrors this worker saw fail since their last success: a success must reset them
-        failing = self.__dict__.get("_failing_set")
-        if failing is None:
-            failing = self.__dict__["_failing_set"] = set()
-        return failing

@@ -47,6 +47,28 @@ redis.call('ZREM', KEYS[3], ARGV[2])
 return moved
 """
 
+# Move waiting documents whose time has come (score <= now, Redis clock) back to their
+# outlet's queue: all of them, or at most ARGV[2] (> 0).
+_RELEASE = """
+local t = redis.call('TIME')
+local now = t[1] * 1000 + math.floor(t[2] / 1000)
+local limit = tonumber(ARGV[2])
+local items
+if limit > 0 then
+    items = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, limit)
+else
+    items = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now)
+end
+for _, item in ipairs(items) do
+    local a = string.find(item, '\\0', 1, true)
+    redis.call('ZADD', KEYS[2], string.sub(item, 1, a - 1), string.sub(item, a + 1))
+    redis.call('ZREM', KEYS[1], item)
+end
+if #items > 0 then redis.call('SADD', KEYS[3], ARGV[1]) end
+if redis.call('ZCARD', KEYS[1]) == 0 then redis.call('SREM', KEYS[4], ARGV[1]) end
+return #items
+"""
+
 # Heartbeat on the Redis clock, and the workers silent for longer than the timeout.
 _HEARTBEAT = """
 local t = redis.call('TIME')
@@ -68,6 +90,7 @@ class OutletQueues:
         self._take = server.register_script(_TAKE)
         self._requeue = server.register_script(_REQUEUE)
         self._heartbeat = server.register_script(_HEARTBEAT)
+        self._release = server.register_script(_RELEASE)
 
     # -- encoding --------------------------------------------------------------------------------
 
@@ -98,6 +121,31 @@ class OutletQueues:
         if leases:
             pipe.hdel(self.keys.inflight(self.worker), *leases)
         pipe.execute()
+
+    def park(self, outlet: str, request: Request, due_ms: int) -> None:
+        """Put a document no mirror can take now in the outlet's waiting set and, in the same
+        transaction, release its lease."""
+        member = str(-request.priority).encode() + b"\0" + self.encode(request)
+        pipe = self.server.pipeline(transaction=True)
+        pipe.zadd(self.keys.waiting(outlet), {member: due_ms})
+        pipe.sadd(self.keys.waitings, outlet)
+        lease = request.meta.get("lease")
+        if lease:
+            pipe.hdel(self.keys.inflight(self.worker), lease)
+        pipe.execute()
+
+    def release_waiting(self, outlet: str, limit: int = 0) -> int:
+        """Move the waiting documents that are due (at most ``limit``, 0 for all) back to the
+        queue; returns how many."""
+        return int(self._release(
+            keys=[self.keys.waiting(outlet), self.keys.queue(outlet), self.keys.queues,
+                  self.keys.waitings],
+            args=[outlet, limit],
+        ))
+
+    def waiting_outlets(self) -> list[str]:
+        return sorted(m.decode() if isinstance(m, bytes) else m
+                      for m in self.server.smembers(self.keys.waitings))
 
     def take(self, outlet: str) -> Request | None:
         result = self._take(keys=[self.keys.queue(outlet), self.keys.inflight(self.worker)],

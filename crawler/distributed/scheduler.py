@@ -6,8 +6,8 @@ it differs where that one loses work:
 - Shared state is never deleted when a worker closes (scrapy-redis clears the queue and the
   dupefilter unless ``SCHEDULER_PERSIST``).
 - A taken request is leased, not gone: it stays in ``<prefix>:inflight:<worker>`` until the
-  crawler reports its final outcome (``signals.request_finished``,
-  ``signals.articles_stored``, or a follow-up request queued in its place). Workers heartbeat;
+  crawler's ledger reports its final outcome (``signals.request_finished``), a follow-up
+  request is queued in its place, or it is parked in the waiting room. Workers heartbeat;
   the leases of a worker silent for ``WORKER_TIMEOUT`` seconds go back to the queue. A worker
   that stops returns its unfinished leases itself.
 - Requests flow continuously: ``next_request`` takes from the outlets' queues in turn
@@ -22,10 +22,7 @@ it differs where that one loses work:
 from __future__ import annotations
 
 import logging
-import os
-import socket
 import time
-import uuid
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
@@ -39,6 +36,7 @@ from scrapy_redis.scheduler import Scheduler as RedisScheduler
 from twisted.internet.task import LoopingCall
 
 from crawler import signals
+from crawler.context import crawl_context
 from crawler.distributed.keys import RedisKeys
 from crawler.distributed.queue import OutletQueues
 
@@ -48,10 +46,6 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 
-def worker_id() -> str:
-    return f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
-
-
 class LeasingScheduler(RedisScheduler):
     def __init__(self, crawler: Crawler, server: Any) -> None:
         settings = crawler.settings
@@ -59,7 +53,7 @@ class LeasingScheduler(RedisScheduler):
         self.crawler = crawler
         self.stats = crawler.stats
         self.keys = RedisKeys.from_settings(settings)
-        self.worker = settings.get("WORKER_ID") or worker_id()
+        self.worker = crawl_context(crawler).worker_id
         self.heartbeat_interval = settings.getfloat("WORKER_HEARTBEAT")
         self.timeout_ms = int(settings.getfloat("WORKER_TIMEOUT") * 1000)
         self.retry_max = settings.getfloat("REDIS_RETRY_MAX")
@@ -81,9 +75,6 @@ class LeasingScheduler(RedisScheduler):
         self._waker: LoopingCall | None = None
         connect = crawler.signals.connect
         connect(self.on_request_finished, signal=signals.request_finished)
-        connect(self.on_articles_stored, signal=signals.articles_stored)
-        connect(self.on_spider_error, signal=scrapy_signals.spider_error)
-        connect(self.on_item_error, signal=scrapy_signals.item_error)
         connect(self.on_spider_idle, signal=scrapy_signals.spider_idle)
 
     @classmethod
@@ -258,16 +249,6 @@ class LeasingScheduler(RedisScheduler):
             except RedisError as exc:
                 logger.warning("Could not forget given-up %s (%s)", request.url, exc)
         self._ack([request])
-
-    def on_articles_stored(self, requests: list[Request], **_: Any) -> None:
-        self._ack(requests)
-
-    def on_spider_error(self, failure: Any, response: Any, **_: Any) -> None:
-        # a bug in a callback: don't redeliver the page to fail again for ever
-        self._ack([response.request])
-
-    def on_item_error(self, item: Any, response: Any, failure: Any, **_: Any) -> None:
-        self._ack([getattr(item, "request", None)])
 
     def _ack(self, requests: list[Any]) -> None:
         leases = {r.meta["lease"] for r in requests if r is not None and "lease" in r.meta}

@@ -9,6 +9,7 @@ from prometheus_client.core import GaugeMetricFamily
 from scrapy_redis import connection
 
 from crawler.distributed.keys import RedisKeys
+from crawler.distributed.mirrors import parse_mirror_state
 from crawler.distributed.queue import inflight_by_outlet
 from crawler.distributed.schedules import Schedules
 from crawler.mirrors import outlet_catalog
@@ -35,20 +36,25 @@ def read_status(server, keys: RedisKeys, worker_timeout: float) -> dict[str, Any
     for key in server.scan_iter(match=prefix + "*", count=100):
         outlet = key.decode()[len(prefix):]
         for mirror, value in sorted(server.hgetall(key).items()):
-            failures, down_until, reason = value.decode().split("|", 2)
-            down_for = max(0, int(down_until) - now_ms) / 1000 if int(down_until) else 0
+            failures, down_until, reason = parse_mirror_state(value)
+            down_for = max(0, down_until - now_ms) / 1000 if down_until else 0
             mirrors.setdefault(outlet, {})[mirror.decode()] = {
-                "up": int(down_until) == 0, "consecutive_failures": int(failures),
+                "up": down_until == 0, "consecutive_failures": failures,
                 "out_for_seconds": round(down_for, 1), "last_failure": reason or None,
             }
+    waiting_outlets = sorted(m.decode() for m in server.smembers(keys.waitings))
+    pipe = server.pipeline(transaction=False)
+    for outlet in waiting_outlets:
+        pipe.zcard(keys.waiting(outlet))
+    waiting = dict(zip(waiting_outlets, pipe.execute(), strict=True))
     schedules = [asdict(s) for s in Schedules(server, keys).all()]
-    outlets = sorted(set(depths) | set(inflight) | set(mirrors))
+    outlets = sorted(set(depths) | set(inflight) | set(mirrors) | set(waiting))
     return {
         "time": now_ms / 1000,
         "schedules": schedules,
         "outlets": {
             o: {"queued": depths.get(o, 0), "in_flight": inflight.get(o, 0),
-                "mirrors": mirrors.get(o, {})}
+                "waiting": waiting.get(o, 0), "mirrors": mirrors.get(o, {})}
             for o in outlets
         },
         "workers": workers,

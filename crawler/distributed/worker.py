@@ -19,6 +19,7 @@ DISTRIBUTED_SETTINGS = {
     "DUPEFILTER_CLASS": "crawler.distributed.dupefilter.CompactDupeFilter",
     "MIRROR_HEALTH_CLASS": "crawler.distributed.mirrors.RedisMirrorHealth",
     "POLITENESS_LIMITER_CLASS": "crawler.distributed.politeness.RedisLimiter",
+    "WAITING_ROOM_CLASS": "crawler.distributed.waiting.RedisWaitingRoom",
     "METRICS_COLLECTORS": ["crawler.distributed.status.RedisStateCollector"],
 }
 

@@ -9,9 +9,11 @@ from urllib.parse import urldefrag, urljoin, urlsplit
 from scrapy import Request, Spider
 from scrapy.http import Response
 
-from crawler import signals
+from crawler import meta
+from crawler.context import crawl_context
+from crawler.failover import RequestEnded, RequestWaiting
 from crawler.items import ArticleItem, FinishedRequest
-from crawler.mirrors import outlet_catalog
+from crawler.judging import NO_ARTICLES, document_answer
 from crawler.outlets import Outlet
 
 #: articles before listings, so a crawl stores as it goes instead of listing everything first
@@ -37,7 +39,9 @@ class OutletSpider(Spider):
     @classmethod
     def from_crawler(cls, crawler, *args: Any, **kwargs: Any) -> OutletSpider:
         spider = super().from_crawler(crawler, *args, **kwargs)
-        spider.outlets = outlet_catalog(crawler)
+        # built now, so that the parts listening to the crawl's signals hear all of them
+        spider.context = crawl_context(crawler).connect()
+        spider.outlets = spider.context.catalog
         return spider
 
     async def start(self) -> AsyncIterator[Any]:
@@ -64,17 +68,22 @@ class OutletSpider(Spider):
     def listing_request(self, outlet: Outlet, section: str, url: str, page: int) -> Request:
         # listings are fetched again on every crawl: dont_filter
         return Request(
-            url, callback=self.parse_listing, priority=LISTING_PRIORITY, dont_filter=True,
-            meta={"outlet": outlet.name, "section": section, "kind": "listing", "page": page,
-                  "download_slot": outlet.name},
+            url, callback=self.parse_listing, errback=self.failed, priority=LISTING_PRIORITY,
+            dont_filter=True,
+            meta={meta.OUTLET: outlet.name, meta.SECTION: section, meta.KIND: "listing",
+                  meta.PAGE: page, "download_slot": outlet.name},
         )
+
+    def failed(self, failure: Any) -> None:
+        """Every request's errback: the download, or a middleware, ended it."""
+        self.context.ledger.failed(failure.value, failure.request)
 
     # -- callbacks -------------------------------------------------------------------------------
 
     def parse_listing(self, response: Response) -> Iterator[Any]:
-        meta = response.meta
-        outlet = self.outlets.get(meta["outlet"])
-        section, page = meta["section"], meta["page"]
+        info = response.meta
+        outlet = self.outlets.get(info[meta.OUTLET])
+        section, page = info[meta.SECTION], info[meta.PAGE]
         articles: dict[str, None] = {}
         next_pages: list[str] = []
         for url, path, is_next in _outlet_links(outlet, response):
@@ -84,21 +93,15 @@ class OutletSpider(Spider):
                 next_pages.append(url)
 
         if not articles:
-            if page == 1:
-                # a section's first page always lists articles: this mirror is not the outlet
-                self.crawler.signals.send_catch_log(
-                    signals.response_suspect, request=response.request, response=response,
-                    reason="listing without article links", severe=True,
-                )
-            else:
-                yield FinishedRequest(response.request)
+            # the end of a section, or a mirror serving something else: ask another mirror
+            yield from self._no_articles(response.request)
             return
 
         self.crawler.stats.inc_value("listing/pages")
         for url in articles:
             yield Request(
-                url, callback=self.parse_article, priority=ARTICLE_PRIORITY,
-                meta={"outlet": outlet.name, "section": section, "kind": "article",
+                url, callback=self.parse_article, errback=self.failed, priority=ARTICLE_PRIORITY,
+                meta={meta.OUTLET: outlet.name, meta.SECTION: section, meta.KIND: "article",
                       "download_slot": outlet.name},
             )
         if page < outlet.max_section_pages:
@@ -110,15 +113,24 @@ class OutletSpider(Spider):
                 )
         yield FinishedRequest(response.request)
 
+    def _no_articles(self, request: Request) -> Iterator[Any]:
+        verdict = document_answer(NO_ARTICLES, "listing without article links")
+        try:
+            yield self.context.failover.document_answered(request, verdict)
+        except RequestEnded as ended:
+            yield FinishedRequest(request, ended.outcome)
+        except RequestWaiting:
+            return
+
     def parse_article(self, response: Response) -> Iterator[ArticleItem]:
-        outlet = self.outlets.get(response.meta["outlet"])
+        outlet = self.outlets.get(response.meta[meta.OUTLET])
         url = urldefrag(response.url)[0]
         yield ArticleItem(
             canonical_url=outlet.canonical_url(url),
             url=url,
-            mirror=outlet.mirror_of(url) or "",
+            mirror=response.meta.get(meta.MIRROR) or outlet.mirror_of(url) or "",
             outlet=outlet.name,
-            section=response.meta.get("section"),
+            section=response.meta.get(meta.SECTION),
             body=response.body,
             encoding=getattr(response, "encoding", None) or "utf-8",
             request=response.request,
@@ -127,9 +139,9 @@ class OutletSpider(Spider):
 
 def _outlet_links(outlet: Outlet, response: Response) -> Iterator[tuple[str, str, bool]]:
     """(canonical URL, path, whether it is rel="next") of each distinct link on the page that
-    points into the outlet, on any mirror. Links elsewhere, mailto:, javascript: and
-    fragments are left out. Listings carry a hundred links or more: each distinct href is
-    resolved once."""
+    points into the outlet, on any mirror or alias, in either scheme. Links elsewhere,
+    mailto:, javascript: and fragments are left out. Listings carry a hundred links or more:
+    each distinct href is resolved once."""
     hrefs: dict[str, bool] = {}
     for node in response.selector.root.xpath("//a[@href] | //link[@rel='next'][@href]"):
         href = node.get("href").strip()
@@ -139,7 +151,6 @@ def _outlet_links(outlet: Outlet, response: Response) -> Iterator[tuple[str, str
     base = response.url
     for href, is_next in hrefs.items():
         url = urljoin(base, href).split("#", 1)[0]
-        parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or outlet.mirror_of(url) is None:
+        if not outlet.owns(url):
             continue
-        yield outlet.canonical_url(url), parts.path, is_next
+        yield outlet.canonical_url(url), urlsplit(url).path, is_next

@@ -1,0 +1,83 @@
+"""The parts of a crawl that several components share, built once per crawler.
+
+The spider, middlewares, pipelines and extensions each reach them through
+:func:`crawl_context`, so there is one outlet catalog, one mirror health, one waiting room,
+one ledger and one failover per crawler, whatever asks first.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from functools import cached_property
+from typing import TYPE_CHECKING
+from weakref import WeakKeyDictionary
+
+from scrapy.utils.misc import build_from_crawler, load_object
+
+if TYPE_CHECKING:
+    from scrapy.crawler import Crawler
+
+    from crawler.failover import Failover
+    from crawler.ledger import RequestLedger
+    from crawler.mirrors import MirrorHealth
+    from crawler.outlets import OutletCatalog
+    from crawler.waiting import WaitingRoom
+
+
+def new_worker_id() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+
+
+class CrawlContext:
+    def __init__(self, crawler: Crawler) -> None:
+        self.crawler = crawler
+
+    @cached_property
+    def worker_id(self) -> str:
+        """This process's name among the workers (``WORKER_ID``, else made up)."""
+        return self.crawler.settings.get("WORKER_ID") or new_worker_id()
+
+    @cached_property
+    def catalog(self) -> OutletCatalog:
+        from crawler.outlets import OutletCatalog
+
+        return OutletCatalog.from_setting(self.crawler.settings.get("OUTLETS_DIR"))
+
+    @cached_property
+    def health(self) -> MirrorHealth:
+        cls = load_object(self.crawler.settings["MIRROR_HEALTH_CLASS"])
+        return build_from_crawler(cls, self.crawler)
+
+    @cached_property
+    def ledger(self) -> RequestLedger:
+        from crawler.ledger import RequestLedger
+
+        return RequestLedger(self.crawler)
+
+    @cached_property
+    def waiting(self) -> WaitingRoom:
+        cls = load_object(self.crawler.settings["WAITING_ROOM_CLASS"])
+        return cls(self.crawler, self.catalog, self.health, self.ledger)
+
+    @cached_property
+    def failover(self) -> Failover:
+        from crawler.failover import Failover
+
+        return Failover(self.crawler, self.catalog, self.health, self.waiting)
+
+    def connect(self) -> CrawlContext:
+        """Build the parts that listen to the crawl's signals: call before the engine starts."""
+        _ = self.ledger, self.waiting
+        return self
+
+
+_contexts: WeakKeyDictionary[Crawler, CrawlContext] = WeakKeyDictionary()
+
+
+def crawl_context(crawler: Crawler) -> CrawlContext:
+    context = _contexts.get(crawler)
+    if context is None:
+        context = _contexts[crawler] = CrawlContext(crawler)
+    return context

@@ -1,0 +1,107 @@
+"""The workers' waiting room: documents no mirror can take now, kept in Redis.
+
+A parked document moves from this worker's leases to ``<prefix>:waiting:<outlet>`` in one
+transaction, so a worker killed while an outage lasts loses nothing. Every worker looks each
+second at the outlets with waiting documents: when one of the outlet's mirrors is in
+rotation (in the shared mirror health), the due documents go back to the outlet's queue in
+one script; when all are out but one may be probed, one goes, to probe it.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import deque
+from typing import TYPE_CHECKING
+
+from redis.exceptions import RedisError
+from scrapy import signals as scrapy_signals
+from scrapy_redis import connection
+from twisted.internet.task import LoopingCall
+
+from crawler import meta
+from crawler.context import crawl_context
+from crawler.distributed.keys import RedisKeys
+from crawler.distributed.queue import OutletQueues
+from crawler.waiting import REPORT_EVERY, TICK, outage_line
+
+if TYPE_CHECKING:
+    from scrapy import Request
+    from scrapy.crawler import Crawler
+
+    from crawler.ledger import RequestLedger
+    from crawler.mirrors import MirrorHealth
+    from crawler.outlets import OutletCatalog
+
+logger = logging.getLogger(__name__)
+
+
+class RedisWaitingRoom:
+    def __init__(self, crawler: Crawler, catalog: OutletCatalog, health: MirrorHealth,
+                 ledger: RequestLedger) -> None:
+        self.crawler = crawler
+        self.catalog = catalog
+        self.health = health
+        settings = crawler.settings
+        self.queues = OutletQueues(connection.from_settings(settings),
+                                   RedisKeys.from_settings(settings),
+                                   crawl_context(crawler).worker_id, None)
+        # parked while Redis was unreachable: their leases stay in Redis meanwhile
+        self._unsent: deque[tuple[Request, int]] = deque()
+        self._loop: LoopingCall | None = None
+        self._reported = 0.0
+        crawler.signals.connect(self.open, signal=scrapy_signals.spider_opened)
+        crawler.signals.connect(self.close, signal=scrapy_signals.spider_closed)
+
+    def open(self, spider) -> None:
+        self.queues.spider = spider  # requests are serialized with their spider callbacks
+        self._loop = LoopingCall(self.tick)
+        self._loop.start(TICK, now=False)
+
+    def close(self) -> None:
+        if self._loop is not None and self._loop.running:
+            self._loop.stop()
+        self._send()
+        if self._unsent:
+            logger.error("%d waiting documents could not be parked in Redis: they go back to "
+                         "the queue with this worker's leases", len(self._unsent))
+
+    def add(self, request: Request, delay: float) -> None:
+        self._unsent.append((request, int((time.time() + delay) * 1000)))
+        self.crawler.stats.inc_value("documents/waited")
+        self._send()
+
+    def _send(self) -> None:
+        while self._unsent:
+            request, due_ms = self._unsent[0]
+            try:
+                self.queues.park(request.meta[meta.OUTLET], request, due_ms)
+            except RedisError as exc:
+                logger.warning("Could not park %s in Redis (%s): retrying", request.url, exc)
+                return
+            self._unsent.popleft()
+
+    def count(self, outlet: str) -> int:
+        try:
+            return int(self.queues.server.zcard(self.queues.keys.waiting(outlet)))
+        except RedisError:
+            return 0
+
+    def tick(self) -> None:
+        self._send()
+        now = time.monotonic()
+        report = now - self._reported >= REPORT_EVERY
+        try:
+            for name in self.queues.waiting_outlets():
+                outlet = self.catalog.get(name)
+                states = self.health.states(outlet)
+                next_probe = self.health.next_probe_in(outlet)
+                if any(states.values()):
+                    self.queues.release_waiting(name)
+                elif next_probe == 0:
+                    self.queues.release_waiting(name, limit=1)  # it will probe
+                if report and not any(states.values()):
+                    logger.warning(outage_line(outlet, states, self.count(name), next_probe))
+                    self._reported = now
+        except RedisError as exc:
+            logger.debug("Waiting documents not looked at (%s)", exc)

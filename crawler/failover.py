@@ -1,0 +1,331 @@
+"""Moving a document between mirrors: the decision (:func:`next_step`, pure) and the one
+component that acts on it (:class:`Failover`), shaped the way Scrapy's ``get_retry_request``
+sits under ``RetryMiddleware``: the middlewares, the spider and the pipelines call it, and
+none of them decides on its own.
+
+A document's record of attempts travels with its request (``meta["attempts"]``): the mirrors
+that failed it since it last waited, and what each mirror that answered said about it.
+
+- **Agreement settles it**: two mirrors with the same answer ("not found", "not HTML", no
+  text, the same short text) give the document's final outcome.
+- Otherwise the document goes to the best mirror in rotation that has not had it yet.
+- When every mirror in rotation has answered, the best answer stands (text over no text).
+- When no mirror can take it now (all out of rotation, or all failed it just now), it waits
+  (:mod:`crawler.waiting`) until a mirror is back, and is given up only after
+  ``DOCUMENT_GIVE_UP_AFTER`` seconds.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Collection
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from scrapy.exceptions import IgnoreRequest
+
+from crawler import meta, signals
+from crawler.judging import (
+    NO_ARTICLES,
+    TEXT_PREFIX,
+    SamePageDetector,
+    Verdict,
+    mirror_failure,
+    page_fingerprint,
+)
+
+if TYPE_CHECKING:
+    from scrapy import Request
+    from scrapy.crawler import Crawler
+
+    from crawler.mirrors import MirrorHealth
+    from crawler.outlets import Outlet, OutletCatalog
+    from crawler.waiting import WaitingRoom
+
+logger = logging.getLogger(__name__)
+
+
+class RequestEnded(IgnoreRequest):
+    """A request's final outcome is known; raised where Scrapy expects IgnoreRequest, so the
+    request's errback hands ``outcome`` to the ledger."""
+
+    def __init__(self, outcome: str, message: str = "") -> None:
+        super().__init__(message or outcome)
+        self.outcome = outcome
+
+
+class RequestWaiting(IgnoreRequest):
+    """The request is parked in the waiting room: not an end."""
+
+
+# -- the record of attempts ------------------------------------------------------------------------
+
+
+@dataclass
+class Attempts:
+    #: mirrors that failed the document (mirror evidence) since it last waited
+    failed_on: list[str] = field(default_factory=list)
+    #: mirror -> its answer about the document (document evidence)
+    answers: dict[str, str] = field(default_factory=dict)
+    #: wall-clock time of the first failure (the give-up horizon counts from it)
+    since: float | None = None
+    #: times the document waited for a mirror
+    waits: int = 0
+    #: set once the answers are settled on a short text: take that text from this mirror
+    accept_from: str | None = None
+
+    @classmethod
+    def of(cls, request: Request) -> Attempts:
+        data = request.meta.get(meta.ATTEMPTS)
+        return cls(**data) if data else cls()
+
+    def to_meta(self) -> dict[str, Any]:
+        return {"failed_on": list(self.failed_on), "answers": dict(self.answers),
+                "since": self.since, "waits": self.waits, "accept_from": self.accept_from}
+
+    @property
+    def asked(self) -> frozenset[str]:
+        return frozenset(self.failed_on) | frozenset(self.answers)
+
+
+# -- the decision ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Retry:
+    mirror: str
+
+
+@dataclass(frozen=True)
+class Wait:
+    #: seconds before it may be tried again (once a mirror can take it)
+    delay: float
+
+
+@dataclass(frozen=True)
+class Settled:
+    #: the document's answer: "not_found", "not_html", "no_text", "no_articles" or a text
+    answer: str
+    #: for a text answer: the mirror that served it
+    mirror: str | None = None
+
+
+@dataclass(frozen=True)
+class GiveUp:
+    reason: str
+
+
+Step = Retry | Wait | Settled | GiveUp
+
+
+def agreed_answer(answers: dict[str, str]) -> str | None:
+    """An answer two mirrors gave."""
+    seen: set[str] = set()
+    for answer in answers.values():
+        if answer in seen:
+            return answer
+        seen.add(answer)
+    return None
+
+
+def best_answer(answers: dict[str, str]) -> tuple[str, str]:
+    """(answer, mirror): a text beats no text, and no text beats the rest."""
+    def rank(item: tuple[str, str]) -> int:
+        answer = item[1]
+        return 0 if answer.startswith(TEXT_PREFIX) else 1 if answer == NO_ARTICLES else 2
+    mirror, answer = min(answers.items(), key=rank)
+    return answer, mirror
+
+
+def wait_delay(waits: int, longest: float) -> float:
+    """1, 2, 4 ... seconds between looks at a document that failed everywhere, up to
+    ``longest``; the waiting room also holds it until a mirror can take it."""
+    return min(float(2 ** min(waits, 16)), longest)
+
+
+def next_step(
+    attempts: Attempts,
+    in_rotation: Collection[str],
+    choose: Callable[[frozenset[str]], str | None],
+    now: float,
+    give_up_after: float,
+    longest_wait: float,
+) -> Step:
+    """What to do with a document after ``attempts``.
+
+    ``choose(exclude)`` picks the mirror for it (possibly winning a probe); ``in_rotation``
+    are the outlet's mirrors in rotation now.
+    """
+    agreed = agreed_answer(attempts.answers)
+    if agreed is not None:
+        mirror = next(m for m, a in attempts.answers.items() if a == agreed)
+        return Settled(agreed, mirror)
+    mirror = choose(attempts.asked)
+    if mirror is not None:
+        return Retry(mirror)
+    if attempts.answers and set(in_rotation) <= set(attempts.answers):
+        return Settled(*best_answer(attempts.answers))
+    if attempts.since is not None and now - attempts.since >= give_up_after:
+        if attempts.answers:
+            return Settled(*best_answer(attempts.answers))
+        return GiveUp(f"no mirror could serve it for {now - attempts.since:.0f} s")
+    return Wait(wait_delay(attempts.waits, longest_wait))
+
+
+# -- acting on it ----------------------------------------------------------------------------------
+
+
+class Failover:
+    """The crawler's one owner of mirror failover. Callers report a verdict on a request and
+    get back what to do: a request for another mirror, or None when the request was parked
+    in the waiting room or raised :class:`RequestEnded`."""
+
+    def __init__(self, crawler: Crawler, catalog: OutletCatalog, health: MirrorHealth,
+                 waiting: WaitingRoom) -> None:
+        self.crawler = crawler
+        self.catalog = catalog
+        self.health = health
+        self.waiting = waiting
+        settings = crawler.settings
+        self.give_up_after = settings.getfloat("DOCUMENT_GIVE_UP_AFTER")
+        self.longest_wait = settings.getfloat("MIRROR_COOLDOWN")
+        self.same_pages = SamePageDetector(settings.getint("MIRROR_SAME_PAGE_DOCUMENTS"))
+        self._empty_sections: set[tuple[str, str]] = set()
+
+    def outlet_of(self, request: Request) -> Outlet | None:
+        name = request.meta.get(meta.OUTLET)
+        return self.catalog.get(name) if name else None
+
+    # -- what callers report ---------------------------------------------------------------------
+
+    def mirror_failed(self, request: Request, verdict: Verdict) -> Request:
+        """The request's mirror failed it (mirror evidence): the next mirror, or an end."""
+        outlet = self.outlet_of(request)
+        mirror = request.meta.get(meta.MIRROR) or outlet.mirror_of(request.url)
+        if mirror is not None:
+            self.health.record_failure(outlet.name, mirror, verdict.reason, strong=verdict.strong)
+        attempts = Attempts.of(request)
+        if mirror is not None and mirror not in attempts.failed_on:
+            attempts.failed_on.append(mirror)
+        return self._act(request, outlet, mirror, attempts, verdict.reason)
+
+    def document_answered(self, request: Request, verdict: Verdict, body: bytes = b"") -> Request:
+        """The request's mirror said something about the document (document evidence).
+
+        ``body``, the page it served, lets a mirror that answers every document with the same
+        page (a seizure notice, a bot check) be recognised and taken out.
+        """
+        if body and self.serves_one_page(request, body):
+            return self.mirror_failed(request, mirror_failure(
+                f"the same page for different documents ({verdict.reason})", "blocked",
+                strong=True))
+        outlet = self.outlet_of(request)
+        mirror = request.meta.get(meta.MIRROR) or outlet.mirror_of(request.url)
+        attempts = Attempts.of(request)
+        if mirror is not None:
+            attempts.answers[mirror] = verdict.answer or verdict.reason
+        return self._act(request, outlet, mirror, attempts, verdict.reason)
+
+    def serves_one_page(self, request: Request, body: bytes) -> bool:
+        """Whether the request's mirror answered another document with this same page: a
+        notice it serves for every path."""
+        outlet = self.outlet_of(request)
+        mirror = request.meta.get(meta.MIRROR) or outlet.mirror_of(request.url)
+        if mirror is None:
+            return False
+        path = "/" + request.url.split("://", 1)[-1].partition("/")[2]
+        return self.same_pages.same_for_every_document(
+            outlet.name, mirror, outlet.canonical_url(request.url), page_fingerprint(body, path))
+
+    def reroute(self, request: Request) -> Request | None:
+        """A queued request whose mirror left rotation while it waited: the best mirror now
+        (None: keep it as it is), or parked until one is back."""
+        outlet = self.outlet_of(request)
+        mirror = request.meta.get(meta.MIRROR) or outlet.mirror_of(request.url)
+        if mirror is not None and self.health.is_up(outlet, mirror):
+            return None
+        attempts = Attempts.of(request)
+        better = self.health.choose(outlet, exclude=attempts.asked)
+        if better is not None:
+            return None if better == mirror else self.on_mirror(request, outlet, better,
+                                                                 attempts)
+        return self._act(request, outlet, mirror, attempts, "every mirror out of rotation")
+
+    def downloaded(self, request: Request, outcome: str, served: bool) -> None:
+        """Count a download by outcome (once per download); ``served``: the mirror answered
+        as a working server does (it may still fail the document later)."""
+        outlet = self.outlet_of(request)
+        mirror = request.meta.get(meta.MIRROR) or outlet.mirror_of(request.url)
+        self.crawler.stats.inc_value(f"mirror/outcome/{outcome}")
+        self.crawler.signals.send_catch_log(
+            signals.request_outcome, outlet=outlet.name, mirror=mirror, outcome=outcome,
+            seconds=request.meta.get("download_latency"),
+        )
+        if served and mirror is not None:
+            self.health.record_success(outlet.name, mirror)
+
+    # -- the decision, carried out -----------------------------------------------------------------
+
+    def _act(self, request: Request, outlet: Outlet, mirror: str | None, attempts: Attempts,
+             reason: str) -> Request:
+        if attempts.since is None:
+            attempts.since = time.time()
+        states = self.health.states(outlet)
+        step = next_step(
+            attempts, [m for m, up in states.items() if up],
+            lambda exclude: self.health.choose(outlet, exclude=exclude),
+            time.time(), self.give_up_after, self.longest_wait,
+        )
+        if isinstance(step, Retry):
+            logger.info("Failover %s -> %s for %s (%s)", mirror, step.mirror, request.url, reason)
+            self.crawler.stats.inc_value("mirror/failovers")
+            retry = self.on_mirror(request, outlet, step.mirror, attempts)
+            self.crawler.signals.send_catch_log(
+                signals.mirror_failover, outlet=outlet.name, from_mirror=mirror,
+                to_mirror=step.mirror, reason=reason, request=retry,
+            )
+            return retry
+        if isinstance(step, Wait):
+            attempts.failed_on.clear()  # a new round once a mirror is back
+            attempts.waits += 1
+            parked = self.on_mirror(request, outlet, None, attempts)
+            self.waiting.add(parked, step.delay)
+            raise RequestWaiting(f"waiting for a mirror of {outlet.name}: {request.url}")
+        if isinstance(step, GiveUp):
+            logger.warning("Giving up on %s: %s (last: %s)", request.url, step.reason, reason)
+            raise RequestEnded("given_up", f"gave up on {request.url}: {step.reason}")
+        return self._settled(request, outlet, attempts, step)
+
+    def _settled(self, request: Request, outlet: Outlet, attempts: Attempts,
+                 step: Settled) -> Request:
+        if step.answer.startswith(TEXT_PREFIX):
+            if attempts.accept_from is None and step.mirror is not None:
+                # the text is stored from a fetch that accepts it: fetch it once more there
+                attempts.accept_from = step.mirror
+                return self.on_mirror(request, outlet, step.mirror, attempts)
+            raise RequestEnded("short_text", f"no text from {step.mirror}: {request.url}")
+        if step.answer == NO_ARTICLES and request.meta.get(meta.PAGE) == 1:
+            section = request.meta.get(meta.SECTION, "")
+            if (outlet.name, section) not in self._empty_sections:
+                self._empty_sections.add((outlet.name, section))
+                logger.error(
+                    "Section %r of %s lists no articles on any mirror (%s): check its path and "
+                    "article_url in the outlet file", section, outlet.name, request.url)
+        raise RequestEnded(step.answer, f"{step.answer}: {request.url}")
+
+    def on_mirror(self, request: Request, outlet: Outlet, mirror: str | None,
+                  attempts: Attempts) -> Request:
+        """The same document as ``request`` on ``mirror`` (None: leave the URL as it is),
+        with the same fingerprint, to pass the dupefilter again."""
+        new_meta = {k: v for k, v in request.meta.items() if k not in meta.DOWNLOAD_ONLY}
+        new_meta[meta.ATTEMPTS] = attempts.to_meta()
+        url = request.url
+        if mirror is not None:
+            new_meta[meta.MIRROR] = mirror
+            new_meta[meta.PROBE] = not self.health.is_up(outlet, mirror)
+            url = outlet.on_mirror(request.url, mirror)
+        else:
+            new_meta.pop(meta.MIRROR, None)
+            new_meta.pop(meta.PROBE, None)
+        return request.replace(url=url, meta=new_meta, dont_filter=True)

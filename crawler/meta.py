@@ -1,0 +1,31 @@
+"""The ``Request.meta`` keys the crawler's components share, named once.
+
+Everything here survives serialization to Redis with the request (plain str, int, float,
+list and dict values only).
+"""
+
+#: the outlet's name; requests without it are not the crawler's (robots.txt)
+OUTLET = "outlet"
+#: the section a document was found in
+SECTION = "section"
+#: "listing" or "article"
+KIND = "kind"
+#: a listing's page number within its section
+PAGE = "page"
+#: the mirror base URL the request was routed to
+MIRROR = "mirror"
+#: set when routing chose a mirror out of rotation whose cool-down is over: the request
+#: probes it, so it goes there even though the mirror is not in rotation
+PROBE = "mirror_probe"
+#: set once routing has chosen a mirror: a request passes the routing middleware once
+ROUTED = "mirror_routed"
+#: what mirrors said about the document so far (crawler.failover.Attempts.to_meta)
+ATTEMPTS = "attempts"
+#: distributed mode: the id of the request's lease in Redis
+LEASE = "lease"
+#: the final outcome, once the request has ended (crawler.ledger)
+ENDED = "ended"
+
+#: Scrapy's own keys that belong to one download and must not follow a request to a mirror
+DOWNLOAD_ONLY = ("download_latency", "download_slot_key", "redirect_times", "redirect_ttl",
+                 "redirect_urls", "redirect_reasons", ENDED)

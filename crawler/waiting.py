@@ -1,0 +1,134 @@
+"""Documents that no mirror can take now wait here instead of being given up.
+
+When every mirror of an outlet is out of rotation (or every mirror in rotation just failed a
+document), :class:`~crawler.failover.Failover` parks the document's request in the crawler's
+waiting room (``WAITING_ROOM_CLASS``). Each second the room looks at the outlet's mirrors:
+when one is in rotation, the documents whose delay is over go back to the crawl; when all
+are out but one may be probed, one document goes, to probe it. A document waiting longer
+than ``DOCUMENT_GIVE_UP_AFTER`` seconds since its first failure is given up.
+
+This one keeps the documents in the process and keeps a standalone crawl open while any
+wait; the distributed mode keeps them in Redis (:mod:`crawler.distributed.waiting`).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import TYPE_CHECKING
+
+from scrapy import signals as scrapy_signals
+from scrapy.exceptions import DontCloseSpider
+from twisted.internet.task import LoopingCall
+
+from crawler import meta
+
+if TYPE_CHECKING:
+    from scrapy import Request
+    from scrapy.crawler import Crawler
+
+    from crawler.ledger import RequestLedger
+    from crawler.mirrors import MirrorHealth
+    from crawler.outlets import Outlet, OutletCatalog
+
+logger = logging.getLogger(__name__)
+
+#: seconds between the looks at waiting documents, and between "waiting" log lines
+TICK = 1.0
+REPORT_EVERY = 10.0
+
+
+def outage_line(outlet: Outlet, states: dict[str, bool], waiting: int,
+                next_probe: float | None) -> str:
+    """The line a user sees while documents wait."""
+    out = [m for m, up in states.items() if not up]
+    if len(out) == len(states):
+        every = "the" if len(out) == 1 else f"all {len(out)}"
+        probe = "" if next_probe is None else f", next probe in {next_probe:.0f} s"
+        return (f"{every} mirror{'s' if len(out) > 1 else ''} of {outlet.name} out: "
+                f"{waiting} documents waiting{probe}")
+    return f"{outlet.name}: {waiting} documents waiting to be tried again"
+
+
+class WaitingRoom:
+    def __init__(self, crawler: Crawler, catalog: OutletCatalog, health: MirrorHealth,
+                 ledger: RequestLedger) -> None:
+        self.crawler = crawler
+        self.catalog = catalog
+        self.health = health
+        self.ledger = ledger
+        self.give_up_after = crawler.settings.getfloat("DOCUMENT_GIVE_UP_AFTER")
+        # outlet -> [(monotonic time it may go again, request)]
+        self._waiting: dict[str, list[tuple[float, Request]]] = {}
+        self._loop: LoopingCall | None = None
+        self._reported = 0.0
+        crawler.signals.connect(self.open, signal=scrapy_signals.spider_opened)
+        crawler.signals.connect(self.close, signal=scrapy_signals.spider_closed)
+        crawler.signals.connect(self.keep_open, signal=scrapy_signals.spider_idle)
+
+    def open(self) -> None:
+        self._loop = LoopingCall(self.tick)
+        self._loop.start(TICK, now=False)
+
+    def close(self) -> None:
+        if self._loop is not None and self._loop.running:
+            self._loop.stop()
+        left = sum(len(entries) for entries in self._waiting.values())
+        if left:
+            logger.error("%d documents were still waiting for a mirror when the crawl stopped",
+                         left)
+            for entries in self._waiting.values():
+                for _, request in entries:
+                    self.ledger.finish(request, "given_up")
+            self._waiting.clear()
+
+    def keep_open(self) -> None:
+        if any(self._waiting.values()):
+            raise DontCloseSpider("documents are waiting for a mirror")
+
+    # -- the room --------------------------------------------------------------------------------
+
+    def add(self, request: Request, delay: float) -> None:
+        outlet = request.meta[meta.OUTLET]
+        self._waiting.setdefault(outlet, []).append((time.monotonic() + delay, request))
+        self.crawler.stats.inc_value("documents/waited")
+
+    def count(self, outlet: str) -> int:
+        return len(self._waiting.get(outlet, ()))
+
+    def tick(self) -> None:
+        now = time.monotonic()
+        report = now - self._reported >= REPORT_EVERY
+        for name, entries in list(self._waiting.items()):
+            entries[:] = self._without_expired(entries)
+            if not entries:
+                del self._waiting[name]
+                continue
+            outlet = self.catalog.get(name)
+            states = self.health.states(outlet)
+            next_probe = self.health.next_probe_in(outlet)
+            if any(states.values()):
+                due = [entry for entry in entries if entry[0] <= now]
+            elif next_probe == 0:
+                due = [min(entries, key=lambda entry: entry[0])]  # it will probe
+            else:
+                due = []
+            for entry in due:
+                entries.remove(entry)
+                self.crawler.engine.crawl(entry[1])
+            if report and entries:
+                logger.warning(outage_line(outlet, states, len(entries), next_probe))
+                self._reported = now
+
+    def _without_expired(self, entries: list[tuple[float, Request]]):
+        wall = time.time()
+        kept = []
+        for entry in entries:
+            since = (entry[1].meta.get(meta.ATTEMPTS) or {}).get("since") or wall
+            if wall - since >= self.give_up_after:
+                logger.warning("Giving up on %s: no mirror could serve it for %.0f s",
+                               entry[1].url, wall - since)
+                self.ledger.finish(entry[1], "given_up")
+            else:
+                kept.append(entry)
+        return kept

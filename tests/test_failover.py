@@ -1,0 +1,324 @@
+"""Judging answers and failing over, unit by unit: the pure functions of crawler.judging and
+crawler.failover, and the middlewares over them, on plain Scrapy responses."""
+
+from __future__ import annotations
+
+import gzip
+import time
+from pathlib import Path
+
+import pytest
+from scrapy import Request
+from scrapy.downloadermiddlewares.httpcompression import HttpCompressionMiddleware
+from scrapy.exceptions import DownloadConnectionRefusedError, IgnoreRequest
+from scrapy.http import HtmlResponse, Response, TextResponse
+from scrapy.utils.test import get_crawler
+
+from crawler import meta
+from crawler import settings as project_settings
+from crawler.context import crawl_context
+from crawler.failover import (
+    Attempts,
+    GiveUp,
+    RequestEnded,
+    RequestWaiting,
+    Retry,
+    Settled,
+    Wait,
+    agreed_answer,
+    next_step,
+)
+from crawler.judging import (
+    DOCUMENT,
+    MIRROR,
+    NO_TEXT,
+    NOT_FOUND,
+    NOT_HTML,
+    SamePageDetector,
+    judge_exception,
+    judge_page,
+    judge_redirect,
+    judge_status,
+    judge_text,
+    page_fingerprint,
+    text_answer,
+)
+from crawler.ledger import outcome_of
+from crawler.middlewares import MirrorFailoverMiddleware, PageJudgeMiddleware
+from crawler.mirrors import MirrorHealth, mirror_candidates
+from crawler.outlets import Outlet
+from crawler.spiders.outlet import OutletSpider, _outlet_links
+
+A, B, C = "https://www.news.example", "https://news-mirror.example", "http://127.0.0.1:8081"
+OUTLET_FILE = f"""
+name: news
+mirrors: [{A}, {B}, {C}]
+aliases: [news.example]
+sections: {{world: /world}}
+article_url: '^/a/\\d+'
+blocked_markers: [This domain has been seized]
+min_text_length: 50
+"""
+ARTICLE = "<html><head><title>T</title></head><body><p>{}</p></body></html>"
+
+
+@pytest.fixture
+def outlet(tmp_path: Path) -> Outlet:
+    (tmp_path / "news.yaml").write_text(OUTLET_FILE)
+    return crawl_context(get_crawler(settings_dict={"OUTLETS_DIR": str(tmp_path)})).catalog.get(
+        "news")
+
+
+@pytest.fixture
+def crawler(tmp_path: Path):
+    (tmp_path / "news.yaml").write_text(OUTLET_FILE)
+    # the project's settings, but no reactor: get_crawler runs without one
+    project = {k: v for k, v in vars(project_settings).items()
+               if k.isupper() and k != "TWISTED_REACTOR"}
+    settings = {**project, "OUTLETS_DIR": str(tmp_path),
+                "STORE_URI": f"sqlite:///{tmp_path}/c.db", "MIRROR_FAILURE_THRESHOLD": 3,
+                "MIRROR_COOLDOWN": 60}
+    crawler = get_crawler(OutletSpider, settings_dict=settings)
+    crawler.spider = crawler._create_spider(outlet="news")
+    crawler.stats.open_spider()
+    return crawler
+
+
+def article_request(url: str, **extra) -> Request:
+    return Request(url, meta={meta.OUTLET: "news", meta.KIND: "article", **extra})
+
+
+def html(url: str, body: bytes, status: int = 200, request: Request | None = None):
+    return HtmlResponse(url, status=status, body=body, request=request,
+                        headers={"Content-Type": "text/html; charset=utf-8"})
+
+
+# -- the outlet: mirrors, aliases, either scheme ---------------------------------------------------
+
+
+def test_links_into_the_outlet_in_every_form(outlet):
+    page = b"""<html><body>
+      <a href="/a/1">root-relative</a> <a href="a/2">relative</a>
+      <a href="//www.news.example/a/3">protocol-relative</a>
+      <a href="http://www.news.example/a/4">http of an https mirror</a>
+      <a href="https://news.example/a/5">alias</a> <a href="https://elsewhere.example/a/6">off</a>
+      <a href="mailto:x@news.example">mail</a></body></html>"""
+    links = {url for url, _, _ in _outlet_links(outlet, html(f"{B}/world", page))}
+    assert links == {f"{A}/a/1", f"{A}/a/2", f"{A}/a/3", f"{A}/a/4", f"{A}/a/5"}
+
+
+def test_identity_and_ownership(outlet):
+    assert outlet.mirror_of("http://www.news.example/x") == A
+    assert outlet.mirror_of("https://news.example/x") is None  # an alias is no mirror
+    assert outlet.owns("https://news.example/x") and outlet.owns(f"{C}/x")
+    assert not outlet.owns("https://elsewhere.example/") and not outlet.owns("ftp://news.example/")
+    assert outlet.canonical_url("https://news.example/a/1?x=1") == f"{A}/a/1?x=1"
+
+
+# -- verdicts --------------------------------------------------------------------------------------
+
+
+def test_status_verdicts():
+    codes = frozenset({403, 503})
+    assert judge_status(503, codes).about == MIRROR
+    assert not judge_status(503, codes).strong
+    assert judge_status(404, codes).about == DOCUMENT
+    assert judge_status(410, codes).answer == NOT_FOUND
+    assert judge_status(200, codes) is None and judge_status(301, codes) is None
+
+
+def test_redirects_inside_the_outlet_are_not_failures(outlet):
+    url = f"{A}/a/1"
+    for location in (b"/a/1/", b"//www.news.example/a/1", b"http://www.news.example/a/1",
+                     b"https://news.example/a/1", f"{B}/a/1".encode()):
+        assert judge_redirect(url, 301, location, outlet) is None, location
+    off = judge_redirect(url, 302, b"https://elsewhere.example/", outlet)
+    assert off.about == MIRROR and not off.strong  # one redirect is no verdict on the mirror
+    assert judge_redirect(url, 200, b"https://elsewhere.example/", outlet) is None
+
+
+def test_pages_are_judged_decoded(outlet):
+    notice = "<html><body><h1>This domain has been seized</h1></body></html>"
+    compressed = Response(f"{A}/a/1", body=gzip.compress(notice.encode()),
+                          headers={"Content-Encoding": "gzip", "Content-Type": "text/html"},
+                          request=Request(f"{A}/a/1"))
+    decoded = HttpCompressionMiddleware.from_crawler(get_crawler()).process_response(
+        compressed.request, compressed)
+    verdict = judge_page(decoded, outlet)
+    assert verdict.about == MIRROR and verdict.strong
+
+
+def test_a_pdf_is_the_documents_answer_not_the_mirrors(outlet):
+    pdf = Response(f"{A}/a/1", body=b"%PDF-1.7", headers={"Content-Type": "application/pdf"})
+    verdict = judge_page(pdf, outlet)
+    assert verdict.about == DOCUMENT and verdict.answer == NOT_HTML
+    text = TextResponse(f"{A}/a/1", body=b"plain", headers={"Content-Type": "text/plain"})
+    assert judge_page(text, outlet).answer == NOT_HTML
+    assert judge_page(html(f"{A}/a/1", b"<html><body>x</body></html>"), outlet) is None
+
+
+def test_text_verdicts(outlet):
+    assert judge_text(None, outlet).answer == NO_TEXT
+    short = judge_text("Sorry, this page is temporarily unavailable.", outlet)
+    assert short.about == DOCUMENT and short.answer == text_answer("Sorry, this page is "
+                                                                    "temporarily  unavailable.")
+    assert judge_text("x" * 50, outlet) is None
+
+
+def test_exception_verdicts():
+    assert judge_exception(DownloadConnectionRefusedError()).outcome == "connection_error"
+    assert judge_exception(TimeoutError()).outcome == "timeout"
+    assert judge_exception(ValueError()) is None
+
+
+def test_the_same_page_for_every_document_is_recognised_without_wording():
+    def challenge(path: str, token: str) -> bytes:
+        return (f'<html><body><form action="{path}?__chl_tk={token}">Just a moment... '
+                f'Ray ID: {token[:16]}</form></body></html>').encode()
+
+    one = page_fingerprint(challenge("/a/1", "9f8e7d6c5b4a39281706f5e4d3c2b1a0"), "/a/1")
+    two = page_fingerprint(challenge("/a/2", "0a1b2c3d4e5f60718293a4b5c6d7e8f9"), "/a/2")
+    assert one == two
+    article = page_fingerprint(ARTICLE.format("One story.").encode(), "/a/1")
+    other = page_fingerprint(ARTICLE.format("Another story.").encode(), "/a/2")
+    assert article != other
+
+    detector = SamePageDetector(documents=2)
+    assert not detector.same_for_every_document("news", A, f"{A}/a/1", one)
+    assert not detector.same_for_every_document("news", A, f"{A}/a/1", one)  # same document
+    assert not detector.same_for_every_document("news", B, f"{A}/a/2", one)  # other mirror
+    assert detector.same_for_every_document("news", A, f"{A}/a/2", one)
+
+
+# -- the decision ----------------------------------------------------------------------------------
+
+
+def choose_from(*mirrors):
+    return lambda exclude: next((m for m in mirrors if m not in exclude), None)
+
+
+def test_next_step():
+    now = time.time()
+    step = lambda attempts, rotation=(A, B, C), choose=choose_from(A, B, C): next_step(  # noqa: E731
+        attempts, rotation, choose, now, give_up_after=3600, longest_wait=60)
+
+    assert step(Attempts(failed_on=[A])) == Retry(B)
+    assert step(Attempts(answers={A: NOT_HTML})) == Retry(B)
+    # agreement settles it, whatever else is left to ask
+    assert step(Attempts(answers={A: NOT_HTML, B: NOT_HTML})) == Settled(NOT_HTML, A)
+    # every mirror in rotation answered: the best answer stands, a text over no text
+    short = text_answer("short")
+    assert step(Attempts(answers={A: NO_TEXT, B: short}), rotation=(A, B),
+                choose=choose_from()) == Settled(short, B)
+    # nothing can take it now: wait, longer each time, then give up after the horizon
+    assert step(Attempts(failed_on=[A, B, C], since=now), choose=choose_from()) == Wait(1.0)
+    assert step(Attempts(failed_on=[A], since=now, waits=3), rotation=(),
+                choose=choose_from()) == Wait(8.0)
+    assert isinstance(step(Attempts(failed_on=[A], since=now - 3601), rotation=(),
+                           choose=choose_from()), GiveUp)
+    assert agreed_answer({A: NO_TEXT, B: NOT_HTML}) is None
+
+
+def test_mirror_candidates_prefer_a_cooled_down_preferred_mirror():
+    downs = {A: 100.0, B: None, C: 500.0}
+    assert list(mirror_candidates([A, B, C], downs, now=200.0)) == [(A, True), (B, False)]
+    assert list(mirror_candidates([A, B, C], downs, now=50.0)) == [(B, False)]
+    assert list(mirror_candidates([A, B, C], downs, now=50.0, exclude={B})) == []
+
+
+def test_one_probe_per_cooldown():
+    clock = [0.0]
+    health = MirrorHealth(failure_threshold=1, cooldown=10, clock=lambda: clock[0])
+    outlet = Outlet(name="n", mirrors=[A, B], sections={"s": "/s"}, article_url="^/a")
+    health.record_failure("n", A, "down")
+    health.record_failure("n", B, "down")
+    assert health.choose(outlet) is None
+    clock[0] = 11.0
+    assert health.choose(outlet) == A  # the probe
+    assert health.choose(outlet) == B  # A's probe is taken; B's cool-down is over too
+    assert health.choose(outlet) is None
+    health.record_success("n", A)
+    assert health.choose(outlet) == A and health.states(outlet) == {A: True, B: False}
+
+
+# -- the middlewares and the failover component ----------------------------------------------------
+
+
+def test_a_failing_mirror_moves_the_document_on(crawler):
+    mw = MirrorFailoverMiddleware.from_crawler(crawler)
+    request = article_request(f"{A}/a/1", **{meta.MIRROR: A})
+    retry = mw.process_exception(request, DownloadConnectionRefusedError())
+    assert retry.url == f"{B}/a/1" and retry.dont_filter
+    assert Attempts.of(retry).failed_on == [A]
+    retry = mw.process_response(retry, html(retry.url, b"", status=503, request=retry))
+    assert retry.url == f"{C}/a/1" and Attempts.of(retry).failed_on == [A, B]
+    stats = crawler.stats.get_stats()
+    assert stats["mirror/outcome/connection_error"] == 1 and stats["mirror/outcome/http_error"] == 1
+
+
+def test_a_pdf_or_a_redirect_off_the_outlet_leaves_healthy_mirrors_in_rotation(crawler):
+    health = crawl_context(crawler).health
+    outlet = crawl_context(crawler).catalog.get("news")
+    judge = PageJudgeMiddleware.from_crawler(crawler)
+    raw = MirrorFailoverMiddleware.from_crawler(crawler)
+    request = article_request(f"{A}/a/1", **{meta.MIRROR: A})
+    pdf = Response(request.url, body=b"%PDF", request=request,
+                   headers={"Content-Type": "application/pdf"})
+    retry = judge.process_response(request, pdf)
+    assert retry.url == f"{B}/a/1" and Attempts.of(retry).answers == {A: NOT_HTML}
+    pdf = Response(retry.url, body=b"%PDF", request=retry,
+                   headers={"Content-Type": "application/pdf"})
+    with pytest.raises(RequestEnded) as ended:
+        judge.process_response(retry, pdf)
+    assert ended.value.outcome == NOT_HTML  # two mirrors agree: that is the document
+
+    redirected = article_request(f"{A}/a/2", **{meta.MIRROR: A})
+    response = Response(redirected.url, status=302, request=redirected,
+                        headers={"Location": "https://elsewhere.example/"})
+    assert raw.process_response(redirected, response).url == f"{B}/a/2"
+    assert health.states(outlet) == {A: True, B: True, C: True}
+
+
+def test_every_mirror_out_parks_the_document(crawler):
+    context = crawl_context(crawler)
+    outlet = context.catalog.get("news")
+    for mirror in outlet.mirrors:
+        context.health.record_failure("news", mirror, "down", strong=True)
+    mw = MirrorFailoverMiddleware.from_crawler(crawler)
+    with pytest.raises(RequestWaiting):
+        mw.process_request(article_request(f"{A}/a/1"))
+    assert context.waiting.count("news") == 1
+    assert outcome_of(RequestWaiting("x")) is None
+
+
+def test_requests_never_leave_the_outlet(crawler):
+    mw = MirrorFailoverMiddleware.from_crawler(crawler)
+    # a meta refresh or a redirect that Scrapy followed, even on a probe
+    request = article_request("http://169.254.169.254/latest/", **{meta.PROBE: True})
+    with pytest.raises(RequestEnded) as ended:
+        mw.process_request(request)
+    assert ended.value.outcome == "off_outlet"
+
+
+def test_outcomes_of_requests_that_end_inside_scrapy():
+    assert outcome_of(IgnoreRequest("Forbidden by robots.txt")) == "robots"
+    assert outcome_of(IgnoreRequest("max redirections reached")) == "redirect_loop"
+    assert outcome_of(IgnoreRequest(
+        "Ignored response <200 x> because its body (11 MB) exceeded DOWNLOAD_MAXSIZE")
+    ) == "too_large"
+    assert outcome_of(RequestEnded("no_text")) == "no_text"
+    assert outcome_of(KeyError("bug")) == "error"
+
+
+def test_a_request_ends_once(crawler):
+    ledger = crawl_context(crawler).ledger
+    ended = []
+    from crawler import signals
+
+    crawler.signals.connect(lambda request, outcome: ended.append(outcome),
+                            signal=signals.request_finished, weak=False)
+    request = article_request(f"{A}/a/1")
+    ledger.finish(request, "stored")
+    ledger.finish(request, "error")
+    assert ended == ["stored"]
+    assert crawler.stats.get_value("requests/ended/stored") == 1
