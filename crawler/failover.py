@@ -287,15 +287,29 @@ class Failover:
             )
             return retry
         if isinstance(step, Wait):
-            attempts.failed_on.clear()  # a new round once a mirror is back
-            attempts.waits += 1
-            parked = self.on_mirror(request, outlet, None, attempts)
-            self.waiting.add(parked, step.delay)
-            raise RequestWaiting(f"waiting for a mirror of {outlet.name}: {request.url}")
+            self._park(request, outlet, attempts, step.delay)
         if isinstance(step, GiveUp):
             logger.warning("Giving up on %s: %s (last: %s)", request.url, step.reason, reason)
             raise RequestEnded("given_up", f"gave up on {request.url}: {step.reason}")
         return self._settled(request, outlet, attempts, step)
+
+    def wait(self, request: Request, reason: str) -> None:
+        """Park ``request`` until a mirror of its outlet can take it; raises
+        :class:`RequestWaiting`, or :class:`RequestEnded` past the give-up horizon."""
+        outlet = self.outlet_of(request)
+        attempts = Attempts.of(request)
+        if attempts.since is None:
+            attempts.since = time.time()
+        elif time.time() - attempts.since >= self.give_up_after:
+            logger.warning("Giving up on %s: %s", request.url, reason)
+            raise RequestEnded("given_up", f"gave up on {request.url}: {reason}")
+        self._park(request, outlet, attempts, wait_delay(attempts.waits, self.longest_wait))
+
+    def _park(self, request: Request, outlet: Outlet, attempts: Attempts, delay: float):
+        attempts.failed_on.clear()  # a new round once a mirror is back
+        attempts.waits += 1
+        self.waiting.add(self.on_mirror(request, outlet, None, attempts), delay)
+        raise RequestWaiting(f"waiting for a mirror of {outlet.name}: {request.url}")
 
     def _settled(self, request: Request, outlet: Outlet, attempts: Attempts,
                  step: Settled) -> Request:

@@ -5,7 +5,9 @@ the outlet's, wherever a request goes; and a failing mirror's answer (a 503, a 4
 block, a seizure notice, a parked domain's page) says nothing about them: read as robots.txt
 it would allow everything. So the rules are fetched from the outlet's mirrors in order of
 preference until one answers with a real robots.txt (or 404/410: there is none, everything
-is allowed), and kept for ``ROBOTSTXT_TTL`` seconds.
+is allowed), and kept for ``ROBOTSTXT_TTL`` seconds. While no mirror answers, the rules are
+unknown: the outlet's requests wait for a mirror (the waiting room) rather than go out
+unchecked, and the rules are asked for again after ``RETRY_UNKNOWN`` seconds.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from scrapy.downloadermiddlewares.robotstxt import RobotsTxtMiddleware
 from scrapy.http.request import NO_CALLBACK
 from scrapy.utils.misc import build_from_crawler
 
-from crawler.mirrors import mirror_health, outlet_catalog
+from crawler.context import crawl_context
 
 if TYPE_CHECKING:
     from scrapy.crawler import Crawler
@@ -31,14 +33,18 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 #: when no mirror answers properly, look again after this long (seconds)
-RETRY_UNKNOWN = 60.0
+RETRY_UNKNOWN = 10.0
+#: the rules of an outlet none of whose mirrors served its robots.txt
+UNKNOWN = object()
 
 
 class OutletRobotsTxtMiddleware(RobotsTxtMiddleware):
     def __init__(self, crawler: Crawler) -> None:
         super().__init__(crawler)
-        self.catalog = outlet_catalog(crawler)
-        self.health = mirror_health(crawler)
+        context = crawl_context(crawler)
+        self.catalog = context.catalog
+        self.health = context.health
+        self.failover = context.failover
         self.ttl = crawler.settings.getfloat("ROBOTSTXT_TTL")
         # outlet -> (parser or None for "allow all", monotonic time it expires)
         self._rules: dict[str, tuple[Any, float]] = {}
@@ -82,9 +88,14 @@ class OutletRobotsTxtMiddleware(RobotsTxtMiddleware):
                 self._stats.inc_value("robotstxt/response_count")
                 parser = build_from_crawler(self._parserimpl, self.crawler, response.body)
                 return self._keep(outlet, parser, self.ttl)
-        logger.warning("No mirror of %s served its robots.txt: allowing all for %.0f s",
-                       outlet.name, RETRY_UNKNOWN)
-        return self._keep(outlet, None, RETRY_UNKNOWN)
+        logger.warning("No mirror of %s served its robots.txt: its requests wait; asking again "
+                       "in %.0f s", outlet.name, RETRY_UNKNOWN)
+        return self._keep(outlet, UNKNOWN, RETRY_UNKNOWN)
+
+    def process_request_2(self, rp: Any, request: Request) -> None:
+        if rp is UNKNOWN:
+            self.failover.wait(request, "robots.txt unknown: no mirror served it")
+        super().process_request_2(rp, request)
 
     def _keep(self, outlet: Outlet, parser: Any, seconds: float) -> Any:
         self._rules[outlet.name] = (parser, time.monotonic() + seconds)
