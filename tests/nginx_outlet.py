@@ -209,7 +209,9 @@ class NginxMirror:
         return f"http://{self.host}:{self.port}"
 
     def requests(self) -> list[AccessEntry]:
-        """Every request the mirror answered, oldest first (nothing for refused ones)."""
+        """Every request the mirror answered, oldest first (nothing for refused ones).
+        nginx writes a request's line just after the answer has gone out: a client that has
+        just read its answer may have to wait a moment for it."""
         if not self.log.exists():
             return []
         entries = []
