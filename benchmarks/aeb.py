@@ -9,13 +9,14 @@ F1 from the two means.
 
 from __future__ import annotations
 
-import gzip
-import json
 import re
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+
+from crawler.demo import corpus as _corpus
+from crawler.demo.corpus import CorpusPage as Page
 
 CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus" / "aeb-dev"
 
@@ -23,24 +24,9 @@ _TOKEN = re.compile(r"\w+")
 _SHINGLE_SIZE = 4
 
 
-@dataclass(frozen=True)
-class Page:
-    id: str
-    url: str
-    html: bytes
-    truth: str
-
-
 def load_pages(corpus: Path = CORPUS) -> list[Page]:
     """Every page of the corpus, sorted by id; the HTML stays raw bytes (UTF-8)."""
-    truth = json.loads((corpus / "ground-truth.json").read_text(encoding="utf-8"))
-    pages = []
-    for page_id in sorted(truth):
-        with gzip.open(corpus / "html" / f"{page_id}.html.gz") as fh:
-            html = fh.read()
-        entry = truth[page_id]
-        pages.append(Page(page_id, entry["url"], html, entry["articleBody"] or ""))
-    return pages
+    return _corpus.load_pages(corpus)
 
 
 def shingles(text: str | None) -> Counter[str]:

@@ -14,6 +14,7 @@ import resource
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -67,6 +68,65 @@ def reap_orphans(exclude: set[int], deadline: float = 30.0) -> None:
                   file=sys.stderr)
             return
         time.sleep(0.05)
+
+
+class TreeSampler:
+    """Samples, from /proc, the CPU of every process under this one (except ``exclude`` and
+    their descendants) while it runs: a lower bound (CPU after the last sample is missed) that
+    shows RUSAGE_CHILDREN missing nothing, and which processes the CPU went to."""
+
+    def __init__(self, exclude: set[int], interval: float = 0.1) -> None:
+        self.exclude = exclude
+        self.interval = interval
+        #: pid -> (user+sys seconds at the last sample, command line)
+        self.seen: dict[int, tuple[float, str]] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="tree-sampler", daemon=True)
+
+    def __enter__(self) -> TreeSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    @property
+    def cpu(self) -> float:
+        return sum(cpu for cpu, _ in self.seen.values())
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.sample()
+            self._stop.wait(self.interval)
+
+    def sample(self) -> None:
+        for pid in _descendants(os.getpid(), self.exclude):
+            with contextlib.suppress(OSError, IndexError, ValueError):
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+                cpu = (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS  # utime, stime
+                command = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ")
+                if pid in self.seen:  # a zombie has no command line left
+                    cpu = max(cpu, self.seen[pid][0])
+                    command = command or self.seen[pid][1].encode()
+                self.seen[pid] = (cpu, command.decode(errors="replace").strip())
+
+
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def _descendants(root: int, exclude: set[int]) -> set[int]:
+    found: set[int] = set()
+    todo = [root]
+    while todo:
+        pid = todo.pop()
+        with contextlib.suppress(OSError):
+            for task in Path(f"/proc/{pid}/task").iterdir():  # any thread may have forked
+                for child in map(int, (task / "children").read_text().split()):
+                    if child not in found and child not in exclude:
+                        found.add(child)
+                        todo.append(child)
+    return found
 
 
 # -- the outlet server -----------------------------------------------------------------------

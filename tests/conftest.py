@@ -1,5 +1,6 @@
-"""Shared test fixtures: the demo outlet on loopback, running the `crawler` command, and a
-private redis-server (tests/redis_server.py)."""
+"""Shared test fixtures: the demo outlet on loopback, the same served by nginx
+(tests/nginx_outlet.py), running the `crawler` command, and a private redis-server
+(tests/redis_server.py)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
+from nginx_outlet import CORPUS, CORPUS_PAGES, NginxOutlet, NginxUnavailable, find_nginx, has_corpus
 from pg_server import NoPostgres, postgres_server
 from redis_server import redis_server, redis_server_factory, redis_url  # noqa: F401
 
@@ -60,6 +62,29 @@ def demo_outlet(tmp_path):
         fx = DemoOutlet(tmp_path / f"outlets{len(started)}", behaviours=behaviours, **options)
         started.append(fx.start())
         return fx
+
+    yield start
+    for fx in started:
+        fx.stop()
+
+
+@pytest.fixture
+def nginx_outlet(tmp_path):
+    """Start an outlet served by nginx: ``nginx_outlet("dead", "healthy", pages="corpus")``
+    (see :class:`nginx_outlet.NginxOutlet` for the options). Skips the test when nginx, or
+    for ``pages="corpus"`` the AEB corpus, is not there."""
+    try:
+        find_nginx()
+    except NginxUnavailable as exc:
+        pytest.skip(str(exc))
+    started: list[NginxOutlet] = []
+
+    def start(*behaviours: str, **options) -> NginxOutlet:
+        if options.get("pages") == CORPUS_PAGES and not has_corpus(options.get("corpus", CORPUS)):
+            pytest.skip(f"AEB corpus not found at {options.get('corpus', CORPUS)}")
+        fx = NginxOutlet(tmp_path / f"nginx-outlets{len(started)}", behaviours, **options)
+        started.append(fx)
+        return fx.start()
 
     yield start
     for fx in started:

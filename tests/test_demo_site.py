@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import gzip
 import http.client
 import re
 import signal
@@ -11,6 +12,7 @@ import sys
 import threading
 import time
 import urllib.robotparser
+from email.utils import formatdate, parsedate_to_datetime
 from pathlib import Path
 from urllib.parse import urljoin, urlsplit
 
@@ -18,7 +20,7 @@ import lxml.html
 import pytest
 
 from crawler.demo import BEHAVIOURS, DemoOutlet, DemoSite, MirrorServer
-from crawler.demo.server import REDIRECT_TARGET
+from crawler.demo.server import REDIRECT_TARGET, SEIZED_PAGE
 from crawler.demo.site import ARCHIVED, NEWS, REL_NEXT_SECTIONS, SECTIONS, VIDEO
 from crawler.extraction import extract_article
 from crawler.outlets import OutletError, load_outlet_file
@@ -33,6 +35,21 @@ def get(url: str, timeout: float = 10.0) -> tuple[int, dict[str, str], bytes]:
     try:
         target = parts.path + (f"?{parts.query}" if parts.query else "")
         connection.request("GET", target or "/")
+        response = connection.getresponse()
+        return response.status, dict(response.getheaders()), response.read()
+    finally:
+        connection.close()
+
+
+def request(url: str, head: bool = False, **headers: str) -> tuple[int, dict[str, str], bytes]:
+    """One GET (or HEAD) with ``headers`` (``If_None_Match=...``): (status, headers, raw
+    body, as sent)."""
+    parts = urlsplit(url)
+    connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=10)
+    try:
+        target = parts.path + (f"?{parts.query}" if parts.query else "")
+        connection.request("HEAD" if head else "GET", target or "/",
+                           headers={k.replace("_", "-"): v for k, v in headers.items()})
         response = connection.getresponse()
         return response.status, dict(response.getheaders()), response.read()
     finally:
@@ -466,6 +483,72 @@ def test_request_log_counts_paths_statuses_and_times(site):
         assert server.paths()[2] == "/nothing"
         server.clear_log()
         assert server.hits() == 0
+
+
+# -- answering as real servers do ---------------------------------------------------------------
+
+
+def test_pages_are_gzipped_when_the_client_accepts_it(demo, healthy):
+    url = healthy + demo.site.articles[0].path
+    status, plain_headers, plain = get(url)
+    assert status == 200 and "Content-Encoding" not in plain_headers
+    assert plain_headers["Vary"] == "Accept-Encoding"
+    for accept in ("gzip", "gzip, deflate, br", "br;q=1.0, gzip;q=0.5", "*", "x-gzip"):
+        status, headers, body = request(url, Accept_Encoding=accept)
+        assert (status, headers["Content-Encoding"]) == (200, "gzip"), accept
+        assert headers["Vary"] == "Accept-Encoding"
+        assert int(headers["Content-Length"]) == len(body) < len(plain) / 3
+        assert gzip.decompress(body) == plain
+    for accept in ("identity", "gzip;q=0", "br", "*, gzip;q=0", ""):
+        status, headers, body = request(url, Accept_Encoding=accept)
+        assert "Content-Encoding" not in headers and body == plain, accept
+    # HEAD says what GET would send
+    _, head_headers, empty = request(url, head=True, Accept_Encoding="gzip")
+    assert empty == b"" and head_headers["Content-Encoding"] == "gzip"
+    assert head_headers["Content-Length"] == str(len(request(url, Accept_Encoding="gzip")[2]))
+
+
+def test_what_is_compressed_follows_nginx(demo, healthy, site):
+    robots = request(healthy + "/robots.txt", Accept_Encoding="gzip")
+    assert robots[1]["Content-Encoding"] == "gzip"
+    assert robots[1]["Content-Type"] == "text/plain; charset=utf-8"
+    missing = request(healthy + "/nothing", Accept_Encoding="gzip")
+    assert (missing[0], missing[1]["Content-Encoding"]) == (404, "gzip")
+    seized = request(demo.server("seized").base_url + "/x", Accept_Encoding="gzip")
+    assert gzip.decompress(seized[2]) == SEIZED_PAGE
+    with MirrorServer(site, "flaky") as server:
+        answers = [request(server.base_url + "/robots.txt", Accept_Encoding="gzip")
+                   for _ in range(3)]
+    assert answers[2][0] == 503 and "Content-Encoding" not in answers[2][1]  # as nginx
+    with MirrorServer(site, "redirect_off") as server:
+        redirect = request(server.base_url + "/", Accept_Encoding="gzip")
+    assert redirect[0] == 302 and "Content-Encoding" not in redirect[1]
+
+
+def test_validators_and_304_not_modified(demo, healthy):
+    url = healthy + "/section/world"
+    status, headers, body = get(url)
+    etag, modified = headers["ETag"], headers["Last-Modified"]
+    assert status == 200 and etag.startswith('"') and parsedate_to_datetime(modified)
+    _, gzipped_headers, _ = request(url, Accept_Encoding="gzip")
+    assert gzipped_headers["ETag"] == f"W/{etag}"  # another byte sequence, as nginx says
+    assert gzipped_headers["Last-Modified"] == modified
+    for validators in ({"If_None_Match": etag}, {"If_None_Match": f'"x", W/{etag}'},
+                       {"If_None_Match": "*"}, {"If_Modified_Since": modified},
+                       {"If_Modified_Since": formatdate(time.time() + 60, usegmt=True)}):
+        status, headers, empty = request(url, Accept_Encoding="gzip", **validators)
+        assert (status, empty) == (304, b""), validators
+        assert headers["ETag"] == f"W/{etag}" and "Content-Encoding" not in headers
+    for validators in ({"If_None_Match": '"other"'},
+                       {"If_Modified_Since": "Mon, 01 Jan 2001 00:00:00 GMT"},
+                       {"If_Modified_Since": "not a date"},
+                       # If-None-Match decides when both are sent
+                       {"If_None_Match": '"other"', "If_Modified_Since": modified}):
+        status, _, again = request(url, **validators)
+        assert (status, again) == (200, body), validators
+    assert demo.server("healthy").requests[-1].status == 200
+    other_page = get(healthy + "/section/politics")[1]["ETag"]
+    assert other_page != etag
 
 
 def test_server_sees_concurrent_requests(site):

@@ -6,6 +6,11 @@ can be switched while it runs (``server.behaviour = "dead"``) so a test can take
 down and bring it back. Every request is logged with its arrival time, so tests can count
 hits per path and benchmarks can see the request rate and concurrency the server saw.
 
+It answers as a real server does (nginx serving static files, say): the body gzipped when
+the request's Accept-Encoding allows it (``Content-Encoding: gzip``, ``Vary:
+Accept-Encoding``), ETag and Last-Modified on every 200 answer, and 304 Not Modified to an
+``If-None-Match`` or ``If-Modified-Since`` that matches.
+
 :class:`DemoOutlet` starts one server per behaviour and writes the outlet file that points
 a crawler at them. ``python -m crawler.demo.server`` runs one by hand until Ctrl-C.
 """
@@ -16,6 +21,8 @@ import argparse
 import contextlib
 import dataclasses
 import errno
+import gzip
+import hashlib
 import socket
 import socketserver
 import tempfile
@@ -23,6 +30,7 @@ import threading
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from email.utils import formatdate, parsedate_to_datetime
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 from typing import Any
@@ -99,6 +107,12 @@ UNAVAILABLE_PAGE = (
 )
 REDIRECT_PAGE = f'<html><body>Moved <a href="{REDIRECT_TARGET}">here</a>.</body></html>\n'.encode()
 
+#: what nginx's gzip filter compresses: these types, these statuses, bodies this long
+GZIP_TYPES = ("text/html", "text/plain", "text/xml", "application/xml", "application/rss+xml")
+GZIP_STATUSES = (200, 403, 404)
+GZIP_MIN_LENGTH = 20
+GZIP_LEVEL = 5
+
 
 @dataclass
 class LoggedRequest:
@@ -141,6 +155,9 @@ class MirrorServer:
         self._in_flight = 0
         self._max_in_flight = 0
         self._flaky_count = 0
+        # the site's files, as if written when the server started
+        self.last_modified = int(time.time())
+        self._representations: dict[bytes, _Representation] = {}
         self._connections: set[socket.socket] = set()
         self._release = threading.Event()
         self._listener: _Listener | None = None
@@ -336,16 +353,91 @@ class MirrorServer:
         body: bytes,
         **headers: str,
     ) -> None:
+        compressible = content_type.split(";")[0] in GZIP_TYPES and len(body) >= GZIP_MIN_LENGTH
+        compress = (compressible and status in GZIP_STATUSES
+                    and _accepts_gzip(handler.headers.get("Accept-Encoding")))
+        representation = self._representation(body)
+        if compressible:
+            headers["Vary"] = "Accept-Encoding"
+        if status == 200:
+            # a compressed body is another byte sequence: nginx weakens the tag likewise
+            headers["ETag"] = f"W/{representation.etag}" if compress else representation.etag
+            headers["Last-Modified"] = formatdate(self.last_modified, usegmt=True)
+            if self._not_modified(handler, representation.etag):
+                status, body, compress = 304, b"", False
+        if compress:
+            body = representation.gzipped()
+            headers["Content-Encoding"] = "gzip"
         # logged before the bytes go out: a client that has its answer finds it in the log
         entry.status, entry.finished = status, time.monotonic()
         handler.send_response(status)
-        handler.send_header("Content-Type", content_type)
-        handler.send_header("Content-Length", str(len(body)))
+        if status != 304:
+            handler.send_header("Content-Type", content_type)
+            handler.send_header("Content-Length", str(len(body)))
         for name, value in headers.items():
             handler.send_header(name, value)
         handler.end_headers()
         if not head:
             handler.wfile.write(body)
+
+    def _representation(self, body: bytes) -> _Representation:
+        # the site hands out the same bytes objects again: their hash is computed once
+        with self._lock:
+            representation = self._representations.get(body)
+            if representation is None:
+                representation = self._representations[body] = _Representation(body)
+            return representation
+
+    def _not_modified(self, handler: _Handler, etag: str) -> bool:
+        """Whether the request's validators match (If-None-Match first, as RFC 9110 says)."""
+        if_none_match = handler.headers.get("If-None-Match")
+        if if_none_match is not None:
+            tags = {tag.strip().removeprefix("W/") for tag in if_none_match.split(",")}
+            return "*" in tags or etag in tags
+        if_modified_since = handler.headers.get("If-Modified-Since")
+        if if_modified_since is None:
+            return False
+        try:
+            since = parsedate_to_datetime(if_modified_since).timestamp()
+        except (TypeError, ValueError):
+            return False
+        return self.last_modified <= since
+
+
+class _Representation:
+    """A body's strong validator and, once asked for, its gzipped form."""
+
+    def __init__(self, body: bytes) -> None:
+        self.body = body
+        self.etag = f'"{hashlib.blake2b(body, digest_size=8).hexdigest()}"'
+        self._gzipped: bytes | None = None
+
+    def gzipped(self) -> bytes:
+        if self._gzipped is None:
+            self._gzipped = gzip.compress(self.body, compresslevel=GZIP_LEVEL, mtime=0)
+        return self._gzipped
+
+
+def _accepts_gzip(accept_encoding: str | None) -> bool:
+    """Whether an Accept-Encoding header allows gzip: ``gzip`` (or ``x-gzip``, or ``*``
+    when gzip is not named) with a quality above 0."""
+    qualities: dict[str, float] = {}
+    for item in (accept_encoding or "").split(","):
+        coding, *params = (part.strip() for part in item.split(";"))
+        quality = 1.0
+        for param in params:
+            name, _, value = param.partition("=")
+            if name.strip().lower() == "q":
+                try:
+                    quality = float(value)
+                except ValueError:
+                    quality = 0.0
+        if coding:
+            qualities[coding.lower()] = quality
+    for coding in ("gzip", "x-gzip", "*"):
+        if coding in qualities:
+            return qualities[coding] > 0
+    return False
 
 
 class _Handler(BaseHTTPRequestHandler):
