@@ -13,6 +13,7 @@ from crawler.distributed.queue import inflight_by_outlet
 from crawler.distributed.schedules import Schedules
 from crawler.mirrors import outlet_catalog
 from crawler.outlets import OutletCatalog, OutletError
+from crawler.redact import redact_text
 
 
 def read_status(server, keys: RedisKeys, worker_timeout: float) -> dict[str, Any]:
@@ -39,7 +40,9 @@ def read_status(server, keys: RedisKeys, worker_timeout: float) -> dict[str, Any
             down_for = max(0, int(down_until) - now_ms) / 1000 if int(down_until) else 0
             mirrors.setdefault(outlet, {})[mirror.decode()] = {
                 "up": int(down_until) == 0, "consecutive_failures": int(failures),
-                "out_for_seconds": round(down_for, 1), "last_failure": reason or None,
+                # the reason may quote a URL from the web, with a user and password
+                "out_for_seconds": round(down_for, 1),
+                "last_failure": redact_text(reason) or None,
             }
     schedules = [asdict(s) for s in Schedules(server, keys).all()]
     outlets = sorted(set(depths) | set(inflight) | set(mirrors))
