@@ -1,4 +1,4 @@
-"""The stored article record (see CONTRACT: "Stored article")."""
+"""The stored article record (its fields: README.md, "What it does")."""
 
 from __future__ import annotations
 
