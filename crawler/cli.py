@@ -1,20 +1,25 @@
-"""The `crawler` command (see CONTRACT: "Commands")."""
+"""The `crawler` command (see README.md: "Commands")."""
 
 from __future__ import annotations
 
 import csv
 import json
+import os
 import sys
 import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from crawler.items import ARTICLE_FIELDS
 from crawler.outlets import OutletCatalog, OutletError
+from crawler.redact import install_log_redaction, redact_text
 from crawler.storage import StoreError, open_store
 
 app = typer.Typer(
@@ -28,7 +33,33 @@ console = Console(stderr=True)
 DEFAULT_STORE = "sqlite:///crawl.db"
 DEFAULT_REDIS = "redis://localhost:6379/0"
 
-StoreOpt = Annotated[str, typer.Option("--store", envvar="CRAWLER_STORE", help="Store URI.")]
+
+def fail(message: str, code: int = 2) -> typer.Exit:
+    """Print one line (secrets masked, markup shown as typed) and return the exit to raise."""
+    line = " ".join(part.strip() for part in message.splitlines() if part.strip())
+    console.print(f"[red]error:[/red] {escape(redact_text(line))}", highlight=False,
+                  emoji=False, soft_wrap=True)
+    return typer.Exit(code)
+
+
+def not_empty(envvar: str) -> Callable[[typer.Context, typer.CallbackParam, str], str]:
+    """An option callback: an empty value is an error, and so is an empty ``envvar``, which
+    would otherwise silently give the default (e.g. a Redis on localhost)."""
+
+    def check(ctx: typer.Context, param: typer.CallbackParam, value: str) -> str:
+        source = ctx.get_parameter_source(param.name or "")
+        env_empty = os.environ.get(envvar) is not None and not os.environ[envvar].strip()
+        if source is not None and source.name == "DEFAULT" and env_empty:
+            raise fail(f"{envvar} is set but empty")
+        if not value.strip():
+            raise fail(f"{param.opts[0]} is empty")
+        return value
+
+    return check
+
+
+StoreOpt = Annotated[str, typer.Option("--store", envvar="CRAWLER_STORE", help="Store URI.",
+                                       callback=not_empty("CRAWLER_STORE"))]
 OutletsDirOpt = Annotated[
     Path | None,
     typer.Option("--outlets-dir", envvar="CRAWLER_OUTLETS_DIR",
@@ -44,16 +75,12 @@ MetricsPortOpt = Annotated[
                  help="Serve Prometheus metrics on this port (/metrics)."),
 ]
 RedisOpt = Annotated[
-    str, typer.Option("--redis", envvar="CRAWLER_REDIS_URL", help="Redis URL.")
+    str, typer.Option("--redis", envvar="CRAWLER_REDIS_URL", help="Redis URL.",
+                      callback=not_empty("CRAWLER_REDIS_URL"))
 ]
 SectionOpt = Annotated[
     list[str] | None, typer.Option("--section", help="Only this section (repeatable).")
 ]
-
-
-def fail(message: str, code: int = 2) -> typer.Exit:
-    console.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
-    return typer.Exit(code)
 
 
 def load_outlet(outlets_dir: Path | None, name: str, sections: list[str]):
@@ -105,7 +132,6 @@ def crawl(
 
     sections = section or []
     load_outlet(outlets_dir, outlet, sections)
-    check_store(store)
     try:
         give_up_after = parse_interval(max_wait)
     except ValueError as exc:
@@ -114,6 +140,7 @@ def crawl(
         setting, STORE_URI=store, OUTLETS_DIR=outlets_dir, METRICS_PORT=metrics_port,
         DOCUMENT_GIVE_UP_AFTER=give_up_after,
     )
+    check_store(settings["STORE_URI"])  # -s STORE_URI=... wins over --store
     summary = run_crawl(settings, outlet, sections, console)
     console.print(summary.table(f"{outlet}: crawl finished ({summary.finish_reason})"))
     if summary.finish_reason != "finished":
@@ -124,17 +151,35 @@ def crawl(
         raise fail(f"{summary.lost} documents not stored: {named}{more}", code=1)
 
 
-def connect_redis(settings):
+def connect_redis(settings, *, retry: bool = False):
+    """A client of a Redis that answered PING. One-shot commands keep ``retry=False``: they
+    give up on the first timeout (REDIS_PARAMS) instead of retrying a silent server."""
     from redis.exceptions import RedisError
 
-    from crawler.distributed.worker import redis_client
+    from crawler.distributed.connection import RedisURLError, check_redis_url, redis_client
 
-    server = redis_client(settings)
     try:
-        server.ping()
+        url = check_redis_url(settings.get("REDIS_URL") or "")
+        probe = redis_client(settings, retry=False)
+        probe.ping()
+    except RedisURLError as exc:
+        raise fail(str(exc)) from None
     except RedisError as exc:
-        raise fail(f"cannot reach Redis at {settings['REDIS_URL']}: {exc}") from None
-    return server
+        raise fail(f"cannot reach Redis at {url}: {exc}") from None
+    except (TypeError, ValueError) as exc:  # REDIS_PARAMS that redis-py does not take
+        raise fail(f"cannot use REDIS_PARAMS: {exc}") from None
+    return probe if not retry else redis_client(settings)
+
+
+@contextmanager
+def redis_errors(settings) -> Iterator[None]:
+    """A Redis that stops answering half-way through a one-shot command: one line."""
+    from redis.exceptions import RedisError
+
+    try:
+        yield
+    except RedisError as exc:
+        raise fail(f"Redis at {settings.get('REDIS_URL')} failed: {exc}") from None
 
 
 @app.command()
@@ -146,6 +191,7 @@ def schedule(
     every: Annotated[
         str | None, typer.Option("--every", help="Repeat at this interval: 30s, 15m, 1h, 1d.")
     ] = None,
+    setting: SettingOpt = None,
 ) -> None:
     """Queue an outlet's sections for the workers, now or (--every) on a schedule."""
     from crawler.distributed.keys import RedisKeys
@@ -154,20 +200,22 @@ def schedule(
 
     sections = section or []
     spec = load_outlet(outlets_dir, outlet, sections)
-    settings = build_settings([], REDIS_URL=redis)
+    settings = build_settings(setting, REDIS_URL=redis)
+    if every is not None:
+        try:
+            seconds = parse_interval(every)
+        except ValueError as exc:
+            raise fail(str(exc)) from None
     server = connect_redis(settings)
-    if every is None:
-        for url in queue_sections(server, settings, spec, sections):
-            typer.echo(f"queued {url}")
-        return
-    try:
-        seconds = parse_interval(every)
-    except ValueError as exc:
-        raise fail(str(exc)) from None
-    schedules = Schedules(server, RedisKeys.from_settings(settings))
-    for added in schedules.add(spec.name, sections or list(spec.sections), seconds):
-        typer.echo(f"scheduled {added.outlet} {added.section} every {every} "
-                   "(run by `crawler beat`)")
+    with redis_errors(settings):
+        if every is None:
+            for url in queue_sections(server, settings, spec, sections):
+                typer.echo(f"queued {url}")
+            return
+        schedules = Schedules(server, RedisKeys.from_settings(settings))
+        for added in schedules.add(spec.name, sections or list(spec.sections), seconds):
+            typer.echo(f"scheduled {added.outlet} {added.section} every {every} "
+                       "(run by `crawler beat`)")
 
 
 @app.command()
@@ -175,14 +223,16 @@ def unschedule(
     outlet: Annotated[str, typer.Argument(help="Outlet name.")],
     section: SectionOpt = None,
     redis: RedisOpt = DEFAULT_REDIS,
+    setting: SettingOpt = None,
 ) -> None:
     """Remove an outlet's recurring schedules (all its sections unless --section)."""
     from crawler.distributed.keys import RedisKeys
     from crawler.distributed.schedules import Schedules
 
-    settings = build_settings([], REDIS_URL=redis)
+    settings = build_settings(setting, REDIS_URL=redis)
     schedules = Schedules(connect_redis(settings), RedisKeys.from_settings(settings))
-    removed = schedules.remove(outlet, section)
+    with redis_errors(settings):
+        removed = schedules.remove(outlet, section)
     if not removed:
         raise fail(f"no schedule for {outlet}" + (f" {', '.join(section)}" if section else ""))
     for field in removed:
@@ -194,6 +244,7 @@ def beat(
     redis: RedisOpt = DEFAULT_REDIS,
     outlets_dir: OutletsDirOpt = None,
     tick: Annotated[float, typer.Option(help="Seconds between looks at the schedules.")] = 1.0,
+    setting: SettingOpt = None,
 ) -> None:
     """Queue the sections of recurring schedules when due, until SIGTERM/SIGINT. Several
     beats may run: one leads, the others stand by."""
@@ -207,10 +258,12 @@ def beat(
         catalog = OutletCatalog.from_setting(outlets_dir)
     except OutletError as exc:
         raise fail(str(exc)) from None
-    settings = build_settings([], REDIS_URL=redis)
+    settings = build_settings(setting, REDIS_URL=redis)
     logging.basicConfig(level=logging.INFO,
                         format="%(asctime)s [%(name)s] %(levelname)s: %(message)s")
-    service = Beat(connect_redis(settings), RedisKeys.from_settings(settings), catalog, tick=tick)
+    # a long-running service: its client retries, and Beat rides out Redis errors itself
+    server = connect_redis(settings, retry=True)
+    service = Beat(server, RedisKeys.from_settings(settings), catalog, tick=tick)
     signal.signal(signal.SIGTERM, service.stop)
     signal.signal(signal.SIGINT, service.stop)
     service.run()
@@ -237,7 +290,7 @@ def worker(
         METRICS_PORT=metrics_port,
     ))
     connect_redis(settings)
-    check_store(store)
+    check_store(settings["STORE_URI"])  # -s STORE_URI=... wins over --store
     reason = run_worker(settings)
     if reason not in ("shutdown", "finished"):
         raise fail(f"worker stopped: {reason}", code=1)
@@ -247,15 +300,17 @@ def worker(
 def status(
     redis: RedisOpt = DEFAULT_REDIS,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    setting: SettingOpt = None,
 ) -> None:
     """Queue depth per outlet, in-flight requests, live workers, mirror health."""
     from crawler.distributed.keys import RedisKeys
     from crawler.distributed.status import read_status
 
-    settings = build_settings([], REDIS_URL=redis)
+    settings = build_settings(setting, REDIS_URL=redis)
     server = connect_redis(settings)
-    state = read_status(server, RedisKeys.from_settings(settings),
-                        settings.getfloat("WORKER_TIMEOUT"))
+    with redis_errors(settings):
+        state = read_status(server, RedisKeys.from_settings(settings),
+                            settings.getfloat("WORKER_TIMEOUT"))
     if as_json:
         typer.echo(json.dumps(state, indent=2, sort_keys=True))
         return
@@ -264,23 +319,25 @@ def status(
                     title_justify="left")
     for name, info in state["outlets"].items():
         mirrors = "\n".join(
-            f"{m} " + ("[green]up[/green]" if h["up"] else
-                       f"[red]out {h['out_for_seconds']:.0f}s[/red] ({h['last_failure']})")
+            f"{escape(m)} " + (
+                "[green]up[/green]" if h["up"] else
+                f"[red]out {h['out_for_seconds']:.0f}s[/red] ({escape(str(h['last_failure']))})"
+            )
             for m, h in info["mirrors"].items()
         ) or "-"
-        outlets.add_row(name, str(info["queued"]), str(info["in_flight"]),
+        outlets.add_row(escape(name), str(info["queued"]), str(info["in_flight"]),
                         str(info.get("waiting", 0)), mirrors)
     out.print(outlets)
     workers = Table("worker", "last heartbeat", "state", title="Workers", title_justify="left")
     for w in state["workers"]:
-        workers.add_row(w["worker"], f"{w['seconds_since_heartbeat']:.0f}s ago",
+        workers.add_row(escape(w["worker"]), f"{w['seconds_since_heartbeat']:.0f}s ago",
                         "[green]live[/green]" if w["alive"] else "[red]silent[/red]")
     out.print(workers)
     schedules = Table("outlet", "section", "every", "last run", "next run", "runs",
                       title="Schedules", title_justify="left")
     for sch in state["schedules"]:
-        schedules.add_row(sch["outlet"], sch["section"], f"{sch['every']:.0f}s",
-                          _when(sch["last_run"], state["time"]),
+        schedules.add_row(escape(sch["outlet"]), escape(sch["section"]),
+                          f"{sch['every']:.0f}s", _when(sch["last_run"], state["time"]),
                           _when(sch["next_run"], state["time"]), str(sch["runs"]))
     out.print(schedules)
 
@@ -316,6 +373,8 @@ def export(
                 out.write(json.dumps(record, ensure_ascii=False) + "\n")
     except BrokenPipeError:  # `crawler export | head`
         sys.stderr.close()
+    except StoreError as exc:  # the store failed while being read (busy, corrupt, gone)
+        raise fail(str(exc)) from None
     finally:
         db.close()
 
@@ -332,12 +391,11 @@ def outlets(outlets_dir: OutletsDirOpt = None) -> None:
     for path, result in catalog.validate_all():
         if isinstance(result, OutletError):
             bad += 1
-            console.print(f"[red]error:[/red] {result}", highlight=False, soft_wrap=True)
-            table.add_row(path.stem, "", "", "[red]invalid[/red]")
+            fail(str(result))  # printed; the other files are still listed
+            table.add_row(escape(path.stem), "", "", "[red]invalid[/red]")
         else:
-            table.add_row(
-                result.name, "\n".join(result.mirrors), ", ".join(result.sections), "ok"
-            )
+            table.add_row(escape(result.name), escape("\n".join(result.mirrors)),
+                          escape(", ".join(result.sections)), "ok")
     Console().print(table)
     if bad:
         raise typer.Exit(1)
@@ -388,6 +446,7 @@ def demo(
 
 
 def main() -> None:
+    install_log_redaction()
     app()
 
 

@@ -1,4 +1,4 @@
-"""The stored article record (its fields are documented in the README)."""
+"""The stored article record (its fields: README.md, "What it does")."""
 
 from __future__ import annotations
 

@@ -1,5 +1,4 @@
-"""Prometheus metrics, fed by the crawler's signals (the families are listed in
-monitoring/README.md).
+"""Prometheus metrics, fed by the crawler's signals (see README.md: "Metrics").
 
 Each crawler gets its own registry, served on ``METRICS_PORT`` when set. Gauges that describe
 shared state (queue depth, in-flight requests, live workers) are read from Redis at scrape time

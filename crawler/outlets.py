@@ -16,6 +16,8 @@ from urllib.parse import urlsplit
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from crawler.redact import redact_url
+
 BUNDLED_OUTLETS = Path(__file__).parent / "bundled_outlets"
 
 
@@ -70,11 +72,21 @@ class Outlet(BaseModel):
     def _mirrors_are_base_urls(cls, mirrors: list[str]) -> list[str]:
         normalized = []
         for mirror in mirrors:
+            shown = repr(redact_url(mirror))  # an error must not echo a password
             parts = urlsplit(mirror)
             if parts.scheme not in ("http", "https") or not parts.hostname:
-                raise ValueError(f"{mirror!r} is not an http(s) base URL")
+                raise ValueError(f"{shown} is not an http(s) base URL")
+            if parts.username is not None or parts.password is not None:
+                # mirror URLs end up in logs, status output and metric labels
+                raise ValueError(f"{shown}: a mirror URL may not carry a user or password")
+            try:
+                port = parts.port
+            except ValueError:  # not a number, or above 65535
+                port = 0
+            if port == 0 or parts.netloc.endswith(":"):
+                raise ValueError(f"{shown}: the port must be a number from 1 to 65535")
             if parts.path not in ("", "/") or parts.query or parts.fragment:
-                raise ValueError(f"{mirror!r} must be scheme://host[:port] without a path")
+                raise ValueError(f"{shown} must be scheme://host[:port] without a path")
             normalized.append(f"{parts.scheme}://{parts.netloc.lower()}")
         if len(set(normalized)) != len(normalized):
             raise ValueError("a mirror is listed twice")
@@ -120,7 +132,7 @@ class Outlet(BaseModel):
         if self.page_path is not None:
             try:
                 self.page_path.format(path="/x", page=2)
-            except (KeyError, IndexError, ValueError) as exc:
+            except (KeyError, IndexError, ValueError, AttributeError, TypeError) as exc:
                 raise ValueError(
                     f"page_path: only {{path}} and {{page}} may be used ({exc})"
                 ) from None
@@ -185,6 +197,10 @@ def load_outlet_file(path: Path) -> Outlet:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except OSError as exc:
         raise OutletError(f"{path}: cannot read: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise OutletError(f"{path}: not UTF-8 text (byte {exc.start} is invalid)") from None
+    except RecursionError:  # PyYAML composes nested collections recursively
+        raise OutletError(f"{path}: not valid YAML (nested too deeply)") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark else ""

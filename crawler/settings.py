@@ -89,8 +89,18 @@ STORE_CLOSE_TIMEOUT = 15.0
 
 # -- distributed mode (crawler worker / schedule / status) --------------------------------------
 REDIS_URL = "redis://localhost:6379/0"
+#: redis-py client options (scrapy_redis.connection passes them on): a silent Redis must be
+#: noticed well inside WORKER_TIMEOUT, and a one-shot command must give up in seconds
+REDIS_PARAMS = {
+    "socket_timeout": 5,
+    "socket_connect_timeout": 5,
+    "health_check_interval": 10,
+    "retry_on_timeout": True,
+}
 #: every key the crawler keeps in Redis starts with this
 REDIS_KEY_PREFIX = "crawler"
+#: this worker's name in Redis (heartbeats, leases); None: host name, process id and a nonce
+WORKER_ID = None
 #: seconds between a worker's heartbeats, and of silence after which it counts as dead and its
 #: leased requests go back to the queue
 WORKER_HEARTBEAT = 5.0
@@ -99,9 +109,19 @@ WORKER_TIMEOUT = 20.0
 SCHEDULER_IDLE_POLL = 0.2
 #: back-off bound while Redis is unreachable (seconds)
 REDIS_RETRY_MAX = 10.0
-DUPEFILTER_KEY = "crawler:dupefilter"
+#: the workers' shared dupefilter (crawler/distributed/dupefilter.py; DUPEFILTER_DEBUG is
+#: Scrapy's). Its keys start with DUPEFILTER_KEY; None: "<REDIS_KEY_PREFIX>:dupefilter", so
+#: deployments with their own prefix on one Redis never share one
+DUPEFILTER_KEY = None
+#: a power of two, >= the URLs one period (or all time) receives / 400
+DUPEFILTER_BUCKETS = 4096
+#: days a URL stays seen (None: for ever), and the length of the periods that expire
+DUPEFILTER_RETENTION_DAYS = None
+DUPEFILTER_PERIOD_DAYS = 30.0
 
 # -- metrics ---------------------------------------------------------------------------------
+#: False: no metrics extension at all (nothing counted, nothing served)
+METRICS_ENABLED = True
 #: serve Prometheus metrics on this port (None: do not serve)
 METRICS_PORT = None
 METRICS_HOST = "0.0.0.0"

@@ -1,4 +1,4 @@
-"""The metrics of CONTRACT.md ("Metrics") from real crawls of the demo outlet on loopback.
+"""The metrics of README.md ("Metrics") from real crawls of the demo outlet on loopback.
 
 Workers (`crawler worker --metrics-port`) take their work from a private redis-server; their
 /metrics is read with urllib and checked against what was stored, what the mirrors logged and
@@ -42,8 +42,8 @@ OUTCOMES = {"ok", "http_error", "timeout", "connection_error", "blocked"}
 #: outcomes that come with a response, so with a download latency
 ANSWERED = ("ok", "http_error", "blocked")
 
-#: CONTRACT.md "Metrics": family -> (type, labels); counters as exposed, with ``_total``
-CONTRACT: dict[str, tuple[str, set[str]]] = {
+#: README.md "Metrics": family -> (type, labels); counters as exposed, with ``_total``
+DOCUMENTED: dict[str, tuple[str, set[str]]] = {
     "crawler_requests_total": ("counter", {"outlet", "mirror", "outcome"}),
     "crawler_articles_stored_total": ("counter", {"outlet", "section"}),
     "crawler_extraction_failures_total": ("counter", {"outlet"}),
@@ -112,10 +112,10 @@ def scrape(port: int) -> Metrics | None:
 
 
 def assert_contract_families(*scrapes: Metrics, distributed: bool = True) -> None:
-    """Every family of the contract is declared by each scrape, of its type, and its series
-    carry exactly the contract's labels; across the scrapes every family has series (a
+    """Every documented family is declared by each scrape, of its type, and its series
+    carry exactly the documented labels; across the scrapes every family has series (a
     labelled family has none on a worker that has not seen such an event yet)."""
-    for name, (kind, labels) in CONTRACT.items():
+    for name, (kind, labels) in DOCUMENTED.items():
         if name in DISTRIBUTED_ONLY and not distributed:
             continue
         suffixes = {"_bucket": {"le"}, "_count": set(), "_sum": set()}

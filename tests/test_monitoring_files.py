@@ -31,7 +31,7 @@ DASHBOARD = GRAFANA / "dashboards" / "crawler.json"
 DATASOURCE_UID = "crawler-prometheus"
 WORKER_JOB = "crawler-workers"
 
-#: metric families the crawler exports (CONTRACT.md "Metrics" and crawler.metrics /
+#: metric families the crawler exports (README.md "Metrics" and crawler.metrics /
 #: crawler.distributed.status), with their labels; plus Prometheus's own ``up``
 FAMILIES: dict[str, set[str]] = {
     "crawler_requests_total": {"outlet", "mirror", "outcome"},

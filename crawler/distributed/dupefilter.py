@@ -62,12 +62,12 @@ the retention may be changed at any time, keys that exist keep the expiry they w
 The period number comes from each worker's clock: a worker whose clock is off by s seconds
 shifts its window by s, nothing worse, since every live period is checked.
 
-Settings: DUPEFILTER_KEY, DUPEFILTER_BUCKETS, DUPEFILTER_RETENTION_DAYS,
-DUPEFILTER_PERIOD_DAYS, DUPEFILTER_DEBUG; the Redis connection comes from REDIS_URL (and
-the other ``REDIS_*`` settings) through ``scrapy_redis.connection``. It works with Scrapy's
-scheduler and with scrapy-redis's (``DUPEFILTER_CLASS``); ``close()`` keeps the data,
-``clear()`` deletes this filter's keys and nothing else. Keys of different periods share no
-hash tag, so it needs a single Redis server, not Redis Cluster.
+Settings: DUPEFILTER_KEY (default ``<REDIS_KEY_PREFIX>:dupefilter``), DUPEFILTER_BUCKETS,
+DUPEFILTER_RETENTION_DAYS, DUPEFILTER_PERIOD_DAYS, DUPEFILTER_DEBUG; the Redis connection
+comes from REDIS_URL (and the other ``REDIS_*`` settings) through ``scrapy_redis.connection``.
+It works with Scrapy's scheduler and with scrapy-redis's (``DUPEFILTER_CLASS``); ``close()``
+keeps the data, ``clear()`` deletes this filter's keys and nothing else. Keys of different
+periods share no hash tag, so it needs a single Redis server, not Redis Cluster.
 """
 
 from __future__ import annotations
@@ -84,6 +84,8 @@ from scrapy.dupefilters import BaseDupeFilter
 from scrapy.utils.misc import load_object
 from scrapy.utils.request import RequestFingerprinter, referer_str
 from scrapy_redis import connection
+
+from crawler.distributed.keys import RedisKeys
 
 if TYPE_CHECKING:
     from redis import Redis
@@ -215,7 +217,7 @@ class CompactDupeFilter(BaseDupeFilter):
             retention = None
         return cls(
             connection.from_settings(settings),
-            settings.get("DUPEFILTER_KEY", DEFAULT_KEY),
+            settings.get("DUPEFILTER_KEY") or RedisKeys.from_settings(settings).dupefilter,
             fingerprinter=fingerprinter,
             buckets=settings.getint("DUPEFILTER_BUCKETS", DEFAULT_BUCKETS),
             retention_days=None if retention is None else float(retention),

@@ -12,7 +12,7 @@
     <prefix>:active:<outlet>       zset    downloads under way -> their deadline (ms)
     <prefix>:schedules             hash    "<outlet>|<section>" -> schedule (JSON)
     <prefix>:beat                  string  the beat lease holder
-    <prefix>:dupefilter:...        see crawler.distributed.dupefilter
+    <prefix>:dupefilter:...        see crawler.distributed.dupefilter (unless DUPEFILTER_KEY)
 
 Nothing here is ever deleted because one worker stops.
 """
@@ -69,3 +69,7 @@ class RedisKeys:
     @property
     def beat(self) -> str:
         return f"{self.prefix}:beat"
+
+    @property
+    def dupefilter(self) -> str:
+        return f"{self.prefix}:dupefilter"

@@ -14,6 +14,7 @@ from crawler.distributed.queue import inflight_by_outlet
 from crawler.distributed.schedules import Schedules
 from crawler.mirrors import outlet_catalog
 from crawler.outlets import OutletCatalog, OutletError
+from crawler.redact import redact_text
 
 
 def read_status(server, keys: RedisKeys, worker_timeout: float) -> dict[str, Any]:
@@ -40,7 +41,9 @@ def read_status(server, keys: RedisKeys, worker_timeout: float) -> dict[str, Any
             down_for = max(0, down_until - now_ms) / 1000 if down_until else 0
             mirrors.setdefault(outlet, {})[mirror.decode()] = {
                 "up": down_until == 0, "consecutive_failures": failures,
-                "out_for_seconds": round(down_for, 1), "last_failure": reason or None,
+                # the reason may quote a URL from the web, with a user and password
+                "out_for_seconds": round(down_for, 1),
+                "last_failure": redact_text(reason) or None,
             }
     waiting_outlets = sorted(m.decode() for m in server.smembers(keys.waitings))
     pipe = server.pipeline(transaction=False)

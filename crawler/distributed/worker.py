@@ -6,7 +6,6 @@ from collections.abc import Iterable
 
 from redis import Redis
 from scrapy.settings import Settings
-from scrapy_redis import connection
 
 from crawler.distributed.keys import RedisKeys
 from crawler.distributed.queue import OutletQueues
@@ -29,10 +28,6 @@ def apply_distributed(settings: Settings) -> Settings:
         if settings.getpriority(name) < 40:  # leave what the user set with -s
             settings.set(name, value, priority="cmdline")
     return settings
-
-
-def redis_client(settings: Settings) -> Redis:
-    return connection.from_settings(settings)
 
 
 def queue_sections(server: Redis, settings: Settings, outlet: Outlet,

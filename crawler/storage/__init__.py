@@ -10,6 +10,8 @@ from collections.abc import Iterable, Iterator
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
+from crawler.redact import redact_url
+
 
 class StoreError(Exception):
     """The store cannot be opened or written; the message is one line for the user."""
@@ -39,7 +41,12 @@ class Store(Protocol):
 
 
 def open_store(uri: str) -> Store:
-    scheme = urlsplit(uri).scheme
+    """The store ``uri`` names; :class:`StoreError` (one line, no password) if it cannot be
+    opened."""
+    try:
+        scheme = urlsplit(uri).scheme
+    except ValueError as exc:  # e.g. an unclosed "[" of an IPv6 host
+        raise StoreError(f"bad store URI {redact_url(uri)!r}: {exc}") from None
     if scheme == "sqlite":
         from crawler.storage.sqlite import SQLiteStore
 
@@ -53,8 +60,8 @@ def open_store(uri: str) -> Store:
 
         return PostgresStore.from_uri(uri)
     raise StoreError(
-        f"unsupported store URI {uri!r}: use sqlite:///path.db, jsonl:///path.jsonl "
-        "or postgresql://user:pass@host:port/db"
+        f"unsupported store URI {redact_url(uri)!r}: use sqlite:///path.db, "
+        "jsonl:///path.jsonl or postgresql://user:pass@host:port/db"
     )
 
 
@@ -62,8 +69,10 @@ def path_from_uri(uri: str) -> str:
     """``sqlite:///rel.db`` -> ``rel.db``; ``sqlite:////abs.db`` -> ``/abs.db``."""
     parts = urlsplit(uri)
     if parts.netloc:
-        raise StoreError(f"{uri!r}: expected {parts.scheme}:///path (three slashes)")
+        raise StoreError(f"{redact_url(uri)!r}: expected {parts.scheme}:///path (three slashes)")
     path = parts.path[1:] if parts.path.startswith("/") else parts.path
     if not path:
-        raise StoreError(f"{uri!r}: no file path")
+        raise StoreError(f"{redact_url(uri)!r}: no file path")
+    if "\0" in path:  # no file system takes it; open() would raise ValueError
+        raise StoreError(f"{redact_url(uri)!r}: the path contains a NUL character")
     return path

@@ -26,6 +26,9 @@ class JSONLStore:
             self._file = self.path.open("a", encoding="utf-8")
         except OSError as exc:
             raise StoreError(f"cannot open JSONL store {path}: {exc.strerror}") from None
+        except (ValueError, TypeError, KeyError, AttributeError):  # not UTF-8, not JSON records
+            raise StoreError(f"cannot open JSONL store {path}: not a JSON Lines file of "
+                             "articles") from None
 
     @classmethod
     def from_uri(cls, uri: str) -> JSONLStore:

@@ -30,6 +30,7 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg_pool import ConnectionPool, PoolClosed, PoolTimeout
 
 from crawler.items import ARTICLE_FIELDS
+from crawler.redact import redact_text
 from crawler.storage import StoreError, StoreUnavailable
 
 logger = logging.getLogger(__name__)
@@ -185,7 +186,8 @@ class PostgresStore:
     def from_uri(cls, uri: str, **kwargs: Any) -> PostgresStore:
         try:
             return cls(uri, **kwargs)
-        except psycopg.ProgrammingError as exc:  # a malformed URI
+        except (psycopg.ProgrammingError, psycopg.InterfaceError, ValueError) as exc:
+            # a malformed URI (ValueError: e.g. a NUL character, or a port out of range)
             raise StoreError(f"bad PostgreSQL URI: {_one_line(exc)}") from None
 
     # -- the Store interface ---------------------------------------------------------------
@@ -411,13 +413,14 @@ def _connect_failure(exc: psycopg.OperationalError) -> str:
     """The reason in libpq's 'connection to server at "h", port p failed: REASON'."""
     first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     reason = first.rpartition(" failed: ")[2] if " failed: " in first else first
-    reason = reason.strip()
+    reason = redact_text(reason.strip())
     if not reason.startswith("FATAL:"):
         reason = reason[:1].lower() + reason[1:]
     return reason
 
 
 def _one_line(exc: BaseException) -> str:
-    """The first line of an error: libpq appends hints on lines of their own."""
+    """The first line of an error (libpq appends hints on lines of their own), without a
+    password libpq may quote from the connection string."""
     lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-    return lines[0] if lines else type(exc).__name__
+    return redact_text(lines[0]) if lines else type(exc).__name__

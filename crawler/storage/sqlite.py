@@ -80,23 +80,22 @@ class SQLiteStore:
                 self.db.execute("ROLLBACK")
                 raise
             return self.db.total_changes - before
-        except sqlite3.OperationalError as exc:
-            if "locked" in str(exc) or "busy" in str(exc):
-                raise StoreUnavailable(f"SQLite store {self.path} is busy: {exc}") from None
-            raise StoreError(f"cannot write to SQLite store {self.path}: {exc}") from None
         except sqlite3.Error as exc:
-            raise StoreError(f"cannot write to SQLite store {self.path}: {exc}") from None
+            raise self._translate(exc, "write to") from None
 
     def existing(self, canonical_urls: Iterable[str]) -> set[str]:
         urls = list(canonical_urls)
         found: set[str] = set()
-        for start in range(0, len(urls), _LOOKUP_CHUNK):
-            chunk = urls[start : start + _LOOKUP_CHUNK]
-            marks = ",".join("?" * len(chunk))
-            rows = self.db.execute(
-                f"SELECT canonical_url FROM articles WHERE canonical_url IN ({marks})", chunk
-            )
-            found.update(row[0] for row in rows)
+        try:
+            for start in range(0, len(urls), _LOOKUP_CHUNK):
+                chunk = urls[start : start + _LOOKUP_CHUNK]
+                marks = ",".join("?" * len(chunk))
+                rows = self.db.execute(
+                    f"SELECT canonical_url FROM articles WHERE canonical_url IN ({marks})", chunk
+                )
+                found.update(row[0] for row in rows)
+        except sqlite3.Error as exc:
+            raise self._translate(exc, "read") from None
         return found
 
     def read(self, outlet: str | None = None) -> Iterator[dict[str, Any]]:
@@ -105,16 +104,31 @@ class SQLiteStore:
         if outlet is not None:
             query += " WHERE outlet = ?"
             params = (outlet,)
-        cursor = self.db.execute(query + " ORDER BY fetched_at, canonical_url", params)
-        for row in cursor:
-            yield dict(zip(ARTICLE_FIELDS, row, strict=True))
+        try:
+            cursor = self.db.execute(query + " ORDER BY fetched_at, canonical_url", params)
+            for row in cursor:
+                yield dict(zip(ARTICLE_FIELDS, row, strict=True))
+        except sqlite3.Error as exc:
+            raise self._translate(exc, "read") from None
 
     def count(self, outlet: str | None = None) -> int:
-        if outlet is None:
-            return self.db.execute("SELECT count(*) FROM articles").fetchone()[0]
-        return self.db.execute(
-            "SELECT count(*) FROM articles WHERE outlet = ?", (outlet,)
-        ).fetchone()[0]
+        try:
+            if outlet is None:
+                return self.db.execute("SELECT count(*) FROM articles").fetchone()[0]
+            return self.db.execute(
+                "SELECT count(*) FROM articles WHERE outlet = ?", (outlet,)
+            ).fetchone()[0]
+        except sqlite3.Error as exc:
+            raise self._translate(exc, "read") from None
 
     def close(self) -> None:
         self.db.close()
+
+    def _translate(self, exc: sqlite3.Error, doing: str) -> StoreError:
+        """Locked or busy (another process holds the lock past busy_timeout): retry later.
+        Anything else (a corrupt file, a full disk, no permission) needs a person."""
+        if isinstance(exc, sqlite3.OperationalError) and (
+            "locked" in str(exc) or "busy" in str(exc)
+        ):
+            return StoreUnavailable(f"SQLite store {self.path} is busy: {exc}")
+        return StoreError(f"cannot {doing} SQLite store {self.path}: {exc}")
