@@ -23,6 +23,7 @@ from scrapy.http.request import NO_CALLBACK
 from scrapy.utils.misc import build_from_crawler
 
 from crawler.context import crawl_context
+from crawler.judging import judge_exception
 
 if TYPE_CHECKING:
     from scrapy.crawler import Crawler
@@ -32,8 +33,9 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-#: when no mirror answers properly, look again after this long (seconds)
-RETRY_UNKNOWN = 10.0
+#: when no mirror answers properly, look again after this long (seconds); each look that
+#: fails counts against the mirrors, so an outage takes them out of rotation
+RETRY_UNKNOWN = 3.0
 #: the rules of an outlet none of whose mirrors served its robots.txt
 UNKNOWN = object()
 
@@ -46,6 +48,8 @@ class OutletRobotsTxtMiddleware(RobotsTxtMiddleware):
         self.health = context.health
         self.failover = context.failover
         self.ttl = crawler.settings.getfloat("ROBOTSTXT_TTL")
+        self.failover_codes = frozenset(
+            int(code) for code in crawler.settings.getlist("MIRROR_FAILOVER_HTTP_CODES"))
         # outlet -> (parser or None for "allow all", monotonic time it expires)
         self._rules: dict[str, tuple[Any, float]] = {}
         self._fetching: dict[str, asyncio.Future] = {}
@@ -80,16 +84,24 @@ class OutletRobotsTxtMiddleware(RobotsTxtMiddleware):
                 response = await self.crawler.engine.download_async(robots)
             except Exception as exc:
                 logger.debug("robots.txt of %s: %s", mirror, exc)
+                verdict = judge_exception(exc)
+                if verdict is not None:
+                    self.health.record_failure(outlet.name, mirror, f"robots.txt: {verdict.reason}")
                 continue
             self._stats.inc_value(f"robotstxt/response_status_count/{response.status}")
+            if response.status in self.failover_codes:
+                self.health.record_failure(outlet.name, mirror,
+                                           f"robots.txt: HTTP {response.status}")
+                continue
             if response.status in (404, 410):  # the outlet has none: everything allowed
                 return self._keep(outlet, None, self.ttl)
             if 200 <= response.status < 300 and _is_robots_txt(response):
                 self._stats.inc_value("robotstxt/response_count")
                 parser = build_from_crawler(self._parserimpl, self.crawler, response.body)
                 return self._keep(outlet, parser, self.ttl)
-        logger.warning("No mirror of %s served its robots.txt: its requests wait; asking again "
-                       "in %.0f s", outlet.name, RETRY_UNKNOWN)
+        previous = self._rules.get(outlet.name)
+        log = logger.debug if previous is not None and previous[0] is UNKNOWN else logger.warning
+        log("No mirror of %s served its robots.txt: its requests wait for one", outlet.name)
         return self._keep(outlet, UNKNOWN, RETRY_UNKNOWN)
 
     def process_request_2(self, rp: Any, request: Request) -> None:

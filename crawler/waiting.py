@@ -50,6 +50,24 @@ def outage_line(outlet: Outlet, states: dict[str, bool], waiting: int,
     return f"{outlet.name}: {waiting} documents waiting to be tried again"
 
 
+class OutageReports:
+    """Says what waits: at once when every mirror of an outlet goes out (or one comes back),
+    then every ``REPORT_EVERY`` seconds."""
+
+    def __init__(self) -> None:
+        # outlet -> (every mirror out, monotonic time of the last line)
+        self._last: dict[str, tuple[bool, float]] = {}
+
+    def report(self, outlet: Outlet, states: dict[str, bool], waiting: int,
+               next_probe: float | None) -> None:
+        all_out = not any(states.values())
+        now = time.monotonic()
+        last = self._last.get(outlet.name)
+        if last is None or last[0] != all_out or now - last[1] >= REPORT_EVERY:
+            logger.warning(outage_line(outlet, states, waiting, next_probe))
+            self._last[outlet.name] = (all_out, now)
+
+
 class WaitingRoom:
     def __init__(self, crawler: Crawler, catalog: OutletCatalog, health: MirrorHealth,
                  ledger: RequestLedger) -> None:
@@ -61,7 +79,7 @@ class WaitingRoom:
         # outlet -> [(monotonic time it may go again, request)]
         self._waiting: dict[str, list[tuple[float, Request]]] = {}
         self._loop: LoopingCall | None = None
-        self._reported = 0.0
+        self._reports = OutageReports()
         crawler.signals.connect(self.open, signal=scrapy_signals.spider_opened)
         crawler.signals.connect(self.close, signal=scrapy_signals.spider_closed)
         crawler.signals.connect(self.keep_open, signal=scrapy_signals.spider_idle)
@@ -98,7 +116,6 @@ class WaitingRoom:
 
     def tick(self) -> None:
         now = time.monotonic()
-        report = now - self._reported >= REPORT_EVERY
         for name, entries in list(self._waiting.items()):
             entries[:] = self._without_expired(entries)
             if not entries:
@@ -116,9 +133,8 @@ class WaitingRoom:
             for entry in due:
                 entries.remove(entry)
                 self.crawler.engine.crawl(entry[1])
-            if report and entries:
-                logger.warning(outage_line(outlet, states, len(entries), next_probe))
-                self._reported = now
+            if entries:
+                self._reports.report(outlet, states, len(entries), next_probe)
 
     def _without_expired(self, entries: list[tuple[float, Request]]):
         wall = time.time()

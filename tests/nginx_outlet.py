@@ -49,7 +49,7 @@ import subprocess
 import time
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -203,6 +203,8 @@ class NginxMirror:
     root: Path
     log: Path
     host: str = "127.0.0.1"
+    #: extra nginx directives for this mirror's ``server`` block (``NginxOutlet.answer``)
+    extra: list[str] = field(default_factory=list)
 
     @property
     def base_url(self) -> str:
@@ -440,6 +442,25 @@ class NginxOutlet:
         """Write the configuration again and wait until nginx runs it."""
         self._reload()
 
+    def answer(self, key: int | str, path: str, directive: str) -> None:
+        """Make one mirror answer ``path`` with an nginx directive (``return 302 URL``), as a
+        real server misbehaving on one document would."""
+        self.mirror(key).extra.append(f"location = {path} {{ {directive}; }}")
+        self._reload()
+
+    def serve(self, key: int | str, path: str, body: bytes) -> None:
+        """Make one mirror serve ``body`` at ``path`` (no file extension: nginx sends it as
+        application/octet-stream). The other mirrors keep their page."""
+        target = self.mirror(key).root / path.strip("/")
+        shutil.rmtree(target, ignore_errors=True)  # the page's folder; hard links go too
+        target.write_bytes(body)
+
+    def serve_page(self, key: int | str, path: str, body: bytes) -> None:
+        """Make one mirror serve the HTML ``body`` at ``path`` instead of its page."""
+        target = self.mirror(key).root / _file_name(path)
+        target.unlink(missing_ok=True)  # a hard link shared with the other mirrors
+        target.write_bytes(body)
+
     # -- internals: ports ------------------------------------------------------------------------
 
     def _reserve_ports(self) -> None:
@@ -610,7 +631,7 @@ http {{
                 "        location / { try_files $uri/index.html $uri =404; }\n"
                 "        location /section/ { try_files $uri/$page_file $uri =404; }"
             )
-        body = "\n        ".join(rules)
+        body = "\n        ".join(rules + mirror.extra)
         return (
             f"    server {{  # {mirror.name}\n"
             f"        listen {mirror.host}:{mirror.port};\n"

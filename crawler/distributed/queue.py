@@ -96,7 +96,8 @@ class OutletQueues:
 
     def encode(self, request: Request) -> bytes:
         data = request.to_dict(spider=self.spider)
-        data["meta"].pop("lease", None)  # a queued request has no lease yet
+        # a queued request has no lease yet (to_dict hands out the request's own meta)
+        data["meta"] = {k: v for k, v in data["meta"].items() if k != "lease"}
         return self.serializer.dumps(data)
 
     def decode(self, payload: bytes, lease: str | None = None) -> Request:

@@ -23,7 +23,7 @@ from crawler import meta
 from crawler.context import crawl_context
 from crawler.distributed.keys import RedisKeys
 from crawler.distributed.queue import OutletQueues
-from crawler.waiting import REPORT_EVERY, TICK, outage_line
+from crawler.waiting import TICK, OutageReports
 
 if TYPE_CHECKING:
     from scrapy import Request
@@ -49,7 +49,7 @@ class RedisWaitingRoom:
         # parked while Redis was unreachable: their leases stay in Redis meanwhile
         self._unsent: deque[tuple[Request, int]] = deque()
         self._loop: LoopingCall | None = None
-        self._reported = 0.0
+        self._reports = OutageReports()
         crawler.signals.connect(self.open, signal=scrapy_signals.spider_opened)
         crawler.signals.connect(self.close, signal=scrapy_signals.spider_closed)
 
@@ -89,8 +89,6 @@ class RedisWaitingRoom:
 
     def tick(self) -> None:
         self._send()
-        now = time.monotonic()
-        report = now - self._reported >= REPORT_EVERY
         try:
             for name in self.queues.waiting_outlets():
                 outlet = self.catalog.get(name)
@@ -100,8 +98,7 @@ class RedisWaitingRoom:
                     self.queues.release_waiting(name)
                 elif next_probe == 0:
                     self.queues.release_waiting(name, limit=1)  # it will probe
-                if report and not any(states.values()):
-                    logger.warning(outage_line(outlet, states, self.count(name), next_probe))
-                    self._reported = now
+                if not any(states.values()):
+                    self._reports.report(outlet, states, self.count(name), next_probe)
         except RedisError as exc:
             logger.debug("Waiting documents not looked at (%s)", exc)
