@@ -136,18 +136,18 @@ def test_mirror_health_is_shared_between_workers(demo_outlet, redis_server, tmp_
 
     one, two = health(), health()
     assert two.choose(outlet) == seized
-    one.record_failure(outlet.name, seized, "block page", severe=True)
+    one.record_failure(outlet.name, seized, "block page", strong=True)
     # the other worker stops sending to it
-    assert not two.is_up(outlet.name, seized)
+    assert not two.is_up(outlet, seized)
     assert two.choose(outlet) == healthy
     # after the cool-down exactly one worker wins the probe
-    wait_for(lambda: two._view(outlet.name)[0] >= two._view(outlet.name)[1][seized], 5,
-             "the cool-down to pass", interval=0.05)
+    wait_for(lambda: two.next_probe_in(outlet) == 0, 5, "the cool-down to pass",
+             interval=0.05)
     picks = [one.choose(outlet), two.choose(outlet)]
     assert sorted(picks) == sorted([seized, healthy])
     # the probe succeeds: the mirror is back for everyone
     one.record_success(outlet.name, seized)
-    assert two.is_up(outlet.name, seized)
+    assert two.is_up(outlet, seized)
 
 
 def test_a_seized_mirror_found_by_one_worker_is_avoided_by_all(
@@ -158,7 +158,7 @@ def test_a_seized_mirror_found_by_one_worker_is_avoided_by_all(
     crew = [workers(redis_server.url, store, fx.outlet_dir) for _ in range(3)]
     schedule(fx, redis_server.url)
     wait_for(all_stored(fx, store), 120, "every article stored")
-    # one severe failure takes it out for all; only requests already on their way hit it
+    # strong evidence takes it out for all; only requests already on their way hit it
     assert fx.server("seized").hits() <= 3 * 2 + 4
     for worker in crew:
         assert worker.stop(signal.SIGTERM) < 30
