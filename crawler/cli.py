@@ -16,6 +16,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from crawler.items import ARTICLE_FIELDS
 from crawler.outlets import OutletCatalog, OutletError
@@ -37,8 +38,9 @@ DEFAULT_REDIS = "redis://localhost:6379/0"
 def fail(message: str, code: int = 2) -> typer.Exit:
     """Print one line (secrets masked, markup shown as typed) and return the exit to raise."""
     line = " ".join(part.strip() for part in message.splitlines() if part.strip())
-    console.print(f"[red]error:[/red] {escape(redact_text(line))}", highlight=False,
-                  emoji=False, soft_wrap=True)
+    # a Text is never parsed as markup: escape() would double a trailing backslash
+    console.print(Text("error:", style="red") + Text(f" {redact_text(line)}"),
+                  highlight=False, emoji=False, soft_wrap=True)
     return typer.Exit(code)
 
 
