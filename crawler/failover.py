@@ -178,8 +178,9 @@ def next_step(
 
 class Failover:
     """The crawler's one owner of mirror failover. Callers report a verdict on a request and
-    get back what to do: a request for another mirror, or None when the request was parked
-    in the waiting room or raised :class:`RequestEnded`."""
+    get back the request for the mirror to ask next; :class:`RequestWaiting` is raised when
+    the request was parked in the waiting room, :class:`RequestEnded` when the document has
+    its final outcome."""
 
     def __init__(self, crawler: Crawler, catalog: OutletCatalog, health: MirrorHealth,
                  waiting: WaitingRoom) -> None:

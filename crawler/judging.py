@@ -30,6 +30,8 @@ from scrapy.exceptions import (
 from scrapy.http import HtmlResponse, TextResponse
 from twisted.internet import error as net_error
 
+from crawler.redact import redact_url
+
 if TYPE_CHECKING:
     from scrapy.http import Response
 
@@ -111,7 +113,8 @@ def judge_redirect(url: str, status: int, location: bytes | None, outlet: Outlet
     target = urljoin(url, location.decode("latin-1").strip())
     if outlet.owns(target):
         return None
-    return mirror_failure(f"redirect off the outlet to {target}", "blocked")
+    # the target comes from the web: it may carry a user and password
+    return mirror_failure(f"redirect off the outlet to {redact_url(target)}", "blocked")
 
 
 # -- the decoded page ----------------------------------------------------------------------------

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.live import Live
+from rich.markup import escape
 from rich.table import Table
 from scrapy import signals as scrapy_signals
 from twisted.internet.task import LoopingCall
@@ -88,7 +89,7 @@ class Snapshot:
         for outlet, states in self.mirrors.items():
             for mirror, up in states.items():
                 state = "[green]up[/green]" if up else "[red]out of rotation[/red]"
-                table.add_row(f"{outlet} {mirror}", state)
+                table.add_row(escape(f"{outlet} {mirror}"), state)
         return table
 
 

@@ -39,6 +39,7 @@ from crawler import signals
 from crawler.context import crawl_context
 from crawler.distributed.keys import RedisKeys
 from crawler.distributed.queue import OutletQueues
+from crawler.ledger import LOST
 
 if TYPE_CHECKING:
     from scrapy.crawler import Crawler
@@ -242,7 +243,7 @@ class LeasingScheduler(RedisScheduler):
     # -- acknowledgements ------------------------------------------------------------------------
 
     def on_request_finished(self, request: Request, outcome: str) -> None:
-        if outcome == "given_up" and hasattr(self.df, "forget"):
+        if outcome in LOST and hasattr(self.df, "forget"):
             # let a later crawl of the section try it again, or it would be a gap for ever
             try:
                 self.df.forget(request)
