@@ -147,10 +147,9 @@ def crawl(
     console.print(summary.table(f"{outlet}: crawl finished ({summary.finish_reason})"))
     if summary.finish_reason != "finished":
         raise fail(f"crawl ended early: {summary.finish_reason}", code=1)
-    if summary.lost:
-        named = ", ".join(summary.lost_urls[:5])
-        more = f" and {summary.lost - 5} more" if summary.lost > 5 else ""
-        raise fail(f"{summary.lost} documents not stored: {named}{more}", code=1)
+    problem = summary.problem()
+    if problem is not None:
+        raise fail(problem, code=1)
 
 
 def connect_redis(settings, *, retry: bool = False):

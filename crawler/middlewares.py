@@ -32,6 +32,7 @@ from crawler.judging import (
     judge_status,
     mirror_failure,
 )
+from crawler.redact import redact_url
 from crawler.storage import StoreError, open_store
 
 if TYPE_CHECKING:
@@ -182,13 +183,24 @@ class MirrorFailoverMiddleware(_OutletRequests):
         if outlet is None:
             return None
         if not outlet.owns(request.url):
-            # a redirect, a meta refresh or any other way out of the outlet
-            logger.warning("Refused %s: not on a mirror of %s", request.url, outlet.name)
-            raise RequestEnded("off_outlet", f"not on the outlet: {request.url}")
+            return self._left_the_outlet(request)
         if request.meta.get(meta.PROBE):
             return None
         # the mirror may have left rotation while the request waited in the queue
         return self.failover.reroute(request)
+
+    def _left_the_outlet(self, request: Request) -> Request:
+        """A request off the outlet never goes out. One that a redirect or a meta refresh made
+        (probes included) is the mirror's doing: the document goes to another mirror."""
+        redirected_from = request.meta.get("redirect_urls") or []
+        logger.warning("Refused %s: not on a mirror of %s", redact_url(request.url),
+                       request.meta[meta.OUTLET])
+        if not redirected_from:
+            raise RequestEnded("off_outlet", f"not on the outlet: {request.url}")
+        original = request.replace(url=redirected_from[0])
+        verdict = mirror_failure(f"redirect off the outlet to {redact_url(request.url)}",
+                                 "blocked")
+        return self.failover.mirror_failed(original, verdict)
 
     def process_response(self, request: Request, response: Response) -> Request | Response:
         if self.outlet_of(request) is None:

@@ -193,7 +193,12 @@ class StorePipeline:
         async with self._lock:  # one write at a time, in arrival order
             batch, self.pending = self.pending, []
             if batch:
-                await self._write(batch)
+                try:
+                    await self._write(batch)
+                except StoreError:
+                    # a worker's go back to the queue with their leases; a crawl's are lost
+                    self.crawler.stats.inc_value("articles/not_stored", len(batch))
+                    raise
 
     async def _write(self, batch: list[ArticleItem]) -> None:
         records = [item.record() for item in batch]

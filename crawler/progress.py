@@ -33,6 +33,8 @@ class Snapshot:
     #: the first of them, by URL
     lost_urls: list[str] = field(default_factory=list)
     waiting: int = 0
+    #: extracted articles the store did not take (it failed)
+    not_stored: int = 0
     failovers: int = 0
     #: requests ended, by outcome (stored, listing_handled, no_text, robots, ...)
     ended: dict[str, int] = field(default_factory=dict)
@@ -57,10 +59,27 @@ class Snapshot:
             lost=sum(n for outcome, n in ended.items() if outcome in LOST),
             lost_urls=list(context.ledger.lost),
             waiting=sum(context.waiting.count(name) for name in outlets),
+            not_stored=stats.get("articles/not_stored", 0),
             failovers=stats.get("mirror/failovers", 0),
             ended=dict(sorted(ended.items())),
             mirrors={name: health.states(catalog.get(name)) for name in outlets},
         )
+
+    def problem(self) -> str | None:
+        """Why the crawl did not do its job, in one line; None when it did."""
+        if self.not_stored:
+            return f"the store failed: {self.not_stored} extracted articles were not stored"
+        if self.lost:
+            named = ", ".join(self.lost_urls[:5])
+            more = f" and {self.lost - 5} more" if self.lost > 5 else ""
+            return f"{self.lost} documents not stored: {named}{more}"
+        if not self.articles_stored and not self.already_stored:
+            refused = self.ended.get("robots", 0)
+            if refused:
+                return f"nothing stored: robots.txt refused {refused} documents"
+            if self.ended.get("no_articles"):
+                return "nothing stored: the sections list no articles on any mirror"
+        return None
 
     def line(self) -> str:
         mirrors = "; ".join(

@@ -322,3 +322,14 @@ def test_a_request_ends_once(crawler):
     ledger.finish(request, "error")
     assert ended == ["stored"]
     assert crawler.stats.get_value("requests/ended/stored") == 1
+
+
+def test_a_redirect_or_refresh_off_the_outlet_fails_over_with_the_original_document(crawler):
+    mw = MirrorFailoverMiddleware.from_crawler(crawler)
+    # what MetaRefreshMiddleware makes of a refresh to another host, on a probe
+    followed = article_request("http://127.0.0.2:9/planted", **{
+        meta.MIRROR: A, meta.PROBE: True, "redirect_urls": [f"{A}/a/7"], "redirect_times": 1})
+    retry = mw.process_request(followed)
+    assert retry.url == f"{B}/a/7"
+    assert Attempts.of(retry).failed_on == [A]
+    assert "redirect_urls" not in retry.meta

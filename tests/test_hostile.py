@@ -614,3 +614,86 @@ def test_no_module_cites_a_contract_file_the_repository_lacks():
     for heading in ("## Commands", "## Outlet files", "## Metrics"):
         assert heading in readme
 
+
+
+# -- 6. a request of an outlet never leaves the outlet ----------------------------------------
+
+
+class _Elsewhere:
+    """A server on an address no outlet declares (127.0.0.2), counting what reaches it and
+    answering with a fake article, as a hijacker would."""
+
+    FAKE = (b"<html><head><title>Fake</title></head><body><article><p>"
+            + b"Planted text that must never be stored as the outlet's article. " * 20
+            + b"</p></article></body></html>")
+
+    def __init__(self) -> None:
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        hits = self.hits = []
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self):  # noqa: N802
+                hits.append(self.path)
+                self.send_response(200)
+                self.send_header("Content-Type", "text/html")
+                self.send_header("Content-Length", str(len(_Elsewhere.FAKE)))
+                self.end_headers()
+                self.wfile.write(_Elsewhere.FAKE)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.2", 0), Handler)
+        self.url = f"http://127.0.0.2:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.mark.parametrize("way_out", ["meta-refresh", "redirect"])
+def test_a_mirror_cannot_send_the_crawler_off_the_outlet(nginx_outlet, tmp_path, way_out):
+    elsewhere = _Elsewhere()
+    try:
+        fx = nginx_outlet("healthy", "healthy", pages="demo", articles=20)
+        target = f"{elsewhere.url}/planted"
+        answer = (f"default_type text/html; return 200 '<html><head><meta http-equiv=\"refresh\" "
+                  f"content=\"0; url={target}\"></head><body></body></html>'"
+                  if way_out == "meta-refresh" else f"return 302 {target}")
+        # every article of the first mirror sends the crawler elsewhere; with a 1 s cool-down
+        # the mirror is probed again and again while the crawl runs
+        fx.mirror(0).extra.append(f"location /news/ {{ {answer}; }}")
+        fx.reload()
+        store = f"sqlite:///{tmp_path}/crawl.db"
+        result = run_crawler("crawl", fx.name, "--outlets-dir", str(fx.outlet_dir),
+                             "--store", store, "-s", "MIRROR_COOLDOWN=1", "-s",
+                             "DOWNLOAD_TIMEOUT=3", "-s", "AUTOTHROTTLE_ENABLED=False")
+        assert result.returncode == 0, result.stderr[-3000:]
+        assert elsewhere.hits == []
+        store_ = open_store(store)
+        try:
+            records = list(store_.read())
+        finally:
+            store_.close()
+        assert {r["canonical_url"] for r in records} == fx.expected_articles()
+        for record in records:
+            assert record["mirror"] == fx.mirrors[1]
+            assert record["text"] == fx.truth(record["canonical_url"]).text
+    finally:
+        elsewhere.close()
+
+
+def test_a_crawl_that_robots_txt_refuses_entirely_does_not_say_it_succeeded(
+    nginx_outlet, tmp_path
+):
+    fx = nginx_outlet("healthy", pages="demo", articles=10)
+    fx.serve(0, "/robots.txt", b"User-agent: *\nDisallow: /\n")
+    store = f"sqlite:///{tmp_path}/crawl.db"
+    result = run_crawler("crawl", fx.name, "--outlets-dir", str(fx.outlet_dir),
+                         "--store", store, "-s", "DOWNLOAD_TIMEOUT=3")
+    assert result.returncode == 1
+    last = result.stderr.strip().splitlines()[-1]
+    assert re.fullmatch(r"error: nothing stored: robots\.txt refused \d+ documents", last), last
+    assert not [e for e in fx.mirror(0).requests() if e.path.startswith("/section/")]
