@@ -125,9 +125,10 @@ def judge_page(response: Response, outlet: Outlet) -> Verdict | None:
     if not 200 <= response.status < 300:
         return None
     if isinstance(response, TextResponse) and outlet.blocked_markers:
-        text = response.text
+        # the markers in the page's encoding: no need to decode a whole page to look
+        body, encoding = response.body, response.encoding
         for marker in outlet.blocked_markers:
-            if marker in text:
+            if marker.encode(encoding, "ignore") in body:
                 return mirror_failure(f"block page ({marker!r})", "blocked", strong=True)
     if not isinstance(response, HtmlResponse):
         kind = response.headers.get(b"Content-Type", b"").decode("latin-1") or "no type"
