@@ -650,13 +650,18 @@ http {{
         return [self.nginx, "-p", str(self.server_dir), "-c", str(config),
                 "-e", str(self.server_dir / "error.log")]
 
-    def _start_nginx(self) -> None:
+    def _next_config(self) -> Path:
+        """Write the next generation's configuration; nginx must accept it."""
         self._generation += 1
         config = self._write_config()
         check = subprocess.run([*self._command(config), "-t", "-q"], capture_output=True,
                                text=True)
         if check.returncode != 0:
             raise RuntimeError(f"nginx refuses {config}:\n{check.stderr}")
+        return config
+
+    def _start_nginx(self) -> None:
+        config = self._next_config()
         for index, behaviour in enumerate(self.behaviours):
             if behaviour != DEAD:
                 self._reserved.pop(index).close()
@@ -674,12 +679,7 @@ http {{
     def _reload(self) -> None:
         if self.pid is None:
             raise RuntimeError("nginx is not running")
-        self._generation += 1
-        config = self._write_config()
-        check = subprocess.run([*self._command(config), "-t", "-q"], capture_output=True,
-                               text=True)
-        if check.returncode != 0:
-            raise RuntimeError(f"nginx refuses {config}:\n{check.stderr}")
+        self._next_config()
         old_workers = _children(self.pid)
         os.kill(self.pid, signal.SIGHUP)
         deadline = time.monotonic() + START_TIMEOUT
