@@ -2,7 +2,7 @@
 
 The spider, middlewares, pipelines and extensions each reach them through
 :func:`crawl_context`, so there is one outlet catalog, one mirror health, one waiting room,
-one ledger and one failover per crawler, whatever asks first.
+one ledger, one failover and (workers) one Redis client per crawler, whatever asks first.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from weakref import WeakKeyDictionary
 from scrapy.utils.misc import build_from_crawler, load_object
 
 if TYPE_CHECKING:
+    from redis import Redis
     from scrapy.crawler import Crawler
 
     from crawler.failover import Failover
@@ -38,6 +39,14 @@ class CrawlContext:
     def worker_id(self) -> str:
         """This process's name among the workers (``WORKER_ID``, else made up)."""
         return self.crawler.settings.get("WORKER_ID") or new_worker_id()
+
+    @cached_property
+    def redis(self) -> Redis:
+        """The worker's one Redis client (one connection pool), shared by the scheduler,
+        the dupefilter, mirror health, politeness, the waiting room and the metrics."""
+        from crawler.distributed.connection import redis_client
+
+        return redis_client(self.crawler.settings)
 
     @cached_property
     def catalog(self) -> OutletCatalog:

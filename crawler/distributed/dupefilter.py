@@ -83,8 +83,9 @@ from typing import TYPE_CHECKING
 from scrapy.dupefilters import BaseDupeFilter
 from scrapy.utils.misc import load_object
 from scrapy.utils.request import RequestFingerprinter, referer_str
-from scrapy_redis import connection
 
+from crawler.context import crawl_context
+from crawler.distributed.connection import redis_client
 from crawler.distributed.keys import RedisKeys
 
 if TYPE_CHECKING:
@@ -174,7 +175,8 @@ class CompactDupeFilter(BaseDupeFilter):
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> CompactDupeFilter:
         dupefilter = cls._from_settings(
-            crawler.settings, crawler.request_fingerprinter, crawler.stats
+            crawler.settings, crawler.request_fingerprinter, crawler.stats,
+            crawl_context(crawler).redis,
         )
         dupefilter.check_layout()
         return dupefilter
@@ -211,12 +213,12 @@ class CompactDupeFilter(BaseDupeFilter):
         return dupefilter
 
     @classmethod
-    def _from_settings(cls, settings, fingerprinter, stats) -> CompactDupeFilter:
+    def _from_settings(cls, settings, fingerprinter, stats, server=None) -> CompactDupeFilter:
         retention = settings.get("DUPEFILTER_RETENTION_DAYS")
         if isinstance(retention, str) and retention.strip().lower() in ("", "none"):
             retention = None
         return cls(
-            connection.from_settings(settings),
+            server if server is not None else redis_client(settings),
             settings.get("DUPEFILTER_KEY") or RedisKeys.from_settings(settings).dupefilter,
             fingerprinter=fingerprinter,
             buckets=settings.getint("DUPEFILTER_BUCKETS", DEFAULT_BUCKETS),

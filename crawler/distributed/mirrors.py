@@ -13,8 +13,8 @@ import time
 from typing import TYPE_CHECKING
 
 from redis.exceptions import RedisError
-from scrapy_redis import connection
 
+from crawler.context import crawl_context
 from crawler.distributed.keys import RedisKeys
 from crawler.mirrors import MirrorHealth
 
@@ -98,7 +98,7 @@ class RedisMirrorHealth(MirrorHealth):
     def from_crawler(cls, crawler: Crawler) -> RedisMirrorHealth:
         settings = crawler.settings
         return cls(
-            crawler, connection.from_settings(settings), RedisKeys.from_settings(settings),
+            crawler, crawl_context(crawler).redis, RedisKeys.from_settings(settings),
             failure_threshold=settings.getint("MIRROR_FAILURE_THRESHOLD"),
             cooldown=settings.getfloat("MIRROR_COOLDOWN"),
             refresh=settings.getfloat("MIRROR_HEALTH_REFRESH"),

@@ -9,8 +9,8 @@ import uuid
 from typing import TYPE_CHECKING
 
 from redis.exceptions import RedisError
-from scrapy_redis import connection
 
+from crawler.context import crawl_context
 from crawler.distributed.keys import RedisKeys
 from crawler.politeness import SLOT_POLL, LocalLimiter
 
@@ -64,7 +64,7 @@ class RedisLimiter:
     def from_crawler(cls, crawler: Crawler) -> RedisLimiter:
         settings = crawler.settings
         return cls(
-            connection.from_settings(settings), RedisKeys.from_settings(settings),
+            crawl_context(crawler).redis, RedisKeys.from_settings(settings),
             # a download can't outlast its timeout; the slot frees itself after that
             hold_seconds=settings.getfloat("DOWNLOAD_TIMEOUT") + 10,
             book_ahead=settings.getfloat("POLITENESS_BOOK_AHEAD"),

@@ -31,7 +31,6 @@ from scrapy import Request
 from scrapy import signals as scrapy_signals
 from scrapy.exceptions import DontCloseSpider
 from scrapy.utils.misc import build_from_crawler, load_object
-from scrapy_redis import connection
 from scrapy_redis.scheduler import Scheduler as RedisScheduler
 from twisted.internet.task import LoopingCall
 
@@ -80,7 +79,7 @@ class LeasingScheduler(RedisScheduler):
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> LeasingScheduler:
-        server = connection.from_settings(crawler.settings)
+        server = crawl_context(crawler).redis
         return cls(crawler, server)
 
     # -- life cycle ------------------------------------------------------------------------------

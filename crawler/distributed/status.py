@@ -6,8 +6,8 @@ from dataclasses import asdict
 from typing import Any
 
 from prometheus_client.core import GaugeMetricFamily
-from scrapy_redis import connection
 
+from crawler.context import crawl_context
 from crawler.distributed.keys import RedisKeys
 from crawler.distributed.mirrors import parse_mirror_state
 from crawler.distributed.queue import inflight_by_outlet
@@ -83,7 +83,7 @@ class RedisStateCollector:
     @classmethod
     def from_crawler(cls, crawler) -> RedisStateCollector:
         settings = crawler.settings
-        return cls(connection.from_settings(settings), RedisKeys.from_settings(settings),
+        return cls(crawl_context(crawler).redis, RedisKeys.from_settings(settings),
                    settings.getfloat("WORKER_TIMEOUT"), outlet_catalog(crawler))
 
     def collect(self):

@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING
 
 from redis.exceptions import RedisError
 from scrapy import signals as scrapy_signals
-from scrapy_redis import connection
 from twisted.internet.task import LoopingCall
 
 from crawler import meta
@@ -43,7 +42,7 @@ class RedisWaitingRoom:
         self.catalog = catalog
         self.health = health
         settings = crawler.settings
-        self.queues = OutletQueues(connection.from_settings(settings),
+        self.queues = OutletQueues(crawl_context(crawler).redis,
                                    RedisKeys.from_settings(settings),
                                    crawl_context(crawler).worker_id, None)
         # parked while Redis was unreachable: their leases stay in Redis meanwhile
