@@ -84,11 +84,11 @@ class OutletSpider(Spider):
         info = response.meta
         outlet = self.outlets.get(info[meta.OUTLET])
         section, page = info[meta.SECTION], info[meta.PAGE]
-        articles: dict[str, None] = {}
+        articles: dict[str, str] = {}  # identity -> URL to fetch: one request per document
         next_pages: list[str] = []
         for url, path, is_next in _outlet_links(outlet, response):
             if outlet.article_pattern.search(path):
-                articles[url] = None
+                articles.setdefault(outlet.canonical_url(url), url)
             elif is_next:
                 next_pages.append(url)
 
@@ -98,7 +98,7 @@ class OutletSpider(Spider):
             return
 
         self.crawler.stats.inc_value("listing/pages")
-        for url in articles:
+        for url in articles.values():
             yield Request(
                 url, callback=self.parse_article, errback=self.failed, priority=ARTICLE_PRIORITY,
                 meta={meta.OUTLET: outlet.name, meta.SECTION: section, meta.KIND: "article",
@@ -138,7 +138,7 @@ class OutletSpider(Spider):
 
 
 def _outlet_links(outlet: Outlet, response: Response) -> Iterator[tuple[str, str, bool]]:
-    """(canonical URL, path, whether it is rel="next") of each distinct link on the page that
+    """(URL to fetch, path, whether it is rel="next") of each distinct link on the page that
     points into the outlet, on any mirror or alias, in either scheme. Links elsewhere,
     mailto:, javascript: and fragments are left out. Listings carry a hundred links or more:
     each distinct href is resolved once."""
@@ -153,4 +153,4 @@ def _outlet_links(outlet: Outlet, response: Response) -> Iterator[tuple[str, str
         url = urljoin(base, href).split("#", 1)[0]
         if not outlet.owns(url):
             continue
-        yield outlet.canonical_url(url), urlsplit(url).path, is_next
+        yield outlet.fetch_url(url), urlsplit(url).path, is_next
