@@ -65,6 +65,28 @@ def open_store(uri: str) -> Store:
     )
 
 
+def rekeyed(rows: Iterable[tuple[str, Any]]) -> list[tuple[str, str, str]]:
+    """Plan the move of stored ``(canonical_url, fetched_at)`` rows to identity URLs.
+
+    The stores cannot see the outlets' rules, so this applies the part of the identity that
+    does not depend on them (:func:`crawler.identity.identity_url` keeping every non-tracking
+    query parameter). Of the rows that collapse to one identity the one fetched last stays.
+    Returns (old key, old key of the row that stays, new key) for each row that changes: one
+    merged away (old != the one that stays) or one whose key changes.
+    """
+    from crawler.identity import identity_url
+
+    groups: dict[str, list[tuple[Any, str]]] = {}
+    for key, fetched_at in rows:
+        groups.setdefault(identity_url(key), []).append((fetched_at, key))
+    plan = []
+    for new, members in groups.items():
+        members.sort()
+        winner = members[-1][1]
+        plan += [(key, winner, new) for _, key in members if key != winner or key != new]
+    return plan
+
+
 def path_from_uri(uri: str) -> str:
     """``sqlite:///rel.db`` -> ``rel.db``; ``sqlite:////abs.db`` -> ``/abs.db``."""
     parts = urlsplit(uri)

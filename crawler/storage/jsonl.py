@@ -1,7 +1,10 @@
 """JSON Lines store: one record per line, appended. For piping into other tools.
 
 Idempotent within the file: the canonical URLs already in it are read at open, and a record
-is appended again only when its content changed. Readers take the last line per URL.
+is appended again only when its content changed. Readers take the last line per identity:
+lines written before canonical URLs were identity URLs are read under their identity (the
+outlet-independent part, see :func:`crawler.storage.rekeyed`), so variants of one article
+that an older crawler appended count once.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+from crawler.identity import identity_url
 from crawler.storage import StoreError, path_from_uri
 
 
@@ -35,10 +39,13 @@ class JSONLStore:
         return cls(path_from_uri(uri))
 
     def _records(self) -> Iterator[dict[str, Any]]:
+        """The file's records, each under its identity URL."""
         with self.path.open(encoding="utf-8") as lines:
             for line in lines:
                 if line.strip():
-                    yield json.loads(line)
+                    record = json.loads(line)
+                    record["canonical_url"] = identity_url(record["canonical_url"])
+                    yield record
 
     def write(self, records: list[dict[str, Any]]) -> int:
         lines = []
