@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator, Iterable, Iterator
 from typing import Any
 from urllib.parse import urldefrag, urljoin, urlsplit
@@ -15,6 +16,8 @@ from crawler.failover import RequestEnded, RequestWaiting
 from crawler.items import ArticleItem, FinishedRequest
 from crawler.judging import NO_ARTICLES, document_answer
 from crawler.outlets import Outlet
+
+logger = logging.getLogger(__name__)
 
 #: articles before listings, so a crawl stores as it goes instead of listing everything first
 ARTICLE_PRIORITY = 10
@@ -84,11 +87,16 @@ class OutletSpider(Spider):
         info = response.meta
         outlet = self.outlets.get(info[meta.OUTLET])
         section, page = info[meta.SECTION], info[meta.PAGE]
+        cap = self.crawler.settings.getint("LISTING_MAX_LINKS")
         articles: dict[str, str] = {}  # identity -> URL to fetch: one request per document
+        over_cap = 0
         next_pages: list[str] = []
         for url, path, is_next in _outlet_links(outlet, response):
             if outlet.article_pattern.search(path):
-                articles.setdefault(outlet.canonical_url(url), url)
+                if len(articles) < cap:
+                    articles.setdefault(outlet.canonical_url(url), url)
+                else:
+                    over_cap += 1
             elif is_next:
                 next_pages.append(url)
 
@@ -98,6 +106,10 @@ class OutletSpider(Spider):
             return
 
         self.crawler.stats.inc_value("listing/pages")
+        if over_cap:
+            logger.warning("Listing %s links more than %d articles: %d further links left "
+                           "out (LISTING_MAX_LINKS)", response.url, cap, over_cap)
+            self.crawler.stats.inc_value("listing/links_capped")
         for url in articles.values():
             yield Request(
                 url, callback=self.parse_article, errback=self.failed, priority=ARTICLE_PRIORITY,
