@@ -69,3 +69,44 @@ def test_a_huge_listing_is_capped_and_queued_in_few_round_trips(
     # link it would be at least two round trips per link
     assert reads - 3 * polls < CAP / 5, (reads, polls)
     assert checked >= CAP  # every link was checked by the dupefilter
+
+
+def test_a_listing_is_acknowledged_only_once_its_links_are_in_redis(redis_url):
+    from scrapy import Request
+    from scrapy.utils.test import get_crawler
+
+    from crawler import settings as defaults
+    from crawler.distributed.queue import OutletQueues
+    from crawler.distributed.scheduler import LeasingScheduler
+
+    names = ("WORKER_HEARTBEAT", "WORKER_TIMEOUT", "REDIS_RETRY_MAX", "SCHEDULER_IDLE_POLL",
+             "SCHEDULER_PUSH_BATCH")
+    crawler = get_crawler(settings_dict={
+        **{name: getattr(defaults, name) for name in names}, "REDIS_URL": redis_url,
+        "DUPEFILTER_CLASS": "crawler.distributed.dupefilter.CompactDupeFilter",
+    })
+    spider = crawler._create_spider()
+    scheduler = LeasingScheduler.from_crawler(crawler)
+    scheduler.spider = spider
+    scheduler.queues = queues = OutletQueues(scheduler.server, KEYS, scheduler.worker, spider)
+    client = scheduler.server
+    queues.push([("demo", Request("http://a.example/section/x", meta={"outlet": "demo"},
+                                  dont_filter=True))])
+    listing = queues.take("demo")
+    assert "lease" in listing.meta
+
+    def article(n: int) -> Request:
+        return Request(f"http://a.example/news/{n}", meta={"outlet": "demo"})
+
+    for n in range(250):
+        assert scheduler.enqueue_request(article(n))
+    assert client.zcard(KEYS.queue("demo")) == 200  # two full batches; 50 wait for the tick
+    scheduler.on_request_finished(listing, "listing_handled")
+    assert client.zcard(KEYS.queue("demo")) == 250  # sent before the lease went
+    assert client.hlen(KEYS.inflight(scheduler.worker)) == 0
+
+    for n in range(300):  # 250 seen already, 50 new
+        scheduler.enqueue_request(article(n))
+    scheduler.next_request()  # the engine's next tick sends the rest
+    assert client.zcard(KEYS.queue("demo")) + 1 == 300  # one was taken by next_request
+    assert crawler.stats.get_value("dupefilter/filtered") == 250
