@@ -52,7 +52,11 @@ def _rekey_to_identity(conn: psycopg.Connection) -> None:
         " ADD CONSTRAINT article_revisions_canonical_url_fkey FOREIGN KEY (canonical_url)"
         " REFERENCES articles (canonical_url) ON DELETE CASCADE ON UPDATE CASCADE"
     )
-    plan = rekeyed(conn.execute("SELECT canonical_url, fetched_at FROM articles"))
+    _apply_rekey(conn, rekeyed(conn.execute("SELECT canonical_url, fetched_at FROM articles")))
+
+
+def _apply_rekey(conn: psycopg.Connection, plan: list[tuple[str, str, str]]) -> None:
+    """Carry out a :func:`crawler.storage.rekeyed` plan in the caller's transaction."""
     if not plan:
         return
     conn.execute("CREATE TEMP TABLE rekey (old text PRIMARY KEY, stays text NOT NULL,"
@@ -273,6 +277,19 @@ class PostgresStore:
         self._pool.close()
 
     # -- extras ------------------------------------------------------------------------------
+
+    def rekey(self, outlet: str, identity: Callable[[str], str]) -> int:
+        def work(conn: psycopg.Connection) -> int:
+            with conn.transaction():
+                # under the migration lock: one rekey at a time, and none during a migration
+                conn.execute("SELECT pg_advisory_xact_lock(%s)", [MIGRATION_LOCK_KEY])
+                plan = rekeyed(conn.execute(
+                    "SELECT canonical_url, fetched_at FROM articles WHERE outlet = %s", [outlet]
+                ), identity)
+                _apply_rekey(conn, plan)
+                return len(plan)
+
+        return self._run(work)
 
     def revisions(self, canonical_url: str) -> list[dict[str, Any]]:
         """Earlier versions of one article, oldest first."""

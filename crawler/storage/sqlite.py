@@ -7,7 +7,7 @@ canonical URLs; 1 keys articles by identity URL (see :func:`crawler.storage.reke
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -90,12 +90,30 @@ class SQLiteStore:
 
     def _rekey(self) -> None:
         """Version 1: keys become identity URLs; of duplicates the latest fetched stays."""
-        plan = rekeyed(self.db.execute("SELECT canonical_url, fetched_at FROM articles"))
+        self._apply(rekeyed(self.db.execute("SELECT canonical_url, fetched_at FROM articles")))
+
+    def _apply(self, plan: list[tuple[str, str, str]]) -> None:
         # the merged rows go first: a row moving to a key may find one of them there
         self.db.executemany("DELETE FROM articles WHERE canonical_url = ?",
                             [(old,) for old, stays, _ in plan if old != stays])
         self.db.executemany("UPDATE articles SET canonical_url = ? WHERE canonical_url = ?",
                             [(new, old) for old, stays, new in plan if old == stays])
+
+    def rekey(self, outlet: str, identity: Callable[[str], str]) -> int:
+        try:
+            self.db.execute("BEGIN IMMEDIATE")
+            try:
+                plan = rekeyed(self.db.execute(
+                    "SELECT canonical_url, fetched_at FROM articles WHERE outlet = ?", (outlet,)
+                ), identity)
+                self._apply(plan)
+                self.db.execute("COMMIT")
+            except BaseException:
+                self.db.execute("ROLLBACK")
+                raise
+        except sqlite3.Error as exc:
+            raise self._translate(exc, "rekey") from None
+        return len(plan)
 
     @classmethod
     def from_uri(cls, uri: str) -> SQLiteStore:
