@@ -211,6 +211,52 @@ def test_an_old_postgres_store_is_migrated_on_open_and_keeps_the_merged_rows(pg_
         assert migrate(conn) == 3
 
 
+#: what the outlet-independent migration leaves: a query the outlet's rules do not count
+UNRULY = [
+    record(BASE + "7?ref=home", "2024-05-01T10:00:00+00:00"),
+    record(BASE + "7", "2024-05-02T10:00:00+00:00", "latest of 7"),
+    record(BASE + "8?from=rss", "2024-05-01T10:00:00+00:00", "only 8"),
+    {**record("https://other.example/news/9?ref=x", "2024-05-01T10:00:00+00:00"),
+     "outlet": "other"},
+]
+
+
+@pytest.fixture(params=["sqlite", "jsonl", "postgresql"])
+def store_uri(request, tmp_path):
+    if request.param == "postgresql":
+        return request.getfixturevalue("pg_uri")
+    return f"{request.param}:///{tmp_path}/store.{request.param}"
+
+
+def test_rekey_applies_the_outlets_rules_to_its_articles_only(store_uri):
+    store = open_store(store_uri)
+    try:
+        store.write(UNRULY)
+        assert store.rekey("daily", OUTLET.canonical_url) == 2  # one merged, one moved
+        assert {r["canonical_url"]: r["text"] for r in store.read()} == {
+            BASE + "7": "latest of 7", BASE + "8": "only 8",
+            "https://other.example/news/9?ref=x": UNRULY[3]["text"]}
+        assert store.rekey("daily", OUTLET.canonical_url) == 0
+        assert store.existing([BASE + "8"]) == {BASE + "8"}
+    finally:
+        store.close()
+
+
+def test_the_rekey_command(tmp_path):
+    outlets = tmp_path / "outlets"
+    outlets.mkdir()
+    (outlets / "daily.yaml").write_text(json.dumps(OUTLET.model_dump(exclude_defaults=True)))
+    store = f"sqlite:///{tmp_path}/crawl.db"
+    opened = open_store(store)
+    opened.write(UNRULY)
+    opened.close()
+    result = run_crawler("rekey", "daily", "--store", store, "--outlets-dir", str(outlets))
+    assert result.returncode == 0, result.stderr
+    assert "2 stored articles of daily rekeyed or merged" in result.stdout
+    assert {r["canonical_url"] for r in stored_records(store, "daily")} == {BASE + "7",
+                                                                            BASE + "8"}
+
+
 # -- end to end ---------------------------------------------------------------------------------
 
 
