@@ -381,6 +381,29 @@ def export(
 
 
 @app.command()
+def rekey(
+    outlet: Annotated[str, typer.Argument(help="Outlet name (its file's name).")],
+    store: StoreOpt = DEFAULT_STORE,
+    outlets_dir: OutletsDirOpt = None,
+) -> None:
+    """Key an outlet's stored articles by its identity rules (identity_params), merging
+    duplicates. Opening a store migrates it without the outlet files: run this after
+    that, or after changing an outlet's identity_params."""
+    spec = load_outlet(outlets_dir, outlet, [])
+    try:
+        db = open_store(store)
+    except StoreError as exc:
+        raise fail(str(exc)) from None
+    try:
+        changed = db.rekey(spec.name, spec.canonical_url)
+    except StoreError as exc:
+        raise fail(str(exc)) from None
+    finally:
+        db.close()
+    typer.echo(f"{changed} stored articles of {spec.name} rekeyed or merged")
+
+
+@app.command()
 def outlets(outlets_dir: OutletsDirOpt = None) -> None:
     """List the outlets and validate their files."""
     try:

@@ -178,8 +178,8 @@ def outlet_catalog(crawler: Crawler) -> OutletCatalog:
 
 
 class MirrorAwareFingerprinter:
-    """Request fingerprints on the canonical URL, so a document has one fingerprint
-    whichever mirror a request for it names.
+    """Request fingerprints on the document's identity URL, so a document has one fingerprint
+    whichever mirror a request for it names, and whatever tracking parameters it carries.
 
     Requests of an outlet carry ``meta["outlet"]``; others (robots.txt) fall back to their URL.
     """
@@ -193,15 +193,16 @@ class MirrorAwareFingerprinter:
         return cls(crawler)
 
     def canonical_url(self, request: Request) -> str:
+        """The document's identity URL (:meth:`Outlet.canonical_url`)."""
         name = request.meta.get("outlet")
         if name is None or self.crawler is None:
-            return request.url
+            return canonicalize_url(request.url)
         return outlet_catalog(self.crawler).get(name).canonical_url(request.url)
 
     def fingerprint(self, request: Request) -> bytes:
         cached = self._cache.get(request)
         if cached is None:
-            url = canonicalize_url(self.canonical_url(request))
+            url = self.canonical_url(request)
             digest = hashlib.sha1(request.method.encode() + b" " + url.encode())
             if request.body:
                 digest.update(b"\0" + request.body)

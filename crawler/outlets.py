@@ -1,7 +1,8 @@
 """Outlet files: one YAML file per outlet, validated into :class:`Outlet`.
 
 A document's identity is (outlet, path). Mirrors are interchangeable hosts for the same
-paths; the first one is canonical and names the document in storage.
+paths; the first one is canonical and names the document in storage, the dupefilter and the
+stored-article filter (:meth:`Outlet.canonical_url`, see :mod:`crawler.identity`).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from urllib.parse import urlsplit
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from crawler.identity import identity_url, without_tracking
 from crawler.redact import redact_url
 
 BUNDLED_OUTLETS = Path(__file__).parent / "bundled_outlets"
@@ -65,6 +67,10 @@ class Outlet(BaseModel):
     #: article text shorter than this (characters) is suspect: an error or notice page. It is
     #: tried on another mirror, and stored only when a second mirror serves the same text
     min_text_length: int = Field(default=200, ge=0)
+    #: query parameters that are part of an article's identity (``[id]`` for
+    #: ``/article.php?id=5``); by default none: an article is its path. Listing URLs keep
+    #: their query (``?page=2``). Tracking parameters (utm_*, fbclid, ...) never count.
+    identity_params: list[str] = Field(default_factory=list)
     description: str | None = None
 
     @field_validator("mirrors")
@@ -174,8 +180,25 @@ class Outlet(BaseModel):
         rest = url[len(parts.scheme) + 3 + len(parts.netloc) :]
         return mirror + rest
 
+    @cached_property
+    def identity_param_set(self) -> frozenset[str]:
+        return frozenset(self.identity_params)
+
+    def is_article(self, url: str) -> bool:
+        return self.article_pattern.search(urlsplit(url).path) is not None
+
     def canonical_url(self, url: str) -> str:
-        return self.on_mirror(url, self.canonical)
+        """The identity of the document at ``url`` (on any mirror or alias): the URL on the
+        canonical mirror, canonicalized, without tracking parameters, and for an article
+        with only its ``identity_params``. Dedup and storage key on it."""
+        on_canonical = self.on_mirror(url, self.canonical)
+        keep = self.identity_param_set.__contains__ if self.is_article(on_canonical) else None
+        return identity_url(on_canonical, keep)
+
+    def fetch_url(self, url: str) -> str:
+        """The URL to request for the document at ``url``: on the canonical mirror, without
+        tracking parameters or fragment, its other query as given (the server may need it)."""
+        return without_tracking(self.on_mirror(url, self.canonical))
 
     def section_page_url(self, section: str, page: int) -> str:
         path = self.sections[section]

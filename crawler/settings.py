@@ -58,6 +58,14 @@ MIRROR_NOTICE_MAX_BYTES = 24 * 1024
 #: seconds after its first failure that a document no mirror could serve is given up; until
 #: then it waits for a mirror (`crawler crawl --max-wait` sets it for a standalone crawl)
 DOCUMENT_GIVE_UP_AFTER = 6 * 3600.0
+#: article links taken from one listing page, in page order; the rest are dropped (counted in
+#: ``listing/links_capped``, one warning per listing): a broken or hostile page listing
+#: millions of links must not flood the queue
+LISTING_MAX_LINKS = 1000
+#: workers: new requests are checked against the dupefilter and queued in Redis in batches of
+#: this many, one round trip each (a listing's links would otherwise cost one each); a batch
+#: is also sent at the engine's next tick and before any lease is acknowledged
+SCHEDULER_PUSH_BATCH = 100
 #: where documents wait while no mirror can take them: in the process here, in Redis for
 #: workers
 WAITING_ROOM_CLASS = "crawler.waiting.WaitingRoom"

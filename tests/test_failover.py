@@ -112,7 +112,9 @@ def test_identity_and_ownership(outlet):
     assert outlet.mirror_of("https://news.example/x") is None  # an alias is no mirror
     assert outlet.owns("https://news.example/x") and outlet.owns(f"{C}/x")
     assert not outlet.owns("https://elsewhere.example/") and not outlet.owns("ftp://news.example/")
-    assert outlet.canonical_url("https://news.example/a/1?x=1") == f"{A}/a/1?x=1"
+    # an article is its path (no identity_params declared); what is fetched keeps the query
+    assert outlet.canonical_url("https://news.example/a/1?x=1") == f"{A}/a/1"
+    assert outlet.fetch_url("https://news.example/a/1?x=1&utm_source=y") == f"{A}/a/1?x=1"
 
 
 # -- verdicts --------------------------------------------------------------------------------------

@@ -149,7 +149,7 @@ def test_gzip_bombs_and_oversized_pages_end_without_a_leak(nginx_outlet, tmp_pat
     assert store_count(store) == len(fx.expected_articles()) - 1
 
 
-# -- distributed ------------------------------------------------------------------------------------
+# -- distributed ----------------------------------------------------------------------------
 
 
 def schedule(fx, redis_url: str) -> None:

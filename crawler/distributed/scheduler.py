@@ -13,6 +13,11 @@ it differs where that one loses work:
 - Requests flow continuously: ``next_request`` takes from the outlets' queues in turn
   whenever the engine has room, and seeds are ordinary queued requests (``crawler
   schedule``), so nothing waits for the spider to go idle.
+- New requests (a listing's links) are checked against the dupefilter and queued in
+  batches of ``SCHEDULER_PUSH_BATCH``, one pipeline each, sent when full, at the engine's
+  next tick and before any lease is acknowledged: a listing is acknowledged only once its
+  follow-ups are in Redis. Requests carrying a lease (a retry on another mirror) are queued
+  one by one, releasing their lease in the same transaction.
 - While Redis is unreachable, new requests and acknowledgements wait in memory and are
   retried; the worker logs, backs off and resumes. Its leases stay in Redis meanwhile, so a
   worker dying during the outage still loses nothing.
@@ -59,9 +64,12 @@ class LeasingScheduler(RedisScheduler):
         self.retry_max = settings.getfloat("REDIS_RETRY_MAX")
         self.df = build_from_crawler(load_object(settings["DUPEFILTER_CLASS"]), crawler)
         self.queues: OutletQueues | None = None
-        # what could not reach Redis yet: requests to queue (with the lease each releases)
-        # and leases to acknowledge
-        self._unsent: deque[tuple[str, Request, str | None]] = deque()
+        # new requests gathered for one round trip (see _flush_batch)
+        self.push_batch = max(1, settings.getint("SCHEDULER_PUSH_BATCH"))
+        self._batch: list[tuple[str, Request]] = []
+        # what could not reach Redis yet: requests to queue (with the lease each releases, and
+        # whether the dupefilter has let it through already) and leases to acknowledge
+        self._unsent: deque[tuple[str, Request, str | None, bool]] = deque()
         self._unacked: set[str] = set()
         self._outlets: list[str] = []
         self._outlets_read = 0.0
@@ -98,6 +106,7 @@ class LeasingScheduler(RedisScheduler):
         for loop in (self._heartbeat, self._waker):
             if loop is not None and loop.running:
                 loop.stop()
+        self._flush_batch()
         self._flush_unsent()
         self._flush_unacked()
         try:
@@ -110,9 +119,9 @@ class LeasingScheduler(RedisScheduler):
             return
         if returned:
             logger.info("Returned %d unfinished requests to the queue", returned)
-        if self._unsent:
+        if self._unsent or self._batch:
             logger.error("%d new requests could not be queued: Redis unreachable",
-                         len(self._unsent))
+                         len(self._unsent) + len(self._batch))
         self.df.close(reason)
 
     def on_spider_idle(self) -> None:
@@ -126,6 +135,7 @@ class LeasingScheduler(RedisScheduler):
         except RedisError as exc:
             self._redis_failed(exc)
             return
+        self._flush_batch()
         self._flush_unsent()
         self._flush_unacked()
         for worker in dead:
@@ -167,6 +177,12 @@ class LeasingScheduler(RedisScheduler):
         if outlet is None:
             raise ValueError(f"request without an outlet cannot be queued: {request}")
         lease = request.meta.get("lease")
+        if lease is None:
+            self._batch.append((outlet, request))
+            if len(self._batch) >= self.push_batch:
+                self._flush_batch()
+            return True
+        self._flush_batch()
         try:
             if not request.dont_filter and self.df.request_seen(request):
                 self.df.log(request, self.spider)
@@ -178,14 +194,52 @@ class LeasingScheduler(RedisScheduler):
             self._redis_back()
         except RedisError as exc:
             self._redis_failed(exc)
-            self._unsent.append((outlet, request, lease))
+            self._unsent.append((outlet, request, lease, False))
             return True
         self.stats.inc_value("scheduler/enqueued/redis")
         return True
 
+    def _flush_batch(self) -> None:
+        """Queue the gathered new requests: one dupefilter pipeline, one MULTI/EXEC."""
+        if not self._batch or not self._redis_usable():
+            return
+        batch, self._batch = self._batch, []
+        try:
+            fresh = self._unseen(batch)
+        except RedisError as exc:
+            self._redis_failed(exc)
+            self._batch = batch + self._batch
+            return
+        try:
+            if fresh:
+                self.queues.push(fresh)
+            self._redis_back()
+        except RedisError as exc:
+            self._redis_failed(exc)
+            # let through already: asked again, the dupefilter would call them seen
+            self._unsent.extend((outlet, request, None, True) for outlet, request in fresh)
+            return
+        self.stats.inc_value("scheduler/enqueued/redis", len(fresh))
+
+    def _unseen(self, batch: list[tuple[str, Request]]) -> list[tuple[str, Request]]:
+        """The requests of ``batch`` the dupefilter has not seen (recording them as seen)."""
+        checked = [(outlet, r) for outlet, r in batch if not r.dont_filter]
+        batch_seen = getattr(self.df, "fingerprints_seen", None)
+        fingerprinter = getattr(self.df, "fingerprinter", None)
+        if batch_seen is not None and fingerprinter is not None:
+            seen = batch_seen([fingerprinter.fingerprint(r) for _, r in checked])
+        else:
+            seen = [self.df.request_seen(r) for _, r in checked]
+        duplicates = {id(r) for (_, r), was_seen in zip(checked, seen, strict=True) if was_seen}
+        for _, request in checked:
+            if id(request) in duplicates:
+                self.df.log(request, self.spider)
+        return [(outlet, r) for outlet, r in batch if id(r) not in duplicates]
+
     def next_request(self) -> Request | None:
         if not self._redis_usable():
             return None
+        self._flush_batch()  # the engine's tick: what a callback yielded goes out now
         try:
             now = time.monotonic()
             if not self._outlets or now - self._outlets_read > 2.0:
@@ -223,7 +277,7 @@ class LeasingScheduler(RedisScheduler):
                 slot.nextcall.schedule()
 
     def has_pending_requests(self) -> bool:
-        if self._unsent:
+        if self._unsent or self._batch:
             return True
         try:
             return any(self.queues.depths(self.queues.outlets()).values())
@@ -260,6 +314,11 @@ class LeasingScheduler(RedisScheduler):
     def _flush_unacked(self) -> None:
         if not self._unacked or not self._redis_usable():
             return
+        # a lease is acknowledged only once the requests that follow from it are in Redis
+        self._flush_batch()
+        self._flush_unsent()
+        if self._batch or self._unsent:
+            return
         leases, self._unacked = self._unacked, set()
         try:
             self.queues.ack(leases)
@@ -269,9 +328,9 @@ class LeasingScheduler(RedisScheduler):
 
     def _flush_unsent(self) -> None:
         while self._unsent and self._redis_usable():
-            outlet, request, lease = self._unsent[0]
+            outlet, request, lease, checked = self._unsent[0]
             try:
-                if request.dont_filter or not self.df.request_seen(request):
+                if checked or request.dont_filter or not self.df.request_seen(request):
                     self.queues.push([(outlet, request)], release=[lease] if lease else [])
                 elif lease:
                     self.queues.ack([lease])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator, Iterable, Iterator
 from typing import Any
 from urllib.parse import urldefrag, urljoin, urlsplit
@@ -15,6 +16,8 @@ from crawler.failover import RequestEnded, RequestWaiting
 from crawler.items import ArticleItem, FinishedRequest
 from crawler.judging import NO_ARTICLES, document_answer
 from crawler.outlets import Outlet
+
+logger = logging.getLogger(__name__)
 
 #: articles before listings, so a crawl stores as it goes instead of listing everything first
 ARTICLE_PRIORITY = 10
@@ -84,11 +87,16 @@ class OutletSpider(Spider):
         info = response.meta
         outlet = self.outlets.get(info[meta.OUTLET])
         section, page = info[meta.SECTION], info[meta.PAGE]
-        articles: dict[str, None] = {}
+        cap = self.crawler.settings.getint("LISTING_MAX_LINKS")
+        articles: dict[str, str] = {}  # identity -> URL to fetch: one request per document
+        over_cap = 0
         next_pages: list[str] = []
         for url, path, is_next in _outlet_links(outlet, response):
             if outlet.article_pattern.search(path):
-                articles[url] = None
+                if len(articles) < cap:
+                    articles.setdefault(outlet.canonical_url(url), url)
+                else:
+                    over_cap += 1
             elif is_next:
                 next_pages.append(url)
 
@@ -98,7 +106,11 @@ class OutletSpider(Spider):
             return
 
         self.crawler.stats.inc_value("listing/pages")
-        for url in articles:
+        if over_cap:
+            logger.warning("Listing %s links more than %d articles: %d further links left "
+                           "out (LISTING_MAX_LINKS)", response.url, cap, over_cap)
+            self.crawler.stats.inc_value("listing/links_capped")
+        for url in articles.values():
             yield Request(
                 url, callback=self.parse_article, errback=self.failed, priority=ARTICLE_PRIORITY,
                 meta={meta.OUTLET: outlet.name, meta.SECTION: section, meta.KIND: "article",
@@ -138,7 +150,7 @@ class OutletSpider(Spider):
 
 
 def _outlet_links(outlet: Outlet, response: Response) -> Iterator[tuple[str, str, bool]]:
-    """(canonical URL, path, whether it is rel="next") of each distinct link on the page that
+    """(URL to fetch, path, whether it is rel="next") of each distinct link on the page that
     points into the outlet, on any mirror or alias, in either scheme. Links elsewhere,
     mailto:, javascript: and fragments are left out. Listings carry a hundred links or more:
     each distinct href is resolved once."""
@@ -153,4 +165,4 @@ def _outlet_links(outlet: Outlet, response: Response) -> Iterator[tuple[str, str
         url = urljoin(base, href).split("#", 1)[0]
         if not outlet.owns(url):
             continue
-        yield outlet.canonical_url(url), urlsplit(url).path, is_next
+        yield outlet.fetch_url(url), urlsplit(url).path, is_next

@@ -6,7 +6,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
@@ -37,6 +37,10 @@ class Store(Protocol):
 
     def count(self, outlet: str | None = None) -> int: ...
 
+    def rekey(self, outlet: str, identity: Callable[[str], str]) -> int:
+        """Key the outlet's stored articles by ``identity(canonical_url)`` (its rules: see
+        ``crawler rekey``), merging those that collapse to one; returns how many changed."""
+
     def close(self) -> None: ...
 
 
@@ -63,6 +67,33 @@ def open_store(uri: str) -> Store:
         f"unsupported store URI {redact_url(uri)!r}: use sqlite:///path.db, "
         "jsonl:///path.jsonl or postgresql://user:pass@host:port/db"
     )
+
+
+def rekeyed(
+    rows: Iterable[tuple[str, Any]], identity: Callable[[str], str] | None = None
+) -> list[tuple[str, str, str]]:
+    """Plan the move of stored ``(canonical_url, fetched_at)`` rows to identity URLs.
+
+    The migrations cannot see the outlets' rules, so by default this applies the part of the
+    identity that does not depend on them (:func:`crawler.identity.identity_url` keeping
+    every non-tracking query parameter); ``identity`` gives an outlet's own
+    (:meth:`crawler.outlets.Outlet.canonical_url`). Of the rows that collapse to one
+    identity the one fetched last stays.
+    Returns (old key, old key of the row that stays, new key) for each row that changes: one
+    merged away (old != the one that stays) or one whose key changes.
+    """
+    if identity is None:
+        from crawler.identity import identity_url as identity
+
+    groups: dict[str, list[tuple[Any, str]]] = {}
+    for key, fetched_at in rows:
+        groups.setdefault(identity(key), []).append((fetched_at, key))
+    plan = []
+    for new, members in groups.items():
+        members.sort()
+        winner = members[-1][1]
+        plan += [(key, winner, new) for _, key in members if key != winner or key != new]
+    return plan
 
 
 def path_from_uri(uri: str) -> str:

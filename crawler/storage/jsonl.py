@@ -1,17 +1,21 @@
 """JSON Lines store: one record per line, appended. For piping into other tools.
 
 Idempotent within the file: the canonical URLs already in it are read at open, and a record
-is appended again only when its content changed. Readers take the last line per URL.
+is appended again only when its content changed. Readers take the last line per identity:
+lines written before canonical URLs were identity URLs are read under their identity (the
+outlet-independent part, see :func:`crawler.storage.rekeyed`), so variants of one article
+that an older crawler appended count once.
 """
 
 from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+from crawler.identity import identity_url
 from crawler.storage import StoreError, path_from_uri
 
 
@@ -35,10 +39,13 @@ class JSONLStore:
         return cls(path_from_uri(uri))
 
     def _records(self) -> Iterator[dict[str, Any]]:
+        """The file's records, each under its identity URL."""
         with self.path.open(encoding="utf-8") as lines:
             for line in lines:
                 if line.strip():
-                    yield json.loads(line)
+                    record = json.loads(line)
+                    record["canonical_url"] = identity_url(record["canonical_url"])
+                    yield record
 
     def write(self, records: list[dict[str, Any]]) -> int:
         lines = []
@@ -68,6 +75,36 @@ class JSONLStore:
 
     def count(self, outlet: str | None = None) -> int:
         return sum(1 for _ in self.read(outlet))
+
+    def rekey(self, outlet: str, identity: Callable[[str], str]) -> int:
+        """Rewrite the file with the outlet's records under ``identity``, the last line of
+        each article kept (written to a new file that then replaces this one)."""
+        records: dict[str, dict[str, Any]] = {}
+        changed = 0
+        try:
+            for record in self._records():
+                if record.get("outlet") == outlet:
+                    key = identity(record["canonical_url"])
+                    changed += key != record["canonical_url"]
+                    record["canonical_url"] = key
+                else:
+                    key = record["canonical_url"]
+                records.pop(key, None)  # the last line wins, in the place it was written
+                records[key] = record
+            if not changed:
+                return 0
+            fresh = self.path.with_name(self.path.name + ".rekey")
+            with fresh.open("w", encoding="utf-8") as out:
+                out.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in records.values())
+                out.flush()
+                os.fsync(out.fileno())
+            self._file.close()
+            os.replace(fresh, self.path)
+            self._file = self.path.open("a", encoding="utf-8")
+        except OSError as exc:
+            raise StoreError(f"cannot rekey JSONL store {self.path}: {exc.strerror}") from None
+        self._hashes = {key: r.get("content_hash") or "" for key, r in records.items()}
+        return changed
 
     def close(self) -> None:
         self._file.close()

@@ -31,7 +31,7 @@ from psycopg_pool import ConnectionPool, PoolClosed, PoolTimeout
 
 from crawler.items import ARTICLE_FIELDS
 from crawler.redact import redact_text
-from crawler.storage import StoreError, StoreUnavailable
+from crawler.storage import StoreError, StoreUnavailable, rekeyed
 
 logger = logging.getLogger(__name__)
 
@@ -40,9 +40,47 @@ T = TypeVar("T")
 #: ``pg_advisory_xact_lock`` key serialising schema migrations ("crawler" in ASCII)
 MIGRATION_LOCK_KEY = 0x637261776C6572
 
-#: the schema, one step per version, applied in order, each in its own transaction.
-#: Append new steps; never edit one that has been released.
-MIGRATIONS: list[tuple[str, str]] = [
+
+
+def _rekey_to_identity(conn: psycopg.Connection) -> None:
+    """Keys become identity URLs (:func:`crawler.storage.rekeyed`). Rows that collapse to one
+    identity are merged: the latest fetched stays, the others (and their revisions) become
+    revisions of it."""
+    conn.execute(
+        "ALTER TABLE article_revisions"
+        " DROP CONSTRAINT article_revisions_canonical_url_fkey,"
+        " ADD CONSTRAINT article_revisions_canonical_url_fkey FOREIGN KEY (canonical_url)"
+        " REFERENCES articles (canonical_url) ON DELETE CASCADE ON UPDATE CASCADE"
+    )
+    _apply_rekey(conn, rekeyed(conn.execute("SELECT canonical_url, fetched_at FROM articles")))
+
+
+def _apply_rekey(conn: psycopg.Connection, plan: list[tuple[str, str, str]]) -> None:
+    """Carry out a :func:`crawler.storage.rekeyed` plan in the caller's transaction."""
+    if not plan:
+        return
+    conn.execute("CREATE TEMP TABLE rekey (old text PRIMARY KEY, stays text NOT NULL,"
+                 " new text NOT NULL) ON COMMIT DROP")
+    with conn.cursor().copy("COPY rekey (old, stays, new) FROM STDIN") as copy:
+        for row in plan:
+            copy.write_row(row)
+    conn.execute(f"""
+        INSERT INTO article_revisions (canonical_url, {', '.join(ARTICLE_FIELDS[1:])})
+        SELECT r.stays, {', '.join('a.' + f for f in ARTICLE_FIELDS[1:])}
+        FROM articles a JOIN rekey r ON a.canonical_url = r.old WHERE r.old <> r.stays
+    """)
+    conn.execute("UPDATE article_revisions v SET canonical_url = r.stays FROM rekey r"
+                 " WHERE v.canonical_url = r.old AND r.old <> r.stays")
+    conn.execute("DELETE FROM articles a USING rekey r"
+                 " WHERE a.canonical_url = r.old AND r.old <> r.stays")
+    # ON UPDATE CASCADE takes the revisions along
+    conn.execute("UPDATE articles a SET canonical_url = r.new FROM rekey r"
+                 " WHERE a.canonical_url = r.old AND r.old = r.stays AND r.old <> r.new")
+
+
+#: the schema, one step per version, applied in order, each in its own transaction: SQL, or a
+#: function of the connection. Append new steps; never edit one that has been released.
+MIGRATIONS: list[tuple[str, str | Callable[[psycopg.Connection], None]]] = [
     (
         "articles table",
         """
@@ -116,6 +154,7 @@ MIGRATIONS: list[tuple[str, str]] = [
         CREATE INDEX articles_content_hash ON articles (content_hash);
         """,
     ),
+    ("canonical URLs become identity URLs; duplicates merged", _rekey_to_identity),
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -239,6 +278,19 @@ class PostgresStore:
 
     # -- extras ------------------------------------------------------------------------------
 
+    def rekey(self, outlet: str, identity: Callable[[str], str]) -> int:
+        def work(conn: psycopg.Connection) -> int:
+            with conn.transaction():
+                # under the migration lock: one rekey at a time, and none during a migration
+                conn.execute("SELECT pg_advisory_xact_lock(%s)", [MIGRATION_LOCK_KEY])
+                plan = rekeyed(conn.execute(
+                    "SELECT canonical_url, fetched_at FROM articles WHERE outlet = %s", [outlet]
+                ), identity)
+                _apply_rekey(conn, plan)
+                return len(plan)
+
+        return self._run(work)
+
     def revisions(self, canonical_url: str) -> list[dict[str, Any]]:
         """Earlier versions of one article, oldest first."""
         rows = self._run(
@@ -361,8 +413,11 @@ def migrate(conn: psycopg.Connection, target: int = SCHEMA_VERSION) -> int:
                 )
             if current >= target:
                 return current
-            description, sql = MIGRATIONS[current]
-            conn.execute(sql)
+            description, step = MIGRATIONS[current]
+            if callable(step):
+                step(conn)
+            else:
+                conn.execute(step)
             conn.execute(
                 "INSERT INTO schema_version (version, description) VALUES (%s, %s)",
                 [current + 1, description],

@@ -1,14 +1,20 @@
-"""SQLite store: the embedded default. WAL mode, so several processes can write one file."""
+"""SQLite store: the embedded default. WAL mode, so several processes can write one file.
+
+The schema version is ``PRAGMA user_version``: 0 is the first schema, whose keys were raw
+canonical URLs; 1 keys articles by identity URL (see :func:`crawler.storage.rekeyed`).
+"""
 
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 from crawler.items import ARTICLE_FIELDS
-from crawler.storage import StoreError, StoreUnavailable, path_from_uri
+from crawler.storage import StoreError, StoreUnavailable, path_from_uri, rekeyed
+
+SCHEMA_VERSION = 1
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS articles (
@@ -60,8 +66,54 @@ class SQLiteStore:
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=NORMAL")
             self.db.executescript(SCHEMA)
+            self._migrate()
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open SQLite store {path}: {exc}") from None
+
+    def _migrate(self) -> None:
+        if self.db.execute("PRAGMA user_version").fetchone()[0] >= SCHEMA_VERSION:
+            return
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            # read again under the write lock: another process may have migrated meanwhile
+            version = self.db.execute("PRAGMA user_version").fetchone()[0]
+            if version > SCHEMA_VERSION:
+                raise StoreError(f"SQLite store {self.path} has schema version {version}, "
+                                 f"newer than this crawler knows ({SCHEMA_VERSION})")
+            if version < 1:
+                self._rekey()
+            self.db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            self.db.execute("COMMIT")
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+
+    def _rekey(self) -> None:
+        """Version 1: keys become identity URLs; of duplicates the latest fetched stays."""
+        self._apply(rekeyed(self.db.execute("SELECT canonical_url, fetched_at FROM articles")))
+
+    def _apply(self, plan: list[tuple[str, str, str]]) -> None:
+        # the merged rows go first: a row moving to a key may find one of them there
+        self.db.executemany("DELETE FROM articles WHERE canonical_url = ?",
+                            [(old,) for old, stays, _ in plan if old != stays])
+        self.db.executemany("UPDATE articles SET canonical_url = ? WHERE canonical_url = ?",
+                            [(new, old) for old, stays, new in plan if old == stays])
+
+    def rekey(self, outlet: str, identity: Callable[[str], str]) -> int:
+        try:
+            self.db.execute("BEGIN IMMEDIATE")
+            try:
+                plan = rekeyed(self.db.execute(
+                    "SELECT canonical_url, fetched_at FROM articles WHERE outlet = ?", (outlet,)
+                ), identity)
+                self._apply(plan)
+                self.db.execute("COMMIT")
+            except BaseException:
+                self.db.execute("ROLLBACK")
+                raise
+        except sqlite3.Error as exc:
+            raise self._translate(exc, "rekey") from None
+        return len(plan)
 
     @classmethod
     def from_uri(cls, uri: str) -> SQLiteStore:

@@ -1,0 +1,112 @@
+"""A huge listing: capped at LISTING_MAX_LINKS, and its links queued in Redis in batches, a
+bounded number of round trips rather than one or two per link."""
+
+from __future__ import annotations
+
+import signal
+import time
+
+from conftest import run_crawler, wait_for
+
+from crawler.distributed.keys import RedisKeys
+
+KEYS = RedisKeys()
+LINKS = 100_000
+CAP = 10_000
+
+
+def huge_listing(links: int) -> bytes:
+    items = "".join(f'<li><a href="/news/2024/01/01/{n}/">Story {n}</a></li>'
+                    for n in range(1, links + 1))
+    return f"<!DOCTYPE html><html><body><ul>{items}</ul></body></html>".encode()
+
+
+def calls(client, command: str) -> int:
+    return client.info("commandstats").get(f"cmdstat_{command}", {}).get("calls", 0)
+
+
+def test_a_huge_listing_is_capped_and_queued_in_few_round_trips(
+    nginx_outlet, redis_server, workers, tmp_path
+):
+    # slow politeness: the worker takes few articles while the listing's links are queued
+    fx = nginx_outlet("healthy", pages="demo", articles=10,
+                      politeness={"requests_per_second": 0.5, "concurrency": 1})
+    fx.serve_page(0, "/section/politics", huge_listing(LINKS))
+    client = redis_server.client()
+    worker = workers(redis_server.url, f"sqlite:///{tmp_path}/crawl.db", fx.outlet_dir,
+                     "-s", f"LISTING_MAX_LINKS={CAP}")
+    wait_for(lambda: client.zcard(KEYS.workers), 60, "the worker's first heartbeat")
+    client.config_resetstat()
+    reads_before = client.info("stats")["total_reads_processed"]
+    started = time.monotonic()
+    result = run_crawler("schedule", fx.name, "--outlets-dir", str(fx.outlet_dir),
+                         "--redis", redis_server.url, "--section", "politics")
+    assert result.returncode == 0, result.stderr
+    polls = 0
+
+    def queued() -> bool:
+        nonlocal polls
+        polls += 1
+        return calls(client, "zadd") >= CAP + 1  # the listing itself, and its links
+
+    wait_for(queued, 60, f"{CAP} links queued", interval=0.5)
+    elapsed = time.monotonic() - started
+    reads = client.info("stats")["total_reads_processed"] - reads_before
+    transactions = calls(client, "exec")
+    checked = calls(client, "hsetnx")
+    print(f"{elapsed=:.1f} s {reads=} {polls=} {transactions=} {checked=}")
+    worker.stop(signal.SIGTERM)
+    # queued once each: back in the queue now, but for the few the worker finished
+    assert CAP - 50 <= client.zcard(KEYS.queue(fx.name)) <= CAP
+    log = worker.output()
+    assert elapsed < 60
+    assert "LISTING_MAX_LINKS" in log and f"{LINKS - CAP} further links left out" in log
+    assert "'listing/links_capped': 1" in log
+    # one MULTI/EXEC per batch of 100, not one per link
+    assert transactions < CAP / 50, transactions
+    # every read of the server, the dupefilter's pipelines and the worker's other traffic
+    # included (a batch of 100 requests, about 100 KB, takes a few 16 KB reads): link by
+    # link it would be at least two round trips per link
+    assert reads - 3 * polls < CAP / 5, (reads, polls)
+    assert checked >= CAP  # every link was checked by the dupefilter
+
+
+def test_a_listing_is_acknowledged_only_once_its_links_are_in_redis(redis_url):
+    from scrapy import Request
+    from scrapy.utils.test import get_crawler
+
+    from crawler import settings as defaults
+    from crawler.distributed.queue import OutletQueues
+    from crawler.distributed.scheduler import LeasingScheduler
+
+    names = ("WORKER_HEARTBEAT", "WORKER_TIMEOUT", "REDIS_RETRY_MAX", "SCHEDULER_IDLE_POLL",
+             "SCHEDULER_PUSH_BATCH")
+    crawler = get_crawler(settings_dict={
+        **{name: getattr(defaults, name) for name in names}, "REDIS_URL": redis_url,
+        "DUPEFILTER_CLASS": "crawler.distributed.dupefilter.CompactDupeFilter",
+    })
+    spider = crawler._create_spider()
+    scheduler = LeasingScheduler.from_crawler(crawler)
+    scheduler.spider = spider
+    scheduler.queues = queues = OutletQueues(scheduler.server, KEYS, scheduler.worker, spider)
+    client = scheduler.server
+    queues.push([("demo", Request("http://a.example/section/x", meta={"outlet": "demo"},
+                                  dont_filter=True))])
+    listing = queues.take("demo")
+    assert "lease" in listing.meta
+
+    def article(n: int) -> Request:
+        return Request(f"http://a.example/news/{n}", meta={"outlet": "demo"})
+
+    for n in range(250):
+        assert scheduler.enqueue_request(article(n))
+    assert client.zcard(KEYS.queue("demo")) == 200  # two full batches; 50 wait for the tick
+    scheduler.on_request_finished(listing, "listing_handled")
+    assert client.zcard(KEYS.queue("demo")) == 250  # sent before the lease went
+    assert client.hlen(KEYS.inflight(scheduler.worker)) == 0
+
+    for n in range(300):  # 250 seen already, 50 new
+        scheduler.enqueue_request(article(n))
+    scheduler.next_request()  # the engine's next tick sends the rest
+    assert client.zcard(KEYS.queue("demo")) + 1 == 300  # one was taken by next_request
+    assert crawler.stats.get_value("dupefilter/filtered") == 250
