@@ -2,7 +2,8 @@
 
 The spider, middlewares, pipelines and extensions each reach them through
 :func:`crawl_context`, so there is one outlet catalog, one mirror health, one waiting room,
-one ledger, one failover and (workers) one Redis client per crawler, whatever asks first.
+one ledger, one failover, one store and (workers) one Redis client per crawler, whatever
+asks first.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ if TYPE_CHECKING:
     from crawler.ledger import RequestLedger
     from crawler.mirrors import MirrorHealth
     from crawler.outlets import OutletCatalog
+    from crawler.storage import Store
     from crawler.waiting import WaitingRoom
 
 
@@ -47,6 +49,19 @@ class CrawlContext:
         from crawler.distributed.connection import redis_client
 
         return redis_client(self.crawler.settings)
+
+    @cached_property
+    def store(self) -> Store:
+        """The crawl's one store (``STORE_URI``): one PostgreSQL pool per worker, shared by
+        the stored-article check and the writer. Closed when the engine stops: after the
+        pipelines wrote their last batch and every spider_closed handler ran."""
+        from scrapy import signals
+
+        from crawler.storage import open_store
+
+        store = open_store(self.crawler.settings["STORE_URI"])
+        self.crawler.signals.connect(store.close, signal=signals.engine_stopped, weak=False)
+        return store
 
     @cached_property
     def catalog(self) -> OutletCatalog:

@@ -33,7 +33,7 @@ from crawler.judging import (
     mirror_failure,
 )
 from crawler.redact import redact_url
-from crawler.storage import StoreError, open_store
+from crawler.storage import StoreError
 
 if TYPE_CHECKING:
     from scrapy.crawler import Crawler
@@ -113,14 +113,13 @@ class StoredArticleFilter(_OutletRequests):
 
     def __init__(self, crawler: Crawler) -> None:
         super().__init__(crawler)
-        self.store = open_store(crawler.settings["STORE_URI"])
-        # one thread: a store connection is not for concurrent use
+        self.store = crawl_context(crawler).store
+        # one thread: the check waits for nothing but the store
         self._reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="stored-filter")
         crawler.signals.connect(self.close, signal=scrapy_signals.spider_closed)
 
     def close(self) -> None:
         self._reader.shutdown(wait=True)
-        self.store.close()
 
     def _article_urls(self, results: list[Any]) -> dict[int, str]:
         canonical: dict[int, str] = {}

@@ -19,7 +19,7 @@ from crawler.failover import Attempts, RequestEnded, RequestWaiting
 from crawler.items import ArticleItem, FinishedRequest
 from crawler.judging import TEXT_PREFIX, judge_text
 from crawler.ledger import ItemContinues, ItemEnded
-from crawler.storage import StoreError, StoreUnavailable, open_store
+from crawler.storage import StoreError, StoreUnavailable
 
 if TYPE_CHECKING:
     from scrapy.crawler import Crawler
@@ -145,7 +145,7 @@ class StorePipeline:
     def __init__(self, crawler: Crawler) -> None:
         self.crawler = crawler
         settings = crawler.settings
-        self.store = open_store(settings["STORE_URI"])
+        self.store = crawl_context(crawler).store
         self.batch_size = settings.getint("STORE_BATCH_SIZE")
         self.flush_seconds = settings.getfloat("STORE_FLUSH_SECONDS")
         self.retry_min = settings.getfloat("STORE_RETRY_MIN")
@@ -242,5 +242,4 @@ class StorePipeline:
         except StoreError as exc:
             logger.error("Could not store the last articles: %s", exc)
         finally:
-            self._writer.shutdown(wait=True)
-            self.store.close()
+            self._writer.shutdown(wait=True)  # the crawl context closes the store

@@ -7,6 +7,7 @@ canonical URLs; 1 keys articles by identity URL (see :func:`crawler.storage.reke
 from __future__ import annotations
 
 import sqlite3
+import threading
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -59,6 +60,9 @@ class SQLiteStore:
             hint = " (an absolute path takes four slashes: sqlite:////abs/path.db)"
             raise StoreError(f"cannot open SQLite store {path}: {parent} does not exist"
                              + (hint if not Path(path).is_absolute() else ""))
+        # one connection for the crawl's threads (the stored-article check, the writer): one
+        # of them at a time
+        self._lock = threading.RLock()
         try:
             self.db = sqlite3.connect(
                 path, timeout=busy_timeout, isolation_level=None, check_same_thread=False
@@ -120,6 +124,10 @@ class SQLiteStore:
         return cls(path_from_uri(uri))
 
     def write(self, records: list[dict[str, Any]]) -> int:
+        with self._lock:
+            return self._write(records)
+
+    def _write(self, records: list[dict[str, Any]]) -> int:
         try:
             before = self.db.total_changes
             # IMMEDIATE takes the write lock up front, so concurrent writers queue on
@@ -136,7 +144,10 @@ class SQLiteStore:
             raise self._translate(exc, "write to") from None
 
     def existing(self, canonical_urls: Iterable[str]) -> set[str]:
-        urls = list(canonical_urls)
+        with self._lock:
+            return self._existing(list(canonical_urls))
+
+    def _existing(self, urls: list[str]) -> set[str]:
         found: set[str] = set()
         try:
             for start in range(0, len(urls), _LOOKUP_CHUNK):
