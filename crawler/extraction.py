@@ -1,4 +1,5 @@
-"""Article text and metadata from a fetched page: trafilatura, then the outlet's boilerplate rules.
+"""Article text and metadata from a fetched page: the outlet's CSS selectors where it has them,
+else trafilatura; then the outlet's boilerplate rules.
 
 :func:`extract_article` does the work for one page. :class:`ExtractorPool` runs it in worker
 processes so that a page trafilatura chokes on costs at most ``timeout`` seconds: the worker
@@ -20,7 +21,7 @@ from datetime import datetime
 from functools import lru_cache
 from multiprocessing.connection import Connection
 
-from crawler.outlets import Boilerplate
+from crawler.outlets import Boilerplate, Selectors
 
 __all__ = [
     "ExtractionError",
@@ -41,6 +42,8 @@ class Extracted:
     #: paragraphs separated by "\n"
     text: str
     categories: tuple[str, ...]
+    #: the outlet names the body by selector, but it found nothing here: trafilatura's text
+    selector_fallback: bool = False
 
 
 class ExtractionTimeout(Exception):
@@ -90,33 +93,38 @@ def extract_article(
     url: str,
     boilerplate: Boilerplate | None = None,
     encoding: str | None = None,
+    selectors: Selectors | None = None,
 ) -> Extracted | None:
     """The article in ``body``, or None when the page has no article text.
 
     ``encoding`` is the one the response declared (Scrapy's ``response.encoding``); without it
-    trafilatura guesses from the bytes.
+    trafilatura guesses from the bytes. ``selectors`` (the outlet's) name fields by CSS; each
+    one that finds nothing is left to trafilatura.
     """
     html = _decode(body, encoding)
     import trafilatura  # here, not at the top: the crawling process never extracts itself
 
+    found = _by_selectors(html, selectors) if selectors is not None and selectors.any else {}
     document = trafilatura.bare_extraction(
         html, url=url, date_extraction_params=dict(_DATE_PARAMS), **_TRAFILATURA_OPTIONS
     )
-    if document is None:
+    if document is None and "body" not in found:
         return None
-    title = _clean(document.title)
-    text = _normalize(document.text or "", title)
+    title = found.get("title") or _clean(document.title if document else None)
+    text = found.get("body") or (document.text if document else "") or ""
+    text = _normalize(text, title)
     if boilerplate is not None:
         text = apply_boilerplate(text, boilerplate)
     if not text:
         return None
     return Extracted(
         title=title,
-        author=_clean(document.author),
-        published=_iso_date(document.date),
-        language=_language(document.language) or _html_lang(html),
+        author=found.get("author") or _clean(document.author if document else None),
+        published=_iso_date(found.get("published") or (document.date if document else None)),
+        language=(_language(document.language) if document else None) or _html_lang(html),
         text=text,
-        categories=_categories(document.categories, document.tags),
+        categories=_categories(document.categories, document.tags) if document else (),
+        selector_fallback=bool(selectors and selectors.body) and "body" not in found,
     )
 
 
@@ -187,6 +195,102 @@ def _categories(categories: list[str] | None, tags: list[str] | None) -> tuple[s
     return tuple(seen)
 
 
+# -- outlet selectors ------------------------------------------------------------------------------
+
+# never article text, whatever a body selector's element holds
+_NOT_TEXT = ("script", "style", "noscript", "template", "svg", "iframe", "form", "button",
+             "figure", "figcaption")
+# elements that start a new paragraph of the body
+_BLOCK_TAGS = frozenset({
+    "p", "div", "section", "article", "blockquote", "pre", "ul", "ol", "li", "dl", "dt", "dd",
+    "table", "tr", "h1", "h2", "h3", "h4", "h5", "h6", "header", "footer", "aside",
+})
+
+
+def _by_selectors(html: bytes | str, selectors: Selectors) -> dict[str, str]:
+    """The fields the outlet's selectors find in the page: name -> text; a miss is absent."""
+    from lxml import etree
+    from lxml import html as lxml_html
+    from lxml.cssselect import CSSSelector
+
+    try:
+        if isinstance(html, str):  # lxml refuses str with an encoding declaration
+            parser = lxml_html.HTMLParser(encoding="utf-8")
+            tree = lxml_html.document_fromstring(html.encode("utf-8"), parser=parser)
+        else:
+            tree = lxml_html.document_fromstring(html)
+    except (etree.ParserError, ValueError):  # an empty or unparsable page
+        return {}
+    found: dict[str, str] = {}
+    for name in ("body", "title", "published", "author"):
+        selector = getattr(selectors, name)
+        if not selector:
+            continue
+        elements = CSSSelector(selector)(tree)
+        if name == "body":
+            value = _body_text(elements)
+        elif name == "published":
+            value = _selected_date(elements[0]) if elements else None
+        else:
+            value = _clean(elements[0].text_content()) if elements else None
+        if value:
+            found[name] = value
+    return found
+
+
+def _body_text(elements: list) -> str | None:
+    """Every matched element's text, one paragraph per line; one nested in another counts once."""
+    matched = set(elements)
+    lines: list[str] = []
+    for element in elements:
+        if any(ancestor in matched for ancestor in element.iterancestors()):
+            continue
+        for unwanted in element.xpath(" | ".join(f".//{tag}" for tag in _NOT_TEXT)):
+            unwanted.drop_tree()
+        lines.append(_with_breaks(element))
+    text = "\n".join(lines)
+    return text if text.strip() else None
+
+
+def _with_breaks(element) -> str:
+    """The element's text with a line break around every block and at every <br>."""
+    parts: list[str] = []
+
+    def walk(node, tail: bool = True) -> None:
+        if isinstance(node.tag, str):  # not a comment or processing instruction
+            block = node.tag in _BLOCK_TAGS
+            parts.append("\n" if block else "")
+            parts.append(node.text or "")
+            for child in node:
+                walk(child)
+            parts.append("\n" if block or node.tag == "br" else "")
+        if tail:
+            parts.append(node.tail or "")
+
+    walk(element, tail=False)  # the text after the element is not in it
+    return "".join(parts)
+
+
+def _selected_date(element) -> str | None:
+    """ISO-8601 from a date element: its datetime or content attribute, else its text."""
+    value = element.get("datetime") or element.get("content") or element.text_content()
+    value = " ".join(value.split())
+    if not value:
+        return None
+    moment = _iso_date(value)
+    if moment is not None:
+        return moment
+    from html import escape
+
+    import htmldate
+
+    # a date written out ("Thursday, 14 March 2024 09:42"): htmldate reads it as page text
+    return _iso_date(htmldate.find_date(
+        f"<html><body><p>{escape(value)}</p></body></html>",
+        outputformat=_DATE_FORMAT, original_date=True, extensive_search=True,
+    ))
+
+
 # -- outlet boilerplate rules ----------------------------------------------------------------------
 
 
@@ -236,7 +340,7 @@ def _context() -> multiprocessing.context.BaseContext:
 
 
 def _serve(conn: Connection) -> None:
-    """Worker loop: (body, url, boilerplate, encoding) in, ("ok", result) or ("error", msg) out."""
+    """Worker loop: extract_article's arguments in, ("ok", result) or ("error", msg) out."""
     # Ctrl+C reaches the whole process group; the parent decides when workers stop.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     # trafilatura warns about every page it discards; without handlers that goes to stderr
@@ -330,10 +434,11 @@ class ExtractorPool:
         url: str,
         boilerplate: Boilerplate | None = None,
         encoding: str | None = None,
+        selectors: Selectors | None = None,
     ) -> Extracted | None:
         if self._closed:
             raise RuntimeError("the extractor pool is closed")
-        job = (body, url, boilerplate, encoding)
+        job = (body, url, boilerplate, encoding, selectors)
         if self._executor is None:
             try:
                 return extract_article(*job)
