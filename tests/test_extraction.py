@@ -15,6 +15,8 @@ from crawler.extraction import (
     ExtractorPool,
     apply_boilerplate,
     extract_article,
+    readability_text,
+    second_opinion,
 )
 from crawler.outlets import Boilerplate, OutletError, Selectors, load_outlet_file
 
@@ -155,6 +157,52 @@ def test_page_that_is_only_boilerplate_is_none():
         page = page.replace(f"<p>{paragraph}</p>", "")
     assert extract_article(page, URL) is not None  # the notice alone is "text" to trafilatura
     assert extract_article(page, URL, RULES) is None
+
+
+def test_second_opinion_drops_a_teaser_list_trafilatura_keeps():
+    teasers = "".join(
+        f'<li><a href="/Detail/2024/03/1{i}/{i}">{headline}</a></li>'
+        for i, headline in enumerate([
+            "Rial firms as central bank widens currency window",
+            "Tehran stock index closes at a record high on Monday",
+            "Caspian shipping line adds a weekly route to Russia",
+        ])
+    )
+    page = ARTICLE_PAGE.replace('<div class="body">', f'<div class="body"><ul>{teasers}</ul>')
+    extracted = extract_article(page.encode(), URL, RULES, encoding="utf-8")
+    assert extracted is not None
+    # trafilatura keeps the list; readability leaves it out and agrees on everything else
+    assert extracted.text == "\n".join(PARAGRAPHS)
+
+
+def test_readability_text_is_the_article_paragraphs():
+    text = readability_text(ARTICLE_PAGE.encode())
+    assert text is not None
+    lines = text.split("\n")
+    assert all(paragraph in lines for paragraph in PARAGRAPHS)
+    # inline markup is not a word break; navigation is not the article
+    assert "Press TV News Roku: get our channel on your streaming device today." in lines
+    assert "Home" not in lines and "About us" not in lines
+
+
+ARTICLE = "\n".join(PARAGRAPHS)
+PROMO = "Sign up for our daily newsletter and get the top stories in your inbox every morning."
+
+
+def test_second_opinion_takes_the_tighter_text_both_found():
+    assert second_opinion(f"{ARTICLE}\n{PROMO}", ARTICLE) == ARTICLE
+    assert second_opinion(f"{PROMO}\n{ARTICLE}", ARTICLE, shared=0.9, length=0.5) == ARTICLE
+
+
+def test_second_opinion_leaves_trafilatura_where_they_disagree():
+    # the other text holds something trafilatura did not find: a different reading of the page
+    assert second_opinion(ARTICLE, f"{PARAGRAPHS[0]}\n{PROMO}") == ARTICLE
+    # much shorter: the other extractor found a part of the article, not a tighter whole
+    assert second_opinion(ARTICLE, PARAGRAPHS[0], length=0.5) == ARTICLE
+    # the same words: trafilatura's text stays, with its paragraphs
+    assert second_opinion(ARTICLE, " ".join(PARAGRAPHS)) == ARTICLE
+    assert second_opinion(ARTICLE, None) == ARTICLE
+    assert second_opinion("", ARTICLE) == ""
 
 
 # -- outlet selectors ---------------------------------------------------------------------------
