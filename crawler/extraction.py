@@ -1,4 +1,5 @@
-"""Article text and metadata from a fetched page: trafilatura, then the outlet's boilerplate rules.
+"""Article text and metadata from a fetched page: the outlet's CSS selectors where it has them,
+else trafilatura; then the outlet's boilerplate rules.
 
 :func:`extract_article` does the work for one page. :class:`ExtractorPool` runs it in worker
 processes so that a page trafilatura chokes on costs at most ``timeout`` seconds: the worker
@@ -14,13 +15,14 @@ import multiprocessing
 import queue
 import re
 import signal
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
 from multiprocessing.connection import Connection
 
-from crawler.outlets import Boilerplate
+from crawler.outlets import Boilerplate, Selectors
 
 __all__ = [
     "ExtractionError",
@@ -41,6 +43,8 @@ class Extracted:
     #: paragraphs separated by "\n"
     text: str
     categories: tuple[str, ...]
+    #: the outlet names the body by selector, but it found nothing here: trafilatura's text
+    selector_fallback: bool = False
 
 
 class ExtractionTimeout(Exception):
@@ -53,19 +57,31 @@ class ExtractionError(Exception):
 
 # -- one page ------------------------------------------------------------------------------------
 
-# Settings measured on the AEB pages (benchmarks/extraction.py). favor_precision: an archive
-# is better off missing a stray paragraph than storing navigation and teasers as article
-# text, which would also defeat copy detection by content hash. Comments are not the article.
-# Tables are kept: in news they are data the article reports.
+# Settings measured on the AEB pages (benchmarks/extraction.py, per held-out fold).
+# favor_precision: an archive is better off missing a stray paragraph than storing navigation
+# and teasers as article text, which would also defeat copy detection by content hash.
+# include_links: trafilatura judges link density only on the links it keeps, so keeping them
+# (and dropping the markup after) lets it tell link lists and teasers from text; that won on
+# every fold. Comments are not the article. Tables are kept: in news they are data the article
+# reports.
 _TRAFILATURA_OPTIONS = dict(
     favor_precision=True,
     include_comments=False,
     include_tables=True,
     include_images=False,
-    include_links=False,
+    include_links=True,
     include_formatting=False,
     with_metadata=True,
 )
+
+# A second opinion from a differently built extractor (readability's scoring of content
+# blocks, trafilatura's port of it): where its text is almost all inside trafilatura's and
+# not much shorter, trafilatura has taken the same article plus something around it (a
+# sidebar, a promo, related links), and the tighter text is the article. Anywhere else the two
+# disagree about what the article is, and trafilatura is right far more often. Thresholds
+# chosen on training folds only (benchmarks/extraction.py --nested picks them per fold).
+SECOND_OPINION_SHARED = 1.0  # share of its 4-word runs found in trafilatura's text
+SECOND_OPINION_LENGTH = 0.3  # at least this share of trafilatura's length
 
 # htmldate keeps the time of day and the offset when the page states them (meta tags, JSON-LD,
 # <time datetime>); a date-only source comes out at midnight without an offset. News URLs
@@ -90,34 +106,109 @@ def extract_article(
     url: str,
     boilerplate: Boilerplate | None = None,
     encoding: str | None = None,
+    selectors: Selectors | None = None,
 ) -> Extracted | None:
     """The article in ``body``, or None when the page has no article text.
 
     ``encoding`` is the one the response declared (Scrapy's ``response.encoding``); without it
-    trafilatura guesses from the bytes.
+    trafilatura guesses from the bytes. ``selectors`` (the outlet's) name fields by CSS; each
+    one that finds nothing is left to trafilatura.
     """
     html = _decode(body, encoding)
     import trafilatura  # here, not at the top: the crawling process never extracts itself
 
+    found = _by_selectors(html, selectors) if selectors is not None and selectors.any else {}
     document = trafilatura.bare_extraction(
         html, url=url, date_extraction_params=dict(_DATE_PARAMS), **_TRAFILATURA_OPTIONS
     )
-    if document is None:
+    if document is None and "body" not in found:
         return None
-    title = _clean(document.title)
-    text = _normalize(document.text or "", title)
+    title = found.get("title") or _clean(document.title if document else None)
+    if "body" in found:
+        text = found["body"]
+    else:
+        text = second_opinion(_body_text_of(document.body), readability_text(html))
+    text = _normalize(text, title)
     if boilerplate is not None:
         text = apply_boilerplate(text, boilerplate)
     if not text:
         return None
     return Extracted(
         title=title,
-        author=_clean(document.author),
-        published=_iso_date(document.date),
-        language=_language(document.language) or _html_lang(html),
+        author=found.get("author") or _clean(document.author if document else None),
+        published=_iso_date(found.get("published") or (document.date if document else None)),
+        language=(_language(document.language) if document else None) or _html_lang(html),
         text=text,
-        categories=_categories(document.categories, document.tags),
+        categories=_categories(document.categories, document.tags) if document else (),
+        selector_fallback=bool(selectors and selectors.body) and "body" not in found,
     )
+
+
+def _body_text_of(body) -> str:
+    """trafilatura's text of its result tree, without the links it kept for judging."""
+    from lxml import etree
+    from trafilatura.xml import xmltotxt
+
+    if body is None:
+        return ""
+    etree.strip_tags(body, "ref")
+    return xmltotxt(body, False) or ""
+
+
+def readability_text(html: bytes | str) -> str | None:
+    """The article text by readability's scoring, one paragraph per line; None if none."""
+    from lxml import html as lxml_html
+    from trafilatura.readability_lxml import Document
+    from trafilatura.utils import load_html
+
+    try:
+        tree = load_html(html)
+        summary = Document(tree).summary() if tree is not None else ""
+        result = lxml_html.fromstring(summary) if summary.strip() else None
+    except Exception:  # noqa: BLE001 - only a second opinion: without it trafilatura decides
+        return None
+    if result is None:
+        return None
+    # text in paragraphs, headings, lists and quotes only: what readability keeps loose in its
+    # containers is mostly captions, bylines and credits
+    blocks = [
+        element for element in result.iter(*_READABILITY_BLOCKS)
+        if not any(a.tag in _READABILITY_BLOCKS for a in element.iterancestors())
+    ]
+    lines = (" ".join(line.split()) for block in blocks for line in _with_breaks(block).split("\n"))
+    return "\n".join(line for line in lines if line) or None
+
+
+_READABILITY_BLOCKS = ("p", "h1", "h2", "h3", "h4", "h5", "h6", "li", "blockquote", "pre")
+
+
+def second_opinion(
+    text: str,
+    other: str | None,
+    shared: float = SECOND_OPINION_SHARED,
+    length: float = SECOND_OPINION_LENGTH,
+) -> str:
+    """``other`` where it is nearly all inside ``text`` and not much shorter, else ``text``.
+
+    Where ``other`` leaves nothing of ``text`` out, ``text`` stays: it is trafilatura's, with
+    its paragraphs and tables.
+    """
+    if not other or not text or not length * len(text) <= len(other) <= len(text):
+        return text
+    runs, inside = _word_runs(other), _word_runs(text)
+    total = sum(runs.values())
+    if not total or not inside - runs:
+        return text
+    return other if sum((runs & inside).values()) / total >= shared else text
+
+
+_WORD = re.compile(r"\w+")
+
+
+def _word_runs(text: str, size: int = 4) -> Counter[str]:
+    """The multiset of runs of ``size`` consecutive words."""
+    words = _WORD.findall(text)
+    return Counter(" ".join(words[i : i + size]) for i in range(max(1, len(words) - size + 1)))
 
 
 def _decode(body: bytes | str, encoding: str | None) -> bytes | str:
@@ -187,6 +278,102 @@ def _categories(categories: list[str] | None, tags: list[str] | None) -> tuple[s
     return tuple(seen)
 
 
+# -- outlet selectors ------------------------------------------------------------------------------
+
+# never article text, whatever a body selector's element holds
+_NOT_TEXT = ("script", "style", "noscript", "template", "svg", "iframe", "form", "button",
+             "figure", "figcaption")
+# elements that start a new paragraph of the body
+_BLOCK_TAGS = frozenset({
+    "p", "div", "section", "article", "blockquote", "pre", "ul", "ol", "li", "dl", "dt", "dd",
+    "table", "tr", "h1", "h2", "h3", "h4", "h5", "h6", "header", "footer", "aside",
+})
+
+
+def _by_selectors(html: bytes | str, selectors: Selectors) -> dict[str, str]:
+    """The fields the outlet's selectors find in the page: name -> text; a miss is absent."""
+    from lxml import etree
+    from lxml import html as lxml_html
+    from lxml.cssselect import CSSSelector
+
+    try:
+        if isinstance(html, str):  # lxml refuses str with an encoding declaration
+            parser = lxml_html.HTMLParser(encoding="utf-8")
+            tree = lxml_html.document_fromstring(html.encode("utf-8"), parser=parser)
+        else:
+            tree = lxml_html.document_fromstring(html)
+    except (etree.ParserError, ValueError):  # an empty or unparsable page
+        return {}
+    found: dict[str, str] = {}
+    for name in ("body", "title", "published", "author"):
+        selector = getattr(selectors, name)
+        if not selector:
+            continue
+        elements = CSSSelector(selector)(tree)
+        if name == "body":
+            value = _body_text(elements)
+        elif name == "published":
+            value = _selected_date(elements[0]) if elements else None
+        else:
+            value = _clean(elements[0].text_content()) if elements else None
+        if value:
+            found[name] = value
+    return found
+
+
+def _body_text(elements: list) -> str | None:
+    """Every matched element's text, one paragraph per line; one nested in another counts once."""
+    matched = set(elements)
+    lines: list[str] = []
+    for element in elements:
+        if any(ancestor in matched for ancestor in element.iterancestors()):
+            continue
+        for unwanted in element.xpath(" | ".join(f".//{tag}" for tag in _NOT_TEXT)):
+            unwanted.drop_tree()
+        lines.append(_with_breaks(element))
+    text = "\n".join(lines)
+    return text if text.strip() else None
+
+
+def _with_breaks(element) -> str:
+    """The element's text with a line break around every block and at every <br>."""
+    parts: list[str] = []
+
+    def walk(node, tail: bool = True) -> None:
+        if isinstance(node.tag, str):  # not a comment or processing instruction
+            block = node.tag in _BLOCK_TAGS
+            parts.append("\n" if block else "")
+            parts.append(node.text or "")
+            for child in node:
+                walk(child)
+            parts.append("\n" if block or node.tag == "br" else "")
+        if tail:
+            parts.append(node.tail or "")
+
+    walk(element, tail=False)  # the text after the element is not in it
+    return "".join(parts)
+
+
+def _selected_date(element) -> str | None:
+    """ISO-8601 from a date element: its datetime or content attribute, else its text."""
+    value = element.get("datetime") or element.get("content") or element.text_content()
+    value = " ".join(value.split())
+    if not value:
+        return None
+    moment = _iso_date(value)
+    if moment is not None:
+        return moment
+    from html import escape
+
+    import htmldate
+
+    # a date written out ("Thursday, 14 March 2024 09:42"): htmldate reads it as page text
+    return _iso_date(htmldate.find_date(
+        f"<html><body><p>{escape(value)}</p></body></html>",
+        outputformat=_DATE_FORMAT, original_date=True, extensive_search=True,
+    ))
+
+
 # -- outlet boilerplate rules ----------------------------------------------------------------------
 
 
@@ -236,7 +423,7 @@ def _context() -> multiprocessing.context.BaseContext:
 
 
 def _serve(conn: Connection) -> None:
-    """Worker loop: (body, url, boilerplate, encoding) in, ("ok", result) or ("error", msg) out."""
+    """Worker loop: extract_article's arguments in, ("ok", result) or ("error", msg) out."""
     # Ctrl+C reaches the whole process group; the parent decides when workers stop.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     # trafilatura warns about every page it discards; without handlers that goes to stderr
@@ -330,10 +517,11 @@ class ExtractorPool:
         url: str,
         boilerplate: Boilerplate | None = None,
         encoding: str | None = None,
+        selectors: Selectors | None = None,
     ) -> Extracted | None:
         if self._closed:
             raise RuntimeError("the extractor pool is closed")
-        job = (body, url, boilerplate, encoding)
+        job = (body, url, boilerplate, encoding, selectors)
         if self._executor is None:
             try:
                 return extract_article(*job)

@@ -15,6 +15,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import yaml
+from cssselect import GenericTranslator, SelectorError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from crawler.identity import identity_url, without_tracking
@@ -36,6 +37,41 @@ class Boilerplate(BaseModel):
     cut_from: list[str] = Field(default_factory=list)
     #: lines containing one of these are dropped wherever they stand
     drop_lines: list[str] = Field(default_factory=list)
+
+
+class Selectors(BaseModel):
+    """CSS selectors naming parts of an article page, tried before the generic extractor.
+
+    A selector that finds nothing (the outlet changed its markup) leaves that field to
+    trafilatura, so a stale selector costs precision, never the article.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    #: the article text: every element it matches, in page order
+    body: str | None = None
+    title: str | None = None
+    #: an element whose datetime/content attribute or text holds the publication date
+    published: str | None = None
+    author: str | None = None
+
+    @field_validator("body", "title", "published", "author")
+    @classmethod
+    def _is_css(cls, selector: str | None) -> str | None:
+        if selector is None:
+            return None
+        if not selector.strip():
+            raise ValueError("an empty CSS selector")
+        try:
+            GenericTranslator().css_to_xpath(selector)
+        except SelectorError as exc:
+            detail = " ".join(str(exc).split())
+            raise ValueError(f"not a valid CSS selector: {detail}") from None
+        return selector
+
+    @property
+    def any(self) -> bool:
+        return any((self.body, self.title, self.published, self.author))
 
 
 class Politeness(BaseModel):
@@ -60,6 +96,7 @@ class Outlet(BaseModel):
     #: ({path} is the section path, {page} the page number), e.g. "{path}/{page}"
     page_path: str | None = None
     boilerplate: Boilerplate = Field(default_factory=Boilerplate)
+    selectors: Selectors = Field(default_factory=Selectors)
     politeness: Politeness = Field(default_factory=Politeness)
     #: other host names of the outlet (e.g. ``presstv.ir`` beside ``www.presstv.ir``): links and
     #: redirects to them stay inside the outlet, and name the same documents as the mirrors

@@ -85,7 +85,7 @@ class ExtractionPipeline:
         reason = None
         try:
             extracted = await self.pool.extract(
-                item.body, item.url, outlet.boilerplate, item.encoding
+                item.body, item.url, outlet.boilerplate, item.encoding, outlet.selectors
             )
         except ExtractionTimeout:
             extracted, reason = None, "timeout"
@@ -94,6 +94,9 @@ class ExtractionPipeline:
             extracted, reason = None, "error"
         if extracted is None and reason is None:
             reason = "empty"
+        if extracted is not None and extracted.selector_fallback:
+            # the outlet's body selector found nothing: its markup may have changed
+            self.crawler.stats.inc_value("extraction/selector_fallback")
         self.crawler.signals.send_catch_log(
             signals.extraction_finished, outlet=item.outlet,
             seconds=time.perf_counter() - started, ok=reason is None, reason=reason,

@@ -15,8 +15,10 @@ from crawler.extraction import (
     ExtractorPool,
     apply_boilerplate,
     extract_article,
+    readability_text,
+    second_opinion,
 )
-from crawler.outlets import Boilerplate
+from crawler.outlets import Boilerplate, OutletError, Selectors, load_outlet_file
 
 URL = "https://www.presstv.ir/Detail/2024/03/14/722115/Iran-oil-exports-Asia-record"
 
@@ -155,6 +157,126 @@ def test_page_that_is_only_boilerplate_is_none():
         page = page.replace(f"<p>{paragraph}</p>", "")
     assert extract_article(page, URL) is not None  # the notice alone is "text" to trafilatura
     assert extract_article(page, URL, RULES) is None
+
+
+def test_second_opinion_drops_a_teaser_list_trafilatura_keeps():
+    teasers = "".join(
+        f'<li><a href="/Detail/2024/03/1{i}/{i}">{headline}</a></li>'
+        for i, headline in enumerate([
+            "Rial firms as central bank widens currency window",
+            "Tehran stock index closes at a record high on Monday",
+            "Caspian shipping line adds a weekly route to Russia",
+        ])
+    )
+    page = ARTICLE_PAGE.replace('<div class="body">', f'<div class="body"><ul>{teasers}</ul>')
+    extracted = extract_article(page.encode(), URL, RULES, encoding="utf-8")
+    assert extracted is not None
+    # trafilatura keeps the list; readability leaves it out and agrees on everything else
+    assert extracted.text == "\n".join(PARAGRAPHS)
+
+
+def test_readability_text_is_the_article_paragraphs():
+    text = readability_text(ARTICLE_PAGE.encode())
+    assert text is not None
+    lines = text.split("\n")
+    assert all(paragraph in lines for paragraph in PARAGRAPHS)
+    # inline markup is not a word break; navigation is not the article
+    assert "Press TV News Roku: get our channel on your streaming device today." in lines
+    assert "Home" not in lines and "About us" not in lines
+
+
+ARTICLE = "\n".join(PARAGRAPHS)
+PROMO = "Sign up for our daily newsletter and get the top stories in your inbox every morning."
+
+
+def test_second_opinion_takes_the_tighter_text_both_found():
+    assert second_opinion(f"{ARTICLE}\n{PROMO}", ARTICLE) == ARTICLE
+    assert second_opinion(f"{PROMO}\n{ARTICLE}", ARTICLE, shared=0.9, length=0.5) == ARTICLE
+
+
+def test_second_opinion_leaves_trafilatura_where_they_disagree():
+    # the other text holds something trafilatura did not find: a different reading of the page
+    assert second_opinion(ARTICLE, f"{PARAGRAPHS[0]}\n{PROMO}") == ARTICLE
+    # much shorter: the other extractor found a part of the article, not a tighter whole
+    assert second_opinion(ARTICLE, PARAGRAPHS[0], length=0.5) == ARTICLE
+    # the same words: trafilatura's text stays, with its paragraphs
+    assert second_opinion(ARTICLE, " ".join(PARAGRAPHS)) == ARTICLE
+    assert second_opinion(ARTICLE, None) == ARTICLE
+    assert second_opinion("", ARTICLE) == ""
+
+
+# -- outlet selectors ---------------------------------------------------------------------------
+
+# the article page as an outlet with its own markup serves it: the body holds a teaser block
+# that generic extraction cannot tell from text, and the date is written out
+SELECTOR_PAGE = ARTICLE_PAGE.replace(
+    '<div class="body">',
+    '<div class="body"><div class="lede"><span class="writer">M. Hosseini, Tehran</span>'
+    '<span class="stamp">Thursday, 14 March 2024</span></div>',
+)
+SELECTORS = Selectors(
+    body="article .body > p", title="article h1", published="span.stamp", author=".writer"
+)
+
+
+def test_selectors_name_the_parts_when_they_match():
+    extracted = extract_article(SELECTOR_PAGE.encode(), URL, RULES, "utf-8", SELECTORS)
+    assert extracted is not None
+    assert extracted.text == "\n".join(PARAGRAPHS)  # boilerplate rules still applied after
+    assert extracted.title == "Iran's oil exports to Asia hit five-year high"
+    assert extracted.author == "M. Hosseini, Tehran"
+    assert extracted.published == "2024-03-14"
+    assert extracted.language == "en"  # what no selector names still comes from the page
+    assert not extracted.selector_fallback
+
+
+def test_body_selector_keeps_paragraphs_and_leaves_scripts_out():
+    page = """<html><body><div id="story"><p>First <b>bold</b> paragraph.</p>
+    <script>var ad = 1;</script><p>Second<br>line.</p>
+    <figure><figcaption>Photo: Reuters</figcaption></figure></div></body></html>"""
+    extracted = extract_article(page, URL, selectors=Selectors(body="#story"))
+    assert extracted is not None
+    assert extracted.text == "First bold paragraph.\nSecond\nline."
+
+
+def test_trafilatura_when_the_selectors_find_nothing():
+    stale = Selectors(body="div.gone", title="h1.gone", author=".gone", published=".gone")
+    extracted = extract_article(ARTICLE_PAGE.encode(), URL, RULES, "utf-8", stale)
+    plain = extract_article(ARTICLE_PAGE.encode(), URL, RULES, "utf-8")
+    assert extracted is not None and plain is not None
+    assert extracted.selector_fallback
+    assert extracted.text == plain.text == "\n".join(PARAGRAPHS)
+    assert (extracted.title, extracted.author, extracted.published) == (
+        plain.title, plain.author, plain.published)
+    assert not plain.selector_fallback  # no body selector: nothing to fall back from
+
+
+def test_selectors_reach_the_worker_processes():
+    with ExtractorPool(processes=1, timeout=30) as pool:
+        extracted = asyncio.run(
+            pool.extract(SELECTOR_PAGE.encode(), URL, RULES, "utf-8", SELECTORS))
+    assert extracted == extract_article(SELECTOR_PAGE.encode(), URL, RULES, "utf-8", SELECTORS)
+
+
+@pytest.mark.parametrize("selector", ["div..body", "a[", "p::text", "  "])
+def test_invalid_selector_is_a_one_line_outlet_error(tmp_path, selector):
+    path = tmp_path / "example.yaml"
+    path.write_text(
+        "name: example\nmirrors: [https://example.org]\nsections: {news: /news}\n"
+        f"article_url: '^/a/'\nselectors:\n  title: h1\n  body: '{selector}'\n"
+    )
+    with pytest.raises(OutletError) as error:
+        load_outlet_file(path)
+    message = str(error.value)
+    assert "\n" not in message
+    assert message.startswith(f"{path}: field 'selectors.body': ")
+
+
+def test_bundled_outlet_selectors_are_valid():
+    from crawler.outlets import BUNDLED_OUTLETS
+
+    outlet = load_outlet_file(BUNDLED_OUTLETS / "presstv.yaml")
+    assert outlet.selectors.body
 
 
 def test_declared_encoding_is_used():
