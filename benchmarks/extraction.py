@@ -33,6 +33,12 @@ def ours(page: Page) -> str | None:
     return extracted.text if extracted else None
 
 
+def ours_with_second_opinion(page: Page) -> str | None:
+    """EXTRACTION_SECOND_OPINION=True"""
+    extracted = extract_article(page.html, page.url, encoding="utf-8", second=True)
+    return extracted.text if extracted else None
+
+
 def trafilatura_defaults(page: Page) -> str | None:
     document = trafilatura.bare_extraction(page.html, url=page.url)
     return document.text if document else None
@@ -45,6 +51,7 @@ def trafilatura_precision(page: Page) -> str | None:
 
 EXTRACTORS: dict[str, Extractor] = {
     "ours: extract_article": ours,
+    "ours, second opinion": ours_with_second_opinion,
     "trafilatura defaults": trafilatura_defaults,
     "trafilatura favor_precision": trafilatura_precision,
 }

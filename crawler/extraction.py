@@ -107,12 +107,14 @@ def extract_article(
     boilerplate: Boilerplate | None = None,
     encoding: str | None = None,
     selectors: Selectors | None = None,
+    second: bool = False,
 ) -> Extracted | None:
     """The article in ``body``, or None when the page has no article text.
 
     ``encoding`` is the one the response declared (Scrapy's ``response.encoding``); without it
     trafilatura guesses from the bytes. ``selectors`` (the outlet's) name fields by CSS; each
-    one that finds nothing is left to trafilatura.
+    one that finds nothing is left to trafilatura. ``second``: ask readability for a second
+    opinion (:func:`second_opinion`).
     """
     html = _decode(body, encoding)
     import trafilatura  # here, not at the top: the crawling process never extracts itself
@@ -127,7 +129,9 @@ def extract_article(
     if "body" in found:
         text = found["body"]
     else:
-        text = second_opinion(_body_text_of(document.body), readability_text(html))
+        text = _body_text_of(document.body)
+        if second:
+            text = second_opinion(text, readability_text(html))
     text = _normalize(text, title)
     if boilerplate is not None:
         text = apply_boilerplate(text, boilerplate)
@@ -492,13 +496,14 @@ class ExtractorPool:
     ``processes=0`` extracts inline in the calling thread, without a time limit.
     """
 
-    def __init__(self, processes: int, timeout: float) -> None:
+    def __init__(self, processes: int, timeout: float, second_opinion: bool = False) -> None:
         if processes < 0:
             raise ValueError("processes must be >= 0")
         if timeout <= 0:
             raise ValueError("timeout must be > 0")
         self.processes = processes
         self.timeout = timeout
+        self.second_opinion = second_opinion
         self._closed = False
         self._slots: queue.SimpleQueue[list[_Worker | None]] = queue.SimpleQueue()
         self._all_slots: list[list[_Worker | None]] = []
@@ -521,7 +526,7 @@ class ExtractorPool:
     ) -> Extracted | None:
         if self._closed:
             raise RuntimeError("the extractor pool is closed")
-        job = (body, url, boilerplate, encoding, selectors)
+        job = (body, url, boilerplate, encoding, selectors, self.second_opinion)
         if self._executor is None:
             try:
                 return extract_article(*job)

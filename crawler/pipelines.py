@@ -70,6 +70,7 @@ class ExtractionPipeline:
         self.pool = ExtractorPool(
             processes=settings.getint("EXTRACTION_PROCESSES"),
             timeout=settings.getfloat("EXTRACTION_TIMEOUT"),
+            second_opinion=settings.getbool("EXTRACTION_SECOND_OPINION"),
         )
         crawler.signals.connect(self.pool.close, signal=scrapy_signals.spider_closed)
 

@@ -80,6 +80,11 @@ POLITENESS_BOOK_AHEAD = 5.0
 # -- extraction ------------------------------------------------------------------------------
 #: seconds one page may take to extract (trafilatura has no limit of its own)
 EXTRACTION_TIMEOUT = 20.0
+#: ask readability for a second opinion where trafilatura may have taken more than the
+#: article. Measured on the AEB dev pages: F1 0.974 against 0.972, precision 0.973 against
+#: 0.969, for about 25 % more extraction CPU (4 ms a page): off unless text quality is worth
+#: that much more than CPU
+EXTRACTION_SECOND_OPINION = False
 #: worker processes for extraction; 0 extracts in the crawling process, without a time limit
 EXTRACTION_PROCESSES = 1
 

@@ -169,7 +169,7 @@ def test_second_opinion_drops_a_teaser_list_trafilatura_keeps():
         ])
     )
     page = ARTICLE_PAGE.replace('<div class="body">', f'<div class="body"><ul>{teasers}</ul>')
-    extracted = extract_article(page.encode(), URL, RULES, encoding="utf-8")
+    extracted = extract_article(page.encode(), URL, RULES, encoding="utf-8", second=True)
     assert extracted is not None
     # trafilatura keeps the list; readability leaves it out and agrees on everything else
     assert extracted.text == "\n".join(PARAGRAPHS)
