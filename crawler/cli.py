@@ -9,6 +9,7 @@ import sys
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated
 
@@ -126,9 +127,14 @@ def crawl(
         str, typer.Option("--max-wait", help="While every mirror is out, wait this long for "
                           "one to come back (30s, 15m, 1h) before giving documents up.")
     ] = "15m",
+    full: Annotated[
+        bool, typer.Option("--full", help="Walk every section to max_section_pages and fetch "
+                           "every listing, feed and sitemap in full, changed or not.")
+    ] = False,
     setting: SettingOpt = None,
 ) -> None:
-    """Crawl one outlet's sections in this process (no Redis) and store the articles."""
+    """Crawl one outlet's sections, feeds and sitemaps in this process (no Redis) and store
+    the articles."""
     from crawler.distributed.schedules import parse_interval
     from crawler.runner import run_crawl
 
@@ -140,7 +146,7 @@ def crawl(
         raise fail(f"--max-wait: {exc}") from None
     settings = build_settings(
         setting, STORE_URI=store, OUTLETS_DIR=outlets_dir, METRICS_PORT=metrics_port,
-        DOCUMENT_GIVE_UP_AFTER=give_up_after,
+        DOCUMENT_GIVE_UP_AFTER=give_up_after, DISCOVERY_FULL=True if full else None,
     )
     check_store(settings["STORE_URI"])  # -s STORE_URI=... wins over --store
     summary = run_crawl(settings, outlet, sections, console)
@@ -414,8 +420,11 @@ def demo(
     from crawler.runner import run_crawl
 
     check_store(store)
+    # the site's news is of today, so that its news sitemap has something in its window
+    newest = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(minutes=30)
     with tempfile.TemporaryDirectory(prefix="crawler-demo-") as tmp, DemoOutlet(
-        Path(tmp), behaviours=("dead", "seized", "healthy"), articles=articles
+        Path(tmp), behaviours=("dead", "seized", "healthy"), articles=articles,
+        discovery=("listings", "feeds", "sitemaps"), newest=newest,
     ) as fx:
         for server in fx.servers:
             console.print(f"mirror {server.base_url} is {server.behaviour}", highlight=False)
@@ -441,6 +450,8 @@ def demo(
             f"stored {found} of the {len(expected)} articles the outlet lists, "
             f"served by: {by_mirror}", highlight=False,
         )
+        found_by = ", ".join(f"{source} {n}" for source, n in summary.found_by.items())
+        console.print(f"found through: {found_by or 'nothing'}", highlight=False)
         console.print(f"see them with: crawler export --store {store}", highlight=False)
         if summary.finish_reason != "finished" or found != len(expected):
             raise fail("the demo crawl did not store every article", code=1)

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from crawler.ledger import RequestLedger
     from crawler.mirrors import MirrorHealth
     from crawler.outlets import OutletCatalog
+    from crawler.validators import Validators
     from crawler.waiting import WaitingRoom
 
 
@@ -67,9 +68,17 @@ class CrawlContext:
 
         return Failover(self.crawler, self.catalog, self.health, self.waiting)
 
+    @cached_property
+    def validators(self) -> Validators:
+        cls = load_object(self.crawler.settings["VALIDATORS_CLASS"])
+        return cls(self.crawler)
+
+    #: the robots.txt middleware, once built: the sitemaps robots.txt names
+    robots = None
+
     def connect(self) -> CrawlContext:
         """Build the parts that listen to the crawl's signals: call before the engine starts."""
-        _ = self.ledger, self.waiting
+        _ = self.ledger, self.waiting, self.validators
         return self
 
 
