@@ -451,7 +451,9 @@ def demo(
             f"served by: {by_mirror}", highlight=False,
         )
         found_by = ", ".join(f"{source} {n}" for source, n in summary.found_by.items())
-        console.print(f"found through: {found_by or 'nothing'}", highlight=False)
+        listed_by = ", ".join(f"{source} {n}" for source, n in summary.listed_by.items())
+        console.print(f"stored articles, by how they were found first: {found_by or 'none'}"
+                      f" (article links read: {listed_by or 'none'})", highlight=False)
         console.print(f"see them with: crawler export --store {store}", highlight=False)
         if summary.finish_reason != "finished" or found != len(expected):
             raise fail("the demo crawl did not store every article", code=1)

@@ -40,6 +40,8 @@ class Snapshot:
     ended: dict[str, int] = field(default_factory=dict)
     #: articles stored, by how they were found (listing, feed, sitemap)
     found_by: dict[str, int] = field(default_factory=dict)
+    #: article links read (before deduplication), by source
+    listed_by: dict[str, int] = field(default_factory=dict)
     mirrors: dict[str, dict[str, bool]] = field(default_factory=dict)
     #: Scrapy's finish reason, once the crawl is over
     finish_reason: str | None = None
@@ -66,6 +68,8 @@ class Snapshot:
             ended=dict(sorted(ended.items())),
             found_by={k.removeprefix("articles/found_by/"): v for k, v in sorted(stats.items())
                       if k.startswith("articles/found_by/")},
+            listed_by={k.removeprefix("articles/listed_by/"): v
+                       for k, v in sorted(stats.items()) if k.startswith("articles/listed_by/")},
             mirrors={name: health.states(catalog.get(name)) for name in outlets},
         )
 

@@ -35,6 +35,9 @@ logger = logging.getLogger(__name__)
 #: articles before listings, so a crawl stores as it goes instead of listing everything first
 ARTICLE_PRIORITY = 10
 LISTING_PRIORITY = 0
+#: feeds and sitemaps before listings: one small document names the newest articles, with
+#: their titles and dates
+FEED_PRIORITY = 1
 #: the answer of a mirror whose feed or sitemap cannot be read (document evidence)
 MALFORMED = "malformed"
 
@@ -111,19 +114,19 @@ class OutletSpider(Spider):
         return [self.sitemap_request(outlet, url) for url in urls]
 
     def _discovery_request(self, outlet: Outlet, url: str, kind: str, callback: Any,
-                           **info: Any) -> Request:
+                           priority: int = FEED_PRIORITY, **info: Any) -> Request:
         # fetched again on every crawl (dont_filter), in full only when they changed
         # (ConditionalRequestMiddleware); a 304 goes to the callback, not to HttpError
         return Request(
-            url, callback=callback, errback=self.failed, priority=LISTING_PRIORITY,
-            dont_filter=True,
+            url, callback=callback, errback=self.failed, priority=priority, dont_filter=True,
             meta={meta.OUTLET: outlet.name, meta.KIND: kind, "download_slot": outlet.name,
                   "handle_httpstatus_list": [304], **info},
         )
 
     def listing_request(self, outlet: Outlet, section: str, url: str, page: int) -> Request:
         return self._discovery_request(outlet, url, LISTING, self.parse_listing,
-                                       **{meta.SECTION: section, meta.PAGE: page})
+                                       LISTING_PRIORITY, **{meta.SECTION: section,
+                                                            meta.PAGE: page})
 
     def feed_request(self, outlet: Outlet, path: str, section: str | None) -> Request:
         return self._discovery_request(outlet, outlet.canonical + path, FEED, self.parse_feed,
@@ -134,6 +137,8 @@ class OutletSpider(Spider):
 
     def article_request(self, outlet: Outlet, url: str, section: str | None, found_by: str,
                         hints: dict[str, str] | None = None) -> Request:
+        # every source's links are counted, also those another source led to first
+        self.crawler.stats.inc_value(f"articles/listed_by/{found_by}")
         info = {meta.OUTLET: outlet.name, meta.SECTION: section, meta.KIND: "article",
                 meta.FOUND_BY: found_by, "download_slot": outlet.name}
         if hints:
