@@ -82,8 +82,24 @@ def test_an_outlet_with_only_feeds_stores_exactly_what_the_feeds_list(nginx_outl
     assert f"'articles/found_by/feed': {len(expected)}" in result.stderr
 
 
-def test_a_news_sitemap_index_is_read_within_its_window_only(nginx_outlet, tmp_path):
-    fx = nginx_outlet("healthy", pages="demo", articles=60, discovery=("sitemaps",),
+def test_a_malformed_feed_on_one_mirror_is_read_on_another(nginx_outlet, tmp_path):
+    fx = nginx_outlet("healthy", "healthy", pages="demo", articles=40, discovery=("feeds",))
+    broken = "/section/politics/feed.rss"
+    fx.serve(0, broken, b"<html><body><p>Sorry, try again later</p></body></html>")
+    store = f"sqlite:///{tmp_path}/crawl.db"
+    result = crawl(fx, store)
+    assert result.returncode == 0, result.stderr[-3000:]
+    expected = set().union(*(canonical(fx, fx.site.feed_articles(s)) for s in SECTIONS))
+    assert {r["canonical_url"] for r in stored_records(store)} == expected
+    assert "'discovery/malformed/feed': 1" in result.stderr
+    assert f"Malformed feed at {fx.mirrors[0]}{broken}" in result.stderr
+    assert fx.mirror(1).hits(broken, status=200) == 1
+    assert "out of rotation" not in result.stderr  # one document's answer, not the mirror's
+
+
+@pytest.mark.parametrize("source", ["sitemaps", "robots_sitemaps"])
+def test_a_news_sitemap_index_is_read_within_its_window_only(nginx_outlet, tmp_path, source):
+    fx = nginx_outlet("healthy", pages="demo", articles=60, discovery=(source,),
                       newest=recent_site())
     store = f"sqlite:///{tmp_path}/crawl.db"
     result = crawl(fx, store)

@@ -508,7 +508,7 @@ def outlet_document(
 ) -> dict[str, Any]:
     """The outlet file for the demo site served at ``mirrors`` (first canonical), reading
     the ``discovery`` sources it names: "listings", "feeds" (the sections' feeds),
-    "sitemaps" (the news sitemap index)."""
+    "sitemaps" (the news sitemap index), "robots_sitemaps" (the sitemaps robots.txt names)."""
     sources = set(discovery)
     sections: dict[str, Any] = {}
     for section in SECTIONS:
@@ -532,6 +532,8 @@ def outlet_document(
     }
     if "sitemaps" in sources:
         document["sitemaps"] = [NEWS_SITEMAP]
+    if "robots_sitemaps" in sources:
+        document["robots_sitemaps"] = True
     if politeness:
         document["politeness"] = dict(politeness)
     Outlet.model_validate(document)  # fail here, not in the crawler
