@@ -386,9 +386,48 @@ def export(
         db.close()
 
 
-@app.command()
-def outlets(outlets_dir: OutletsDirOpt = None) -> None:
+outlets_app = typer.Typer(help="List the outlets and validate their files; start new ones.",
+                          invoke_without_command=True, no_args_is_help=False)
+app.add_typer(outlets_app, name="outlets")
+
+
+@outlets_app.command("init")
+def outlets_init(
+    name: Annotated[str, typer.Argument(help="The new outlet's name (its file's name).")],
+    mirrors: Annotated[list[str], typer.Argument(help="Its mirrors' base URLs, canonical first.")],
+    outlets_dir: OutletsDirOpt = None,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")] = False,
+) -> None:
+    """Write a starter outlet file from what the mirrors serve (feeds, sitemaps, sections,
+    article_url), to review before crawling."""
+    from pydantic import ValidationError
+
+    from crawler.outlet_init import draft_outlet
+
+    directory = outlets_dir or Path.cwd()
+    target = directory / f"{name}.yaml"
+    if target.exists() and not force:
+        raise fail(f"{target} exists (--force to overwrite)")
+    draft = draft_outlet(name, mirrors)
+    try:
+        draft.validate()
+    except ValidationError as exc:
+        from crawler.outlets import _one_line
+
+        console.print(f"the draft is not valid yet: {_one_line(exc)}", highlight=False)
+    target.write_text(draft.yaml(), encoding="utf-8")
+    typer.echo(f"wrote {target}")
+    for item in draft.missing:
+        typer.echo(f"not inferred: {item}")
+    for mirror in draft.proposed_mirrors:
+        typer.echo(f"named on the site, not added (review): {mirror}")
+
+
+@outlets_app.callback()
+def outlets(ctx: typer.Context, outlets_dir: OutletsDirOpt = None) -> None:
     """List the outlets and validate their files."""
+    if ctx.invoked_subcommand is not None:
+        return
     try:
         catalog = OutletCatalog.from_setting(outlets_dir)
     except OutletError as exc:

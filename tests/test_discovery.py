@@ -172,3 +172,30 @@ def test_a_section_whose_newest_page_holds_nothing_new_is_not_paged_further(
     for section in SECTIONS:
         assert len(older_pages(walked, section)) == 2, section  # pages 2 and 3
     assert {e.status for e in walked if e.path.startswith("/section/")} == {200}
+
+
+def test_outlets_init_writes_a_starter_file_from_what_the_mirrors_serve(nginx_outlet, tmp_path):
+    fx = nginx_outlet("dead", "healthy", pages="demo", articles=40)
+    out = tmp_path / "new"
+    out.mkdir()
+    dead, healthy = fx.mirrors
+    result = run_crawler("outlets", "init", "newsite", healthy, "--outlets-dir", str(out))
+    assert result.returncode == 0, result.stderr
+    written = (out / "newsite.yaml").read_text()
+    from crawler.outlets import load_outlet_file
+
+    outlet = load_outlet_file(out / "newsite.yaml")
+    assert outlet.mirrors == [healthy]  # as given; nothing added silently
+    assert outlet.feeds == ["/feed.rss"]
+    assert outlet.sitemaps == ["/sitemap_news.xml"]
+    assert {s.path for s in outlet.sections.values()} == {f"/section/{s}" for s in SECTIONS}
+    for path in fx.site.expected_paths(1):
+        assert outlet.article_pattern.search(path), path
+    assert not outlet.article_pattern.search("/section/politics/page/2")
+    # the article's mirror notice names the mirrors: proposed in a comment only
+    assert outlet.article_url == r"^/news/\d{4}/\d{2}/\d{2}/\d+(/|$)"
+    assert re.search(rf"^# .*NOT added.*\n(#.*\n)*#   - {re.escape(dead)}$", written, re.M)
+    assert f"named on the site, not added (review): {dead}" in result.stdout
+    assert "not inferred: page_path" in result.stdout
+    listed = run_crawler("outlets", "--outlets-dir", str(out))
+    assert listed.returncode == 0, listed.stderr

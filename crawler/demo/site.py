@@ -386,6 +386,8 @@ class DemoSite:
             f"<title>{_e(title)} | {SITE_NAME}</title>\n"
             '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
             f'<meta property="og:site_name" content="{SITE_NAME}">\n'
+            f'<link rel="alternate" type="application/rss+xml" title="{SITE_NAME}" '
+            f'href="{SITE_FEED}">\n'
             f"{head}{_STYLE}\n</head>\n"
             '<body id="top">\n'
             f"{_HEADER}\n"
