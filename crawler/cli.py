@@ -9,6 +9,7 @@ import sys
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated
 
@@ -126,9 +127,14 @@ def crawl(
         str, typer.Option("--max-wait", help="While every mirror is out, wait this long for "
                           "one to come back (30s, 15m, 1h) before giving documents up.")
     ] = "15m",
+    full: Annotated[
+        bool, typer.Option("--full", help="Walk every section to max_section_pages and fetch "
+                           "every listing, feed and sitemap in full, changed or not.")
+    ] = False,
     setting: SettingOpt = None,
 ) -> None:
-    """Crawl one outlet's sections in this process (no Redis) and store the articles."""
+    """Crawl one outlet's sections, feeds and sitemaps in this process (no Redis) and store
+    the articles."""
     from crawler.distributed.schedules import parse_interval
     from crawler.runner import run_crawl
 
@@ -140,7 +146,7 @@ def crawl(
         raise fail(f"--max-wait: {exc}") from None
     settings = build_settings(
         setting, STORE_URI=store, OUTLETS_DIR=outlets_dir, METRICS_PORT=metrics_port,
-        DOCUMENT_GIVE_UP_AFTER=give_up_after,
+        DOCUMENT_GIVE_UP_AFTER=give_up_after, DISCOVERY_FULL=True if full else None,
     )
     check_store(settings["STORE_URI"])  # -s STORE_URI=... wins over --store
     summary = run_crawl(settings, outlet, sections, console)
@@ -403,9 +409,48 @@ def rekey(
     typer.echo(f"{changed} stored articles of {spec.name} rekeyed or merged")
 
 
-@app.command()
-def outlets(outlets_dir: OutletsDirOpt = None) -> None:
+outlets_app = typer.Typer(help="List the outlets and validate their files; start new ones.",
+                          invoke_without_command=True, no_args_is_help=False)
+app.add_typer(outlets_app, name="outlets")
+
+
+@outlets_app.command("init")
+def outlets_init(
+    name: Annotated[str, typer.Argument(help="The new outlet's name (its file's name).")],
+    mirrors: Annotated[list[str], typer.Argument(help="Its mirrors' base URLs, canonical first.")],
+    outlets_dir: OutletsDirOpt = None,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")] = False,
+) -> None:
+    """Write a starter outlet file from what the mirrors serve (feeds, sitemaps, sections,
+    article_url), to review before crawling."""
+    from pydantic import ValidationError
+
+    from crawler.outlet_init import draft_outlet
+
+    directory = outlets_dir or Path.cwd()
+    target = directory / f"{name}.yaml"
+    if target.exists() and not force:
+        raise fail(f"{target} exists (--force to overwrite)")
+    draft = draft_outlet(name, mirrors)
+    try:
+        draft.validate()
+    except ValidationError as exc:
+        from crawler.outlets import _one_line
+
+        console.print(f"the draft is not valid yet: {_one_line(exc)}", highlight=False)
+    target.write_text(draft.yaml(), encoding="utf-8")
+    typer.echo(f"wrote {target}")
+    for item in draft.missing:
+        typer.echo(f"not inferred: {item}")
+    for mirror in draft.proposed_mirrors:
+        typer.echo(f"named on the site, not added (review): {mirror}")
+
+
+@outlets_app.callback()
+def outlets(ctx: typer.Context, outlets_dir: OutletsDirOpt = None) -> None:
     """List the outlets and validate their files."""
+    if ctx.invoked_subcommand is not None:
+        return
     try:
         catalog = OutletCatalog.from_setting(outlets_dir)
     except OutletError as exc:
@@ -437,8 +482,11 @@ def demo(
     from crawler.runner import run_crawl
 
     check_store(store)
+    # the site's news is of today, so that its news sitemap has something in its window
+    newest = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(minutes=30)
     with tempfile.TemporaryDirectory(prefix="crawler-demo-") as tmp, DemoOutlet(
-        Path(tmp), behaviours=("dead", "seized", "healthy"), articles=articles
+        Path(tmp), behaviours=("dead", "seized", "healthy"), articles=articles,
+        discovery=("listings", "feeds", "sitemaps"), newest=newest,
     ) as fx:
         for server in fx.servers:
             console.print(f"mirror {server.base_url} is {server.behaviour}", highlight=False)
@@ -464,6 +512,10 @@ def demo(
             f"stored {found} of the {len(expected)} articles the outlet lists, "
             f"served by: {by_mirror}", highlight=False,
         )
+        found_by = ", ".join(f"{source} {n}" for source, n in summary.found_by.items())
+        listed_by = ", ".join(f"{source} {n}" for source, n in summary.listed_by.items())
+        console.print(f"stored articles, by how they were found first: {found_by or 'none'}"
+                      f" (article links read: {listed_by or 'none'})", highlight=False)
         console.print(f"see them with: crawler export --store {store}", highlight=False)
         if summary.finish_reason != "finished" or found != len(expected):
             raise fail("the demo crawl did not store every article", code=1)

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from crawler.mirrors import MirrorHealth
     from crawler.outlets import OutletCatalog
     from crawler.storage import Store
+    from crawler.validators import Validators
     from crawler.waiting import WaitingRoom
 
 
@@ -91,9 +92,17 @@ class CrawlContext:
 
         return Failover(self.crawler, self.catalog, self.health, self.waiting)
 
+    @cached_property
+    def validators(self) -> Validators:
+        cls = load_object(self.crawler.settings["VALIDATORS_CLASS"])
+        return cls(self.crawler)
+
+    #: the robots.txt middleware, once built: the sitemaps robots.txt names
+    robots = None
+
     def connect(self) -> CrawlContext:
         """Build the parts that listen to the crawl's signals: call before the engine starts."""
-        _ = self.ledger, self.waiting
+        _ = self.ledger, self.waiting, self.validators
         return self
 
 

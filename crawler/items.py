@@ -37,6 +37,8 @@ class ArticleItem:
     text: str | None = None
     content_hash: str | None = None
     fetched_at: str | None = None
+    #: title and published from the feed that listed it: used when the page has none
+    hints: dict[str, str] = field(default_factory=dict, repr=False)
     #: the fetched page, for extraction; never stored
     body: bytes = field(default=b"", repr=False)
     encoding: str = field(default="utf-8", repr=False)

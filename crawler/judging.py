@@ -120,8 +120,9 @@ def judge_redirect(url: str, status: int, location: bytes | None, outlet: Outlet
 # -- the decoded page ----------------------------------------------------------------------------
 
 
-def judge_page(response: Response, outlet: Outlet) -> Verdict | None:
-    """A 2xx page after decompression: a block page (mirror), or not HTML (document)."""
+def judge_page(response: Response, outlet: Outlet, html: bool = True) -> Verdict | None:
+    """A 2xx page after decompression: a block page (mirror), or not HTML (document) where
+    ``html`` is expected (a feed or a sitemap is XML, and read by its own parser)."""
     if not 200 <= response.status < 300:
         return None
     if isinstance(response, TextResponse) and outlet.blocked_markers:
@@ -130,7 +131,7 @@ def judge_page(response: Response, outlet: Outlet) -> Verdict | None:
         for marker in outlet.blocked_markers:
             if marker.encode(encoding, "ignore") in body:
                 return mirror_failure(f"block page ({marker!r})", "blocked", strong=True)
-    if not isinstance(response, HtmlResponse):
+    if html and not isinstance(response, HtmlResponse):
         kind = response.headers.get(b"Content-Type", b"").decode("latin-1") or "no type"
         return document_answer(NOT_HTML, f"not HTML ({kind})")
     return None

@@ -126,4 +126,8 @@ class RequestLedger:
 
     def on_articles_stored(self, requests: list[Request], **_: Any) -> None:
         for request in requests:
+            # how the article was found: a listing, a feed, a sitemap
+            if request is not None and not request.meta.get(meta.ENDED):
+                found_by = request.meta.get(meta.FOUND_BY, "listing")
+                self.crawler.stats.inc_value(f"articles/found_by/{found_by}")
             self.finish(request, "stored")

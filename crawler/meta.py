@@ -8,8 +8,15 @@ list and dict values only).
 OUTLET = "outlet"
 #: the section a document was found in
 SECTION = "section"
-#: "listing" or "article"
+#: "listing", "feed", "sitemap" or "article"
 KIND = "kind"
+#: an article request's source: "listing", "feed" or "sitemap"
+FOUND_BY = "found_by"
+#: an article request's title and publication date from a feed, for a page that lacks them
+HINTS = "hints"
+#: set on a section's next listing page: dropped when every article of the page that led
+#: to it is stored already (incremental paging)
+IF_NEW = "page_if_new"
 #: a listing's page number within its section
 PAGE = "page"
 #: the mirror base URL the request was routed to

@@ -22,6 +22,7 @@ from scrapy.exceptions import IgnoreRequest
 
 from crawler import meta
 from crawler.context import crawl_context
+from crawler.discovery import DISCOVERY_KINDS, FEED, SITEMAP, conditional_headers
 from crawler.failover import RequestEnded
 from crawler.judging import (
     MIRROR,
@@ -108,7 +109,9 @@ class StoredArticleFilter(_OutletRequests):
     of a section fetches only what is new (one store query per listing page).
 
     The query runs off the event loop, and a store that cannot answer filters nothing: the
-    articles are fetched again and stored idempotently, rather than lost.
+    articles are fetched again and stored idempotently, rather than lost. When every article
+    of a listing page is stored, the section's next page (``meta.IF_NEW``) goes too: the
+    older pages hold nothing new either (``crawler crawl --full`` walks them all).
     """
 
     def __init__(self, crawler: Crawler) -> None:
@@ -141,7 +144,17 @@ class StoredArticleFilter(_OutletRequests):
     def _without(self, results: list[Any], canonical: dict[int, str], stored: set[str]):
         if stored:
             self.crawler.stats.inc_value("articles/already_stored", len(stored))
-        return [obj for i, obj in enumerate(results) if canonical.get(i) not in stored]
+        # a listing page all of whose articles are stored: the older pages hold nothing new
+        nothing_new = set(canonical.values()) <= stored
+        kept = []
+        for i, obj in enumerate(results):
+            if canonical.get(i) in stored:
+                continue
+            if nothing_new and isinstance(obj, Request) and obj.meta.get(meta.IF_NEW):
+                self.crawler.stats.inc_value("listing/stopped_nothing_new")
+                continue
+            kept.append(obj)
+        return kept
 
     def process_spider_output(self, response: Response, result: Iterable[Any]) -> Iterable[Any]:
         results = list(result)
@@ -237,7 +250,8 @@ class PageJudgeMiddleware(_OutletRequests):
         outlet = self.outlet_of(request)
         if outlet is None or 300 <= response.status < 400:
             return response
-        verdict = judge_page(response, outlet)
+        verdict = judge_page(response, outlet,
+                             html=request.meta.get(meta.KIND) not in (FEED, SITEMAP))
         if (verdict is None and 200 <= response.status < 300
                 and len(response.body) <= self.notice_max_bytes
                 and self.failover.serves_one_page(request, response.body)):
@@ -248,6 +262,26 @@ class PageJudgeMiddleware(_OutletRequests):
         outcome = "ok" if response.status < 400 else "http_error"
         self.failover.downloaded(request, outcome, served=True)
         return response
+
+
+class ConditionalRequestMiddleware(_OutletRequests):
+    """Downloader middleware: asks for listings, feeds and sitemaps with the validators of
+    their last answer (kept per outlet and path by ``context.validators``), so an unchanged
+    one answers 304 with no body. Added at download time, so seeds queued by ``crawler
+    schedule`` are asked for the same way."""
+
+    def __init__(self, crawler: Crawler) -> None:
+        super().__init__(crawler)
+        self.validators = crawl_context(crawler).validators
+
+    def process_request(self, request: Request) -> None:
+        name = request.meta.get(meta.OUTLET)
+        if (name is None or request.meta.get(meta.KIND) not in DISCOVERY_KINDS
+                or b"If-None-Match" in request.headers
+                or b"If-Modified-Since" in request.headers):
+            return
+        for header, value in conditional_headers(self.validators.get(name, request.url)).items():
+            request.headers[header] = value
 
 
 def _act_on(failover, request: Request, verdict: Verdict) -> Request:

@@ -83,13 +83,53 @@ class Politeness(BaseModel):
     concurrency: int | None = Field(default=None, ge=1)
 
 
+def _check_path(path: str) -> str:
+    if not isinstance(path, str) or not path.startswith("/"):
+        raise ValueError(f"{path!r}: a path must start with '/'")
+    return path
+
+
+class Section(BaseModel):
+    """A section: its listing's path, its feeds, or both. An outlet file may give a section
+    as its path alone (``economy: /Section/10102``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    #: the first listing page; None: the section is read from its feeds only
+    path: str | None = None
+    #: RSS or Atom feeds of the section (paths on any mirror)
+    feeds: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _a_path_alone(cls, value: object) -> object:
+        return {"path": value} if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _paths(self) -> Section:
+        if self.path is None and not self.feeds:
+            raise ValueError("a section needs a path, feeds or both")
+        for path in ([self.path] if self.path else []) + self.feeds:
+            _check_path(path)
+        return self
+
+
 class Outlet(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$")
     mirrors: list[str] = Field(min_length=1)
-    sections: dict[str, str] = Field(min_length=1)
+    #: name -> its listing path, or {path, feeds}
+    sections: dict[str, Section] = Field(default_factory=dict)
     article_url: str
+    #: RSS or Atom feeds of the whole outlet (paths on any mirror)
+    feeds: list[str] = Field(default_factory=list)
+    #: news sitemaps or sitemap indexes (paths on any mirror)
+    sitemaps: list[str] = Field(default_factory=list)
+    #: also read the sitemaps named by the outlet's robots.txt (``Sitemap:`` lines)
+    robots_sitemaps: bool = False
+    #: sitemap entries (and sitemaps of an index) dated older than this are not fetched
+    sitemap_window_days: float = Field(default=2.0, gt=0)
     blocked_markers: list[str] = Field(default_factory=list)
     max_section_pages: int = Field(default=5, ge=1)
     #: path-style pagination: page N (N >= 2) of a section is at this path
@@ -146,13 +186,10 @@ class Outlet(BaseModel):
             hosts.append(host)
         return hosts
 
-    @field_validator("sections")
+    @field_validator("feeds", "sitemaps")
     @classmethod
-    def _sections_are_paths(cls, sections: dict[str, str]) -> dict[str, str]:
-        for name, path in sections.items():
-            if not isinstance(path, str) or not path.startswith("/"):
-                raise ValueError(f"section {name!r}: path must start with '/'")
-        return sections
+    def _are_paths(cls, paths: list[str]) -> list[str]:
+        return [_check_path(path) for path in paths]
 
     @field_validator("article_url")
     @classmethod
@@ -169,6 +206,12 @@ class Outlet(BaseModel):
         if template is not None and "{page}" not in template:
             raise ValueError("must contain {page}")
         return template
+
+    @model_validator(mode="after")
+    def _something_to_read(self) -> Outlet:
+        if not (self.sections or self.feeds or self.sitemaps or self.robots_sitemaps):
+            raise ValueError("nothing to crawl: give sections, feeds or sitemaps")
+        return self
 
     @model_validator(mode="after")
     def _page_path_renders(self) -> Outlet:
@@ -238,7 +281,9 @@ class Outlet(BaseModel):
         return without_tracking(self.on_mirror(url, self.canonical))
 
     def section_page_url(self, section: str, page: int) -> str:
-        path = self.sections[section]
+        path = self.sections[section].path
+        if path is None:
+            raise ValueError(f"section {section!r} of {self.name} has no listing, only feeds")
         if page > 1 and self.page_path:
             path = self.page_path.format(path=path.rstrip("/"), page=page)
         return self.canonical + path

@@ -111,9 +111,10 @@ class ExtractionPipeline:
                 self.crawler.stats.inc_value("extraction/failed/empty")
             self._ask_another_mirror(item, verdict)
         item.body = b""  # the page is not needed any more; don't hold it while batching
-        item.title = extracted.title
+        # the feed's title and date stand in only where the page gives none
+        item.title = extracted.title or item.hints.get("title")
         item.author = extracted.author
-        item.published = extracted.published
+        item.published = extracted.published or item.hints.get("published")
         item.language = extracted.language
         item.text = extracted.text
         item.content_hash = content_hash(extracted.text)

@@ -38,6 +38,10 @@ class Snapshot:
     failovers: int = 0
     #: requests ended, by outcome (stored, listing_handled, no_text, robots, ...)
     ended: dict[str, int] = field(default_factory=dict)
+    #: articles stored, by how they were found (listing, feed, sitemap)
+    found_by: dict[str, int] = field(default_factory=dict)
+    #: article links read (before deduplication), by source
+    listed_by: dict[str, int] = field(default_factory=dict)
     mirrors: dict[str, dict[str, bool]] = field(default_factory=dict)
     #: Scrapy's finish reason, once the crawl is over
     finish_reason: str | None = None
@@ -62,6 +66,10 @@ class Snapshot:
             not_stored=stats.get("articles/not_stored", 0),
             failovers=stats.get("mirror/failovers", 0),
             ended=dict(sorted(ended.items())),
+            found_by={k.removeprefix("articles/found_by/"): v for k, v in sorted(stats.items())
+                      if k.startswith("articles/found_by/")},
+            listed_by={k.removeprefix("articles/listed_by/"): v
+                       for k, v in sorted(stats.items()) if k.startswith("articles/listed_by/")},
             mirrors={name: health.states(catalog.get(name)) for name in outlets},
         )
 
@@ -98,7 +106,10 @@ class Snapshot:
         table.add_column(justify="right")
         table.add_row("listing pages", str(self.pages))
         table.add_row("articles stored", str(self.articles_stored))
+        for source, count in self.found_by.items():
+            table.add_row(f"  found by {source}", str(count))
         table.add_row("already stored, skipped", str(self.already_stored))
+        table.add_row("not modified (304)", str(self.ended.get("not_modified", 0)))
         table.add_row("extraction failures", str(self.extraction_failures))
         table.add_row("documents not stored (lost)", str(self.lost))
         table.add_row("waiting for a mirror", str(self.waiting))

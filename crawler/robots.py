@@ -21,6 +21,7 @@ from scrapy import Request
 from scrapy.downloadermiddlewares.robotstxt import RobotsTxtMiddleware
 from scrapy.http.request import NO_CALLBACK
 from scrapy.utils.misc import build_from_crawler
+from scrapy.utils.sitemap import sitemap_urls_from_robots
 
 from crawler.context import crawl_context
 from crawler.judging import judge_exception
@@ -53,6 +54,16 @@ class OutletRobotsTxtMiddleware(RobotsTxtMiddleware):
         # outlet -> (parser or None for "allow all", monotonic time it expires)
         self._rules: dict[str, tuple[Any, float]] = {}
         self._fetching: dict[str, asyncio.Future] = {}
+        #: outlet -> canonical URLs of the sitemaps its robots.txt names
+        self._sitemaps: dict[str, list[str]] = {}
+        context.robots = self
+
+    async def sitemaps_of(self, outlet: Outlet) -> list[str]:
+        """The sitemaps the outlet's robots.txt names (``Sitemap:``), on the canonical
+        mirror; sitemaps off the outlet are left out."""
+        await self.robot_parser(Request(f"{outlet.canonical}/robots.txt",
+                                        meta={"outlet": outlet.name}))
+        return list(self._sitemaps.get(outlet.name, []))
 
     async def robot_parser(self, request: Request) -> Any:
         name = request.meta.get("outlet")
@@ -98,6 +109,7 @@ class OutletRobotsTxtMiddleware(RobotsTxtMiddleware):
             if 200 <= response.status < 300 and _is_robots_txt(response):
                 self._stats.inc_value("robotstxt/response_count")
                 parser = build_from_crawler(self._parserimpl, self.crawler, response.body)
+                self._sitemaps[outlet.name] = _sitemaps(outlet, response)
                 return self._keep(outlet, parser, self.ttl)
         previous = self._rules.get(outlet.name)
         log = logger.debug if previous is not None and previous[0] is UNKNOWN else logger.warning
@@ -112,6 +124,16 @@ class OutletRobotsTxtMiddleware(RobotsTxtMiddleware):
     def _keep(self, outlet: Outlet, parser: Any, seconds: float) -> Any:
         self._rules[outlet.name] = (parser, time.monotonic() + seconds)
         return parser
+
+
+def _sitemaps(outlet: Outlet, response: Response) -> list[str]:
+    urls = []
+    for url in sitemap_urls_from_robots(response.body, base_url=response.url):
+        if outlet.owns(url):
+            urls.append(outlet.canonical_url(url))
+        else:
+            logger.info("robots.txt of %s names a sitemap off the outlet: %s", outlet.name, url)
+    return list(dict.fromkeys(urls))
 
 
 def _is_robots_txt(response: Response) -> bool:

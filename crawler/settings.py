@@ -77,6 +77,16 @@ POLITENESS_LIMITER_CLASS = "crawler.politeness.LocalLimiter"
 #: distributed mode: how far ahead a worker may book a start time (seconds)
 POLITENESS_BOOK_AHEAD = 5.0
 
+# -- discovery -------------------------------------------------------------------------------
+#: ask for listings, feeds and sitemaps with the validators of their last answer
+#: (If-None-Match, If-Modified-Since); a 304 ends the request as "not_modified"
+CONDITIONAL_REQUESTS = True
+#: where the validators are kept: beside a SQLite store here, in Redis for workers
+VALIDATORS_CLASS = "crawler.validators.StoreValidators"
+#: True (`crawler crawl --full`): page every section to max_section_pages and ask for every
+#: listing, feed and sitemap in full, instead of stopping where nothing is new
+DISCOVERY_FULL = False
+
 # -- extraction ------------------------------------------------------------------------------
 #: seconds one page may take to extract (trafilatura has no limit of its own)
 EXTRACTION_TIMEOUT = 20.0
@@ -158,6 +168,8 @@ DOWNLOADER_MIDDLEWARES = {
     "crawler.middlewares.PageJudgeMiddleware": 585,
     # after the failover middleware has settled which mirror a request goes to
     "crawler.politeness.PolitenessMiddleware": 620,
+    # If-None-Match / If-Modified-Since for listings, feeds and sitemaps
+    "crawler.middlewares.ConditionalRequestMiddleware": 630,
 }
 ITEM_PIPELINES = {
     "crawler.pipelines.FinishedRequestPipeline": 100,

@@ -50,6 +50,7 @@ import time
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -59,9 +60,9 @@ from mirakuru import HTTPExecutor
 from crawler.demo import corpus as corpus_site
 from crawler.demo.server import PARKED_PAGE, REDIRECT_TARGET, SEIZED_PAGE
 from crawler.demo.server import outlet_document as demo_outlet_document
+from crawler.demo.site import NEWS_SITEMAP, SITE_FEED, DemoSite, Truth
 from crawler.demo.site import PER_PAGE as DEMO_PER_PAGE
 from crawler.demo.site import SECTIONS as DEMO_SECTIONS
-from crawler.demo.site import DemoSite, Truth
 from crawler.outlets import Outlet, load_outlet_file
 
 REPO = Path(__file__).resolve().parents[1]
@@ -286,6 +287,8 @@ class NginxOutlet:
         politeness: Mapping[str, Any] | None = None,
         gzip_level: int = 5,
         nginx: str | None = None,
+        discovery: Iterable[str] = ("listings",),
+        newest: datetime | None = None,
     ) -> None:
         if isinstance(behaviours, str):
             behaviours = behaviours.split(",")
@@ -302,9 +305,11 @@ class NginxOutlet:
         self.server_dir = self.outlet_dir / "nginx"
         self.politeness = dict(politeness) if politeness else None
         self.gzip_level = gzip_level
+        #: what the demo outlet's file reads: "listings", "feeds", "sitemaps"
+        self.discovery = tuple(discovery)
         self.site: DemoSite | corpus_site.CorpusSite
         if pages == DEMO:
-            self.site = DemoSite(articles=articles, seed=seed)
+            self.site = DemoSite(articles=articles, seed=seed, newest=newest)
             self.max_section_pages = 5 if max_section_pages is None else max_section_pages
         else:
             if not has_corpus(corpus):
@@ -494,7 +499,7 @@ class NginxOutlet:
     def _write_outlet_file(self) -> None:
         if isinstance(self.site, DemoSite):
             document = demo_outlet_document(self.mirrors, self.max_section_pages,
-                                            self.politeness)
+                                            self.politeness, self.discovery)
         else:
             document = corpus_site.outlet_document(self.site, list(self.mirrors))
             document["max_section_pages"] = self.max_section_pages
@@ -544,6 +549,10 @@ class NginxOutlet:
             for number in range(1, site.section_pages(section) + 1):
                 targets += [f"{base}/page/{number}", f"{base}?page={number}"]
         targets += [article.path for article in site.articles]
+        # feeds and news sitemaps, written with their extensions for their content types
+        targets += [SITE_FEED, NEWS_SITEMAP]
+        targets += [f"/section/{section}/feed.rss" for section in DEMO_SECTIONS]
+        targets += [f"/sitemaps/news-{day}.xml.gz" for day in site.sitemap_days()]
         for target in targets:
             page = site.page(target, mirror)
             if page.status != 200:
@@ -572,6 +581,7 @@ http {{
         text/plain txt;
         text/xml xml;
         application/rss+xml rss;
+        application/gzip gz;
     }}
     default_type application/octet-stream;
     charset utf-8;
@@ -714,7 +724,7 @@ def _check_behaviour(behaviour: str) -> None:
 def _file_name(target: str) -> str:
     """Where the page at ``target`` (path and query) is written, relative to the root."""
     path, _, query = target.partition("?")
-    if path.endswith(".txt"):
+    if path.endswith((".txt", ".rss", ".xml", ".gz")):
         return path.lstrip("/")
     folder = path.strip("/")
     name = f"index@{query}.html" if query else "index.html"

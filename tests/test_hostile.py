@@ -527,11 +527,12 @@ def test_redis_commands_take_settings(redis_server, tmp_path):
                             "--redis", url, *other)
     assert scheduled.returncode == 0, scheduled.stderr
     with redis_server.client() as client:
-        assert client.zcard("other:queue:presstv") == 1
+        # the section's first listing page and its feed
+        assert client.zcard("other:queue:presstv") == 2
         assert not client.exists("crawler:queue:presstv")
         assert client.hlen("other:schedules") == 1
     state = json.loads(run_crawler("status", "--json", "--redis", url, *other).stdout)
-    assert state["outlets"]["presstv"]["queued"] == 1
+    assert state["outlets"]["presstv"]["queued"] == 2
     assert [s["section"] for s in state["schedules"]] == ["economy"]
     default = json.loads(run_crawler("status", "--json", "--redis", url).stdout)
     assert default["outlets"] == {} and default["schedules"] == []

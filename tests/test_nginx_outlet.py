@@ -273,7 +273,7 @@ def test_corpus_pages_are_served_unchanged_behind_listings(nginx_outlet):
     assert len(expected) == 2 * len(fx.site.pages)
     found = set()
     for section in fx.outlet().sections.values():
-        target: str | None = section
+        target: str | None = section.path
         while target:
             body = get(healthy, target).body
             found |= {fx.canonical + h for h in links(body) if ARTICLE_PATH.match(h)}

@@ -30,6 +30,7 @@ import threading
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from email.utils import formatdate, parsedate_to_datetime
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
@@ -42,6 +43,7 @@ from crawler.demo.site import (
     BLOCKED_MARKERS,
     CUT_FROM,
     DROP_LINES,
+    NEWS_SITEMAP,
     OUTLET_NAME,
     PAGE_PATH,
     SECTIONS,
@@ -502,19 +504,36 @@ def outlet_document(
     mirrors: Iterable[str],
     max_section_pages: int = 5,
     politeness: Mapping[str, Any] | None = None,
+    discovery: Iterable[str] = ("listings",),
 ) -> dict[str, Any]:
-    """The outlet file for the demo site served at ``mirrors`` (first canonical)."""
+    """The outlet file for the demo site served at ``mirrors`` (first canonical), reading
+    the ``discovery`` sources it names: "listings", "feeds" (the sections' feeds),
+    "sitemaps" (the news sitemap index), "robots_sitemaps" (the sitemaps robots.txt names)."""
+    sources = set(discovery)
+    sections: dict[str, Any] = {}
+    for section in SECTIONS:
+        entry: dict[str, Any] = {}
+        if "listings" in sources:
+            entry["path"] = f"/section/{section}"
+        if "feeds" in sources:
+            entry["feeds"] = [f"/section/{section}/feed.rss"]
+        if entry:
+            sections[section] = entry["path"] if list(entry) == ["path"] else entry
     document: dict[str, Any] = {
         "name": OUTLET_NAME,
         "description": f"{SITE_NAME}: the simulated outlet served on loopback for the demo.",
         "mirrors": list(mirrors),
-        "sections": {section: f"/section/{section}" for section in SECTIONS},
+        "sections": sections,
         "article_url": ARTICLE_URL,
         "page_path": PAGE_PATH,
         "max_section_pages": max_section_pages,
         "blocked_markers": list(BLOCKED_MARKERS),
         "boilerplate": {"cut_from": list(CUT_FROM), "drop_lines": list(DROP_LINES)},
     }
+    if "sitemaps" in sources:
+        document["sitemaps"] = [NEWS_SITEMAP]
+    if "robots_sitemaps" in sources:
+        document["robots_sitemaps"] = True
     if politeness:
         document["politeness"] = dict(politeness)
     Outlet.model_validate(document)  # fail here, not in the crawler
@@ -544,6 +563,8 @@ class DemoOutlet:
         seed: int = 7,
         host: str = "127.0.0.1",
         delay: float = 0.0,
+        discovery: Iterable[str] = ("listings",),
+        newest: datetime | None = None,
     ) -> None:
         if isinstance(behaviours, str):
             behaviours = behaviours.split(",")
@@ -557,7 +578,8 @@ class DemoOutlet:
         self.name = OUTLET_NAME
         self.max_section_pages = max_section_pages
         self.politeness = dict(politeness) if politeness else None
-        self.site = DemoSite(articles=articles, seed=seed)
+        self.site = DemoSite(articles=articles, seed=seed, newest=newest)
+        self.discovery = tuple(discovery)
         self.host = host
         self.delay = delay
         self.servers: list[MirrorServer] = []
@@ -567,7 +589,8 @@ class DemoOutlet:
             MirrorServer(self.site, b, host=self.host, delay=self.delay) for b in self.behaviours
         ]
         self.site.mirrors = [server.base_url for server in self.servers]
-        document = outlet_document(self.site.mirrors, self.max_section_pages, self.politeness)
+        document = outlet_document(self.site.mirrors, self.max_section_pages, self.politeness,
+                                   self.discovery)
         self.outlet_dir.mkdir(parents=True, exist_ok=True)
         self.outlet_file.write_text(
             yaml.safe_dump(document, sort_keys=False, allow_unicode=True), encoding="utf-8"

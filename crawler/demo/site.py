@@ -14,6 +14,10 @@ Layout, chosen so that a crawl exercises everything an outlet file can say:
 - a page past the last one answers 404, in both styles;
 - ``/robots.txt`` disallows ``/news/2020/``; one article on a first listing page is dated
   2020 and must never be fetched; another first-page article is video only (no text);
+- feeds (RSS 2.0): ``/section/<name>/feed.rss`` (the section's first page) and ``/feed.rss``
+  (the :data:`FEED_SIZE` newest articles); a news sitemap index ``/sitemap_news.xml`` (named
+  in robots.txt) of one gzipped sitemap per day, ``/sitemaps/news-YYYY-MM-DD.xml.gz``, with
+  ``<lastmod>`` and ``<news:publication_date>``;
 - listing pages also carry links a crawler must not follow or must map back onto the outlet:
   the same article on other mirrors (absolute), external hosts under ``.invalid`` (one of
   them with an article-shaped path), ``mailto:``, ``javascript:``, ``#top``, ``/about``.
@@ -21,12 +25,14 @@ Layout, chosen so that a crawl exercises everything an outlet file can say:
 
 from __future__ import annotations
 
+import gzip
 import html
 import json
 import random
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
 from functools import cached_property
 from typing import NamedTuple
 from urllib.parse import parse_qs, urlsplit
@@ -43,6 +49,12 @@ ARTICLE_URL = r"^/news/\d{4}/\d{2}/\d{2}/\d+/"
 PAGE_PATH = "{path}/page/{page}"
 DISALLOWED_PREFIX = "/news/2020/"
 ROBOTS_TXT = f"User-agent: *\nDisallow: {DISALLOWED_PREFIX}\nDisallow: /search\n"
+FEED_SIZE = 20
+SITE_FEED = "/feed.rss"
+NEWS_SITEMAP = "/sitemap_news.xml"
+RSS = "application/rss+xml; charset=utf-8"
+XML = "application/xml; charset=utf-8"
+GZIP = "application/gzip"
 BLOCKED_MARKERS = ("This domain has been seized",)
 MIRRORS_NOTICE = f"{SITE_NAME}'s website can also be accessed at the following alternate addresses"
 CUT_FROM = ("SHARE THIS ARTICLE", MIRRORS_NOTICE)
@@ -55,6 +67,8 @@ ARCHIVED = "archived"  # dated 2020, so under the robots.txt-disallowed prefix
 
 _ARTICLE_PATH = re.compile(r"^/news/(\d{4})/(\d{2})/(\d{2})/(\d+)(?:/[^/]*)?$")
 _SECTION_PATH = re.compile(r"^/section/([a-z]+)(?:/page/(\d+))?/?$")
+_SECTION_FEED = re.compile(r"^/section/([a-z]+)/feed\.rss$")
+_DAY_SITEMAP = re.compile(r"^/sitemaps/news-(\d{4}-\d{2}-\d{2})\.xml\.gz$")
 _NEWEST = datetime(2024, 6, 28, 17, 45, tzinfo=UTC)
 
 
@@ -111,10 +125,13 @@ class DemoSite:
         seed: int = 7,
         mirrors: tuple[str, ...] | list[str] = (),
         per_page: int = PER_PAGE,
+        newest: datetime | None = None,
     ) -> None:
         if articles < 8:
             raise ValueError("a demo site needs at least 8 articles")
         self.seed = seed
+        #: when the newest article was published (a fixed day unless given)
+        self.newest = (newest or _NEWEST).astimezone(UTC)
         self.per_page = per_page
         self._cache: dict[tuple, Page] = {}
         self._bodies: dict[int, list[str]] = {}
@@ -131,7 +148,7 @@ class DemoSite:
         rng = random.Random(f"{OUTLET_NAME}:{self.seed}")
         authors = [text.person(rng) for _ in range(12)]
         articles = []
-        when = _NEWEST
+        when = self.newest
         for age in range(count):  # newest first; ids grow with time
             section = SECTIONS[age % len(SECTIONS)]
             sections = (section,)
@@ -222,6 +239,19 @@ class DemoSite:
                 paths.update(a.path for a in self.listing(section, page) if a.kind == NEWS)
         return paths
 
+    def feed_articles(self, section: str | None = None) -> list[DemoArticle]:
+        """What a section's feed lists (its first listing page), or the site's feed."""
+        if section is not None:
+            return self.listing(section, 1)
+        return self.articles[:FEED_SIZE]
+
+    def sitemap_days(self) -> dict[str, list[DemoArticle]]:
+        """Day (YYYY-MM-DD) -> the articles published that day, newest day first."""
+        days: dict[str, list[DemoArticle]] = {}
+        for article in self.articles:
+            days.setdefault(f"{article.published:%Y-%m-%d}", []).append(article)
+        return days
+
     def expected_articles(self, max_section_pages: int) -> set[str]:
         """Canonical URLs (on the first mirror) of the articles a correct crawl stores."""
         return {self.canonical + path for path in self.expected_paths(max_section_pages)}
@@ -241,7 +271,20 @@ class DemoSite:
         parts = urlsplit(target)
         path = parts.path or "/"
         if path == "/robots.txt":
-            return Page(200, "text/plain; charset=utf-8", ROBOTS_TXT.encode())
+            sitemap = f"Sitemap: {mirror or ''}{NEWS_SITEMAP}\n"
+            return Page(200, "text/plain; charset=utf-8", (ROBOTS_TXT + sitemap).encode())
+        if path == SITE_FEED:
+            return self._xml(("feed", None, mirror), RSS, lambda: self._feed(None, mirror))
+        feed = _SECTION_FEED.match(path)
+        if feed and feed.group(1) in self.listings:
+            section = feed.group(1)
+            return self._xml(("feed", section, mirror), RSS, lambda: self._feed(section, mirror))
+        if path == NEWS_SITEMAP:
+            return self._xml(("sitemaps", mirror), XML, lambda: self._sitemap_index(mirror))
+        day = _DAY_SITEMAP.match(path)
+        if day and day.group(1) in self.sitemap_days():
+            return self._xml(("sitemap", day.group(1), mirror), GZIP,
+                             lambda: self._day_sitemap(day.group(1), mirror))
         if path == "/":
             return self._cached(("home", mirror), lambda: self._home())
         if path in _INFO_PAGES:
@@ -271,6 +314,61 @@ class DemoSite:
             )
         return page
 
+    def _xml(self, key: tuple, content_type: str, render) -> Page:
+        page = self._cache.get(key)
+        if page is None:
+            body = render()
+            if content_type == GZIP:
+                body = gzip.compress(body, mtime=0)
+            page = self._cache[key] = Page(200, content_type, body)
+        return page
+
+    def _feed(self, section: str | None, mirror: str | None) -> bytes:
+        base = mirror or self.canonical
+        title = f"{SITE_NAME} - {section.title()}" if section else SITE_NAME
+        link = f"{base}/section/{section}" if section else f"{base}/"
+        items = "".join(
+            f"<item><title>{_e(a.title)}</title><link>{base}{a.path}</link>"
+            f"<guid isPermaLink=\"true\">{base}{a.path}</guid>"
+            f"<description>{_e(a.summary)}</description>"
+            f"<pubDate>{format_datetime(a.published, usegmt=True)}</pubDate></item>"
+            for a in self.feed_articles(section)
+        )
+        return (
+            '<?xml version="1.0" encoding="UTF-8"?>\n<rss version="2.0"><channel>'
+            f"<title>{_e(title)}</title><link>{link}</link>"
+            f"<description>{_e(title)}</description>{items}</channel></rss>\n"
+        ).encode()
+
+    def _sitemap_index(self, mirror: str | None) -> bytes:
+        base = mirror or self.canonical
+        entries = "".join(
+            f"<sitemap><loc>{base}/sitemaps/news-{day}.xml.gz</loc>"
+            f"<lastmod>{articles[0].published_iso}</lastmod></sitemap>"
+            for day, articles in self.sitemap_days().items()
+        )
+        return (
+            '<?xml version="1.0" encoding="UTF-8"?>\n<sitemapindex '
+            f'xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">{entries}</sitemapindex>\n'
+        ).encode()
+
+    def _day_sitemap(self, day: str, mirror: str | None) -> bytes:
+        base = mirror or self.canonical
+        entries = "".join(
+            f"<url><loc>{base}{a.path}</loc><news:news><news:publication>"
+            f"<news:name>{SITE_NAME}</news:name><news:language>en</news:language>"
+            "</news:publication>"
+            f"<news:publication_date>{a.published_iso}</news:publication_date>"
+            f"<news:title>{_e(a.title)}</news:title></news:news></url>"
+            for a in self.sitemap_days()[day]
+        )
+        return (
+            '<?xml version="1.0" encoding="UTF-8"?>\n<urlset '
+            'xmlns="http://www.sitemaps.org/schemas/sitemap/0.9" '
+            'xmlns:news="http://www.google.com/schemas/sitemap-news/0.9">'
+            f"{entries}</urlset>\n"
+        ).encode()
+
     def _not_found(self) -> Page:
         body = self._document(
             "Page not found",
@@ -288,6 +386,8 @@ class DemoSite:
             f"<title>{_e(title)} | {SITE_NAME}</title>\n"
             '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
             f'<meta property="og:site_name" content="{SITE_NAME}">\n'
+            f'<link rel="alternate" type="application/rss+xml" title="{SITE_NAME}" '
+            f'href="{SITE_FEED}">\n'
             f"{head}{_STYLE}\n</head>\n"
             '<body id="top">\n'
             f"{_HEADER}\n"

@@ -12,6 +12,8 @@
     <prefix>:active:<outlet>       zset    downloads under way -> their deadline (ms)
     <prefix>:schedules             hash    "<outlet>|<section>" -> schedule (JSON)
     <prefix>:beat                  string  the beat lease holder
+    <prefix>:validators:<outlet>   hash    path -> ETag and Last-Modified of the last answer
+                                           of a listing, feed or sitemap (JSON)
     <prefix>:dupefilter:...        see crawler.distributed.dupefilter (unless DUPEFILTER_KEY)
 
 Nothing here is ever deleted because one worker stops.
@@ -69,6 +71,9 @@ class RedisKeys:
     @property
     def beat(self) -> str:
         return f"{self.prefix}:beat"
+
+    def validators(self, outlet: str) -> str:
+        return f"{self.prefix}:validators:{outlet}"
 
     @property
     def dupefilter(self) -> str:

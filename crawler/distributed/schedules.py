@@ -150,7 +150,7 @@ class Schedules:
                    spider: OutletSpider, catalog: OutletCatalog) -> Schedule | None:
         outlet = catalog.get(schedule.outlet)
         args: list = [schedule.field, schedule.outlet]
-        for request in spider.section_requests(outlet, [schedule.section]):
+        for request in spider.seed_requests(outlet, [schedule.section]):
             args += [-request.priority, queues.encode(request)]
         result = self._run_if_due(
             keys=[self.keys.schedules, self.keys.queue(schedule.outlet), self.keys.queues],

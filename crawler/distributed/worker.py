@@ -19,6 +19,7 @@ DISTRIBUTED_SETTINGS = {
     "MIRROR_HEALTH_CLASS": "crawler.distributed.mirrors.RedisMirrorHealth",
     "POLITENESS_LIMITER_CLASS": "crawler.distributed.politeness.RedisLimiter",
     "WAITING_ROOM_CLASS": "crawler.distributed.waiting.RedisWaitingRoom",
+    "VALIDATORS_CLASS": "crawler.distributed.validators.RedisValidators",
     "METRICS_COLLECTORS": ["crawler.distributed.status.RedisStateCollector"],
 }
 
@@ -38,7 +39,8 @@ def queue_sections(server: Redis, settings: Settings, outlet: Outlet,
     list only when not seen before.
     """
     spider = OutletSpider()
-    requests = spider.section_requests(outlet, sections)
+    # validators are looked up by the worker that fetches them, not here
+    requests = spider.seed_requests(outlet, sections)
     queues = OutletQueues(server, RedisKeys.from_settings(settings), "scheduler", spider)
     queues.push((outlet.name, request) for request in requests)
     return [request.url for request in requests]

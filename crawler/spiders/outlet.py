@@ -1,9 +1,11 @@
-"""The one spider: an outlet's sections, their pagination, and the articles they list."""
+"""The one spider: an outlet's sections and their pagination, its feeds and news sitemaps,
+and the articles they lead to."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator, Iterable, Iterator
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urldefrag, urljoin, urlsplit
 
@@ -12,6 +14,17 @@ from scrapy.http import Response
 
 from crawler import meta
 from crawler.context import crawl_context
+from crawler.discovery import (
+    FEED,
+    LISTING,
+    SITEMAP,
+    MalformedDocument,
+    TooLarge,
+    feed_entries,
+    sitemap_entries,
+    validators_of,
+    within_window,
+)
 from crawler.failover import RequestEnded, RequestWaiting
 from crawler.items import ArticleItem, FinishedRequest
 from crawler.judging import NO_ARTICLES, document_answer
@@ -22,6 +35,11 @@ logger = logging.getLogger(__name__)
 #: articles before listings, so a crawl stores as it goes instead of listing everything first
 ARTICLE_PRIORITY = 10
 LISTING_PRIORITY = 0
+#: feeds and sitemaps before listings: one small document names the newest articles, with
+#: their titles and dates
+FEED_PRIORITY = 1
+#: the answer of a mirror whose feed or sitemap cannot be read (document evidence)
+MALFORMED = "malformed"
 
 
 class OutletSpider(Spider):
@@ -50,10 +68,27 @@ class OutletSpider(Spider):
     async def start(self) -> AsyncIterator[Any]:
         if self.outlet_name:
             outlet = self.outlets.get(self.outlet_name)
-            for request in self.section_requests(outlet, self.section_names):
+            for request in self.seed_requests(outlet, self.section_names):
                 yield request
+            if outlet.robots_sitemaps and not self.section_names:
+                for request in await self.robots_sitemap_requests(outlet):
+                    yield request
 
     # -- requests --------------------------------------------------------------------------------
+
+    def seed_requests(self, outlet: Outlet, sections: Iterable[str] = ()) -> list[Request]:
+        """The first listing page and the feeds of each section (all when none is named);
+        with no section named, the outlet's own feeds and sitemaps too."""
+        names = list(sections)
+        requests = self.section_requests(outlet, names)
+        for name in names or outlet.sections:
+            requests += [self.feed_request(outlet, path, name)
+                         for path in outlet.sections[name].feeds]
+        if not names:
+            requests += [self.feed_request(outlet, path, None) for path in outlet.feeds]
+            requests += [self.sitemap_request(outlet, outlet.canonical + path)
+                         for path in outlet.sitemaps]
+        return requests
 
     def section_requests(self, outlet: Outlet, sections: Iterable[str] = ()) -> list[Request]:
         names = list(sections) or list(outlet.sections)
@@ -65,17 +100,51 @@ class OutletSpider(Spider):
             )
         return [
             self.listing_request(outlet, name, outlet.section_page_url(name, 1), 1)
-            for name in names
+            for name in names if outlet.sections[name].path is not None
         ]
 
-    def listing_request(self, outlet: Outlet, section: str, url: str, page: int) -> Request:
-        # listings are fetched again on every crawl: dont_filter
+    async def robots_sitemap_requests(self, outlet: Outlet) -> list[Request]:
+        robots = self.context.robots
+        if robots is None:
+            logger.warning("robots_sitemaps of %s: robots.txt is not read (ROBOTSTXT_OBEY)",
+                           outlet.name)
+            return []
+        urls = [url for url in await robots.sitemaps_of(outlet)
+                if url not in {outlet.canonical + path for path in outlet.sitemaps}]
+        return [self.sitemap_request(outlet, url) for url in urls]
+
+    def _discovery_request(self, outlet: Outlet, url: str, kind: str, callback: Any,
+                           priority: int = FEED_PRIORITY, **info: Any) -> Request:
+        # fetched again on every crawl (dont_filter), in full only when they changed
+        # (ConditionalRequestMiddleware); a 304 goes to the callback, not to HttpError
         return Request(
-            url, callback=self.parse_listing, errback=self.failed, priority=LISTING_PRIORITY,
-            dont_filter=True,
-            meta={meta.OUTLET: outlet.name, meta.SECTION: section, meta.KIND: "listing",
-                  meta.PAGE: page, "download_slot": outlet.name},
+            url, callback=callback, errback=self.failed, priority=priority, dont_filter=True,
+            meta={meta.OUTLET: outlet.name, meta.KIND: kind, "download_slot": outlet.name,
+                  "handle_httpstatus_list": [304], **info},
         )
+
+    def listing_request(self, outlet: Outlet, section: str, url: str, page: int) -> Request:
+        return self._discovery_request(outlet, url, LISTING, self.parse_listing,
+                                       LISTING_PRIORITY, **{meta.SECTION: section,
+                                                            meta.PAGE: page})
+
+    def feed_request(self, outlet: Outlet, path: str, section: str | None) -> Request:
+        return self._discovery_request(outlet, outlet.canonical + path, FEED, self.parse_feed,
+                                       **{meta.SECTION: section})
+
+    def sitemap_request(self, outlet: Outlet, url: str) -> Request:
+        return self._discovery_request(outlet, url, SITEMAP, self.parse_sitemap)
+
+    def article_request(self, outlet: Outlet, url: str, section: str | None, found_by: str,
+                        hints: dict[str, str] | None = None) -> Request:
+        # every source's links are counted, also those another source led to first
+        self.crawler.stats.inc_value(f"articles/listed_by/{found_by}")
+        info = {meta.OUTLET: outlet.name, meta.SECTION: section, meta.KIND: "article",
+                meta.FOUND_BY: found_by, "download_slot": outlet.name}
+        if hints:
+            info[meta.HINTS] = hints
+        return Request(url, callback=self.parse_article, errback=self.failed,
+                       priority=ARTICLE_PRIORITY, meta=info)
 
     def failed(self, failure: Any) -> None:
         """Every request's errback: the download, or a middleware, ended it."""
@@ -83,7 +152,21 @@ class OutletSpider(Spider):
 
     # -- callbacks -------------------------------------------------------------------------------
 
+    def _unchanged(self, response: Response) -> bool:
+        if response.status != 304:
+            return False
+        self.crawler.stats.inc_value(f"discovery/not_modified/{response.meta[meta.KIND]}")
+        return True
+
+    def _handled(self, outlet: Outlet, response: Response, outcome: str) -> FinishedRequest:
+        """The document was read: its validators are kept for the next crawl."""
+        self.context.validators.keep(outlet.name, response.url, validators_of(response.headers))
+        return FinishedRequest(response.request, outcome)
+
     def parse_listing(self, response: Response) -> Iterator[Any]:
+        if self._unchanged(response):  # nothing new on it, nor further on
+            yield FinishedRequest(response.request, "not_modified")
+            return
         info = response.meta
         outlet = self.outlets.get(info[meta.OUTLET])
         section, page = info[meta.SECTION], info[meta.PAGE]
@@ -111,24 +194,97 @@ class OutletSpider(Spider):
                            "out (LISTING_MAX_LINKS)", response.url, cap, over_cap)
             self.crawler.stats.inc_value("listing/links_capped")
         for url in articles.values():
-            yield Request(
-                url, callback=self.parse_article, errback=self.failed, priority=ARTICLE_PRIORITY,
-                meta={meta.OUTLET: outlet.name, meta.SECTION: section, meta.KIND: "article",
-                      "download_slot": outlet.name},
-            )
+            yield self.article_request(outlet, url, section, LISTING)
         if page < outlet.max_section_pages:
+            following = None
             if next_pages:
-                yield self.listing_request(outlet, section, next_pages[0], page + 1)
+                following = self.listing_request(outlet, section, next_pages[0], page + 1)
             elif outlet.page_path:
-                yield self.listing_request(
+                following = self.listing_request(
                     outlet, section, outlet.section_page_url(section, page + 1), page + 1
                 )
-        yield FinishedRequest(response.request)
+            if following is not None:
+                if not self.settings.getbool("DISCOVERY_FULL"):
+                    # StoredArticleFilter drops it when this page held nothing new
+                    following.meta[meta.IF_NEW] = True
+                yield following
+        yield self._handled(outlet, response, "listing_handled")
 
-    def _no_articles(self, request: Request) -> Iterator[Any]:
-        verdict = document_answer(NO_ARTICLES, "listing without article links")
+    def parse_feed(self, response: Response) -> Iterator[Any]:
+        if self._unchanged(response):
+            yield FinishedRequest(response.request, "not_modified")
+            return
+        outlet = self.outlets.get(response.meta[meta.OUTLET])
         try:
-            yield self.context.failover.document_answered(request, verdict)
+            entries = feed_entries(response.body)
+        except MalformedDocument as exc:
+            yield from self._malformed(response, "feed", exc)
+            return
+        articles: dict[str, dict[str, str]] = {}
+        for entry in entries:
+            url = _article_url(outlet, response.url, entry.link)
+            if url is not None and url not in articles:
+                articles[url] = {k: v for k, v in (("title", entry.title),
+                                                   ("published", entry.published)) if v}
+        if not articles:
+            yield from self._no_articles(response.request, "feed without article links")
+            return
+        self.crawler.stats.inc_value("discovery/feeds")
+        section = response.meta.get(meta.SECTION)
+        for url, hints in articles.items():
+            yield self.article_request(outlet, url, section, FEED, hints)
+        yield self._handled(outlet, response, "feed_handled")
+
+    def parse_sitemap(self, response: Response) -> Iterator[Any]:
+        if self._unchanged(response):
+            yield FinishedRequest(response.request, "not_modified")
+            return
+        outlet = self.outlets.get(response.meta[meta.OUTLET])
+        try:
+            kind, entries = sitemap_entries(response.body,
+                                            self.settings.getint("DOWNLOAD_MAXSIZE"))
+        except TooLarge:
+            logger.warning("Sitemap %s decompresses past DOWNLOAD_MAXSIZE", response.url)
+            yield FinishedRequest(response.request, "too_large")
+            return
+        except MalformedDocument as exc:
+            yield from self._malformed(response, "sitemap", exc)
+            return
+        now = datetime.now(UTC)
+        days = outlet.sitemap_window_days
+        recent = [e for e in entries if within_window(e.date, now, days)]
+        self.crawler.stats.inc_value("discovery/sitemaps")
+        if len(recent) < len(entries):
+            what = "sitemaps" if kind == "sitemapindex" else "articles"
+            self.crawler.stats.inc_value(f"discovery/sitemap_older/{what}",
+                                         len(entries) - len(recent))
+        if kind == "sitemapindex":
+            for entry in recent:
+                url = urljoin(response.url, entry.loc)
+                if outlet.owns(url):
+                    yield self.sitemap_request(outlet, outlet.canonical_url(url))
+        else:
+            urls = dict.fromkeys(
+                u for u in (_article_url(outlet, response.url, e.loc) for e in recent) if u)
+            for url in urls:
+                yield self.article_request(outlet, url, None, SITEMAP)
+        # an index or a news sitemap with nothing recent is an answer: a quiet day
+        yield self._handled(outlet, response, "sitemap_handled")
+
+    def _malformed(self, response: Response, what: str, error: Exception) -> Iterator[Any]:
+        """A feed or sitemap that cannot be read: that mirror's answer; another is asked."""
+        logger.warning("Malformed %s at %s: %s", what, response.url, error)
+        self.crawler.stats.inc_value(f"discovery/malformed/{what}")
+        verdict = document_answer(MALFORMED, f"malformed {what}: {error}")
+        yield from self._answered(response.request, verdict, response.body)
+
+    def _no_articles(self, request: Request,
+                     reason: str = "listing without article links") -> Iterator[Any]:
+        yield from self._answered(request, document_answer(NO_ARTICLES, reason))
+
+    def _answered(self, request: Request, verdict: Any, body: bytes = b"") -> Iterator[Any]:
+        try:
+            yield self.context.failover.document_answered(request, verdict, body=body)
         except RequestEnded as ended:
             yield FinishedRequest(request, ended.outcome)
         except RequestWaiting:
@@ -143,10 +299,20 @@ class OutletSpider(Spider):
             mirror=response.meta.get(meta.MIRROR) or outlet.mirror_of(url) or "",
             outlet=outlet.name,
             section=response.meta.get(meta.SECTION),
+            hints=response.meta.get(meta.HINTS) or {},
             body=response.body,
             encoding=getattr(response, "encoding", None) or "utf-8",
             request=response.request,
         )
+
+
+def _article_url(outlet: Outlet, base: str, link: str) -> str | None:
+    """The canonical URL of an article a feed or sitemap names, if it is one of the outlet's
+    (any mirror or alias) and its path matches ``article_url``."""
+    url = urljoin(base, link.strip()).split("#", 1)[0]
+    if not outlet.owns(url) or not outlet.article_pattern.search(urlsplit(url).path):
+        return None
+    return outlet.canonical_url(url)
 
 
 def _outlet_links(outlet: Outlet, response: Response) -> Iterator[tuple[str, str, bool]]:

@@ -1,0 +1,46 @@
+"""Validators of listings, feeds and sitemaps shared by the workers through Redis (one hash
+per outlet: path -> JSON), written as each document ends: by then the requests it led to
+are queued in Redis."""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import TYPE_CHECKING
+
+from redis.exceptions import RedisError
+
+from crawler.context import crawl_context
+from crawler.distributed.keys import RedisKeys
+from crawler.validators import Validators, document_path
+
+if TYPE_CHECKING:
+    from scrapy.crawler import Crawler
+
+logger = logging.getLogger(__name__)
+
+
+class RedisValidators(Validators):
+    def __init__(self, crawler: Crawler) -> None:
+        super().__init__(crawler)
+        self.server = crawl_context(crawler).redis
+        self.keys = RedisKeys.from_settings(crawler.settings)
+
+    def get(self, outlet: str, url: str) -> dict[str, str] | None:
+        if not self.ask:
+            return None
+        try:
+            value = self.server.hget(self.keys.validators(outlet), document_path(url))
+        except RedisError as exc:  # asking without validators costs bytes, not documents
+            logger.debug("Validators of %s unknown: %s", url, exc)
+            return None
+        return json.loads(value) if value else None
+
+    def keep(self, outlet: str, url: str, validators: dict[str, str]) -> None:
+        if not (self.enabled and validators):
+            return
+        try:
+            self.server.hset(self.keys.validators(outlet), document_path(url),
+                             json.dumps(validators))
+        except RedisError as exc:
+            logger.debug("Validators of %s not kept: %s", url, exc)
