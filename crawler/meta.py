@@ -30,6 +30,9 @@ ROUTED = "mirror_routed"
 ATTEMPTS = "attempts"
 #: distributed mode: the id of the request's lease in Redis
 LEASE = "lease"
+#: distributed mode: (key, field, value) of a document's validators, written to Redis with
+#: the acknowledgement of its lease (crawler.distributed.validators)
+VALIDATORS = "validators"
 #: the final outcome, once the request has ended (crawler.ledger)
 ENDED = "ended"
 

@@ -21,6 +21,7 @@ from scrapy import signals as scrapy_signals
 from crawler.storage import StoreError, path_from_uri
 
 if TYPE_CHECKING:
+    from scrapy import Request
     from scrapy.crawler import Crawler
 
 logger = logging.getLogger(__name__)
@@ -59,7 +60,8 @@ class Validators:
             return None
         return self._known.get((outlet, document_path(url)))
 
-    def keep(self, outlet: str, url: str, validators: dict[str, str]) -> None:
+    def keep(self, request: Request, outlet: str, url: str, validators: dict[str, str]) -> None:
+        """Validators of a document ``request`` read to the end."""
         if self.enabled and validators:
             self._known[(outlet, document_path(url))] = validators
 
@@ -91,7 +93,7 @@ class StoreValidators(Validators):
         db.execute(SCHEMA)
         return db
 
-    def keep(self, outlet: str, url: str, validators: dict[str, str]) -> None:
+    def keep(self, request: Request, outlet: str, url: str, validators: dict[str, str]) -> None:
         if self.enabled and validators:
             self._pending[(outlet, document_path(url))] = validators
 

@@ -198,7 +198,10 @@ def test_crawl_into_a_fresh_database_then_again_rewrites_nothing(demo_outlet, pg
 def test_three_workers_one_killed_mid_crawl_store_each_article_once(
     demo_outlet, redis_server, workers, pg_uri
 ):
-    fx = demo_outlet("dead", "seized", "flaky", "healthy", articles=150, delay=0.03)
+    # slow enough (politeness) that a worker is killed mid-crawl: feeds list every article
+    # at once
+    fx = demo_outlet("dead", "seized", "flaky", "healthy", articles=150, delay=0.03,
+                     politeness={"requests_per_second": 15})
     url = redis_server.url
     crew = [workers(url, pg_uri, fx.outlet_dir) for _ in range(3)]
     schedule(fx, url)

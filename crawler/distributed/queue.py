@@ -156,10 +156,18 @@ class OutletQueues:
         payload, lease = result
         return self.decode(payload, lease.decode() if isinstance(lease, bytes) else lease)
 
-    def ack(self, leases: Iterable[str]) -> None:
-        leases = list(leases)
+    def ack(self, leases: Iterable[str], fields: Iterable[tuple[str, str, str]] = ()) -> None:
+        """Release leases of this worker; in the same transaction, set the hash ``fields``
+        (key, field, value) that hold once their requests are done."""
+        leases, fields = list(leases), list(fields)
+        if not leases and not fields:
+            return
+        pipe = self.server.pipeline(transaction=True)
+        for key, field, value in fields:
+            pipe.hset(key, field, value)
         if leases:
-            self.server.hdel(self.keys.inflight(self.worker), *leases)
+            pipe.hdel(self.keys.inflight(self.worker), *leases)
+        pipe.execute()
 
     def requeue_worker(self, worker: str) -> int:
         """Put a worker's leased requests back in their queues; returns how many."""

@@ -39,7 +39,7 @@ from scrapy.utils.misc import build_from_crawler, load_object
 from scrapy_redis.scheduler import Scheduler as RedisScheduler
 from twisted.internet.task import LoopingCall
 
-from crawler import signals
+from crawler import meta, signals
 from crawler.context import crawl_context
 from crawler.distributed.keys import RedisKeys
 from crawler.distributed.queue import OutletQueues
@@ -71,6 +71,8 @@ class LeasingScheduler(RedisScheduler):
         # whether the dupefilter has let it through already) and leases to acknowledge
         self._unsent: deque[tuple[str, Request, str | None, bool]] = deque()
         self._unacked: set[str] = set()
+        # what becomes true with the acknowledgements: validators of documents read
+        self._ack_fields: list[tuple[str, str, str]] = []
         self._outlets: list[str] = []
         self._outlets_read = 0.0
         self._turn = 0
@@ -309,6 +311,9 @@ class LeasingScheduler(RedisScheduler):
         if not leases:
             return
         self._unacked |= leases
+        for request in requests:
+            if request is not None and meta.VALIDATORS in request.meta:
+                self._ack_fields.append(tuple(request.meta[meta.VALIDATORS]))
         self._flush_unacked()
 
     def _flush_unacked(self) -> None:
@@ -320,10 +325,12 @@ class LeasingScheduler(RedisScheduler):
         if self._batch or self._unsent:
             return
         leases, self._unacked = self._unacked, set()
+        fields, self._ack_fields = self._ack_fields, []
         try:
-            self.queues.ack(leases)
+            self.queues.ack(leases, fields)
         except RedisError as exc:
             self._unacked |= leases
+            self._ack_fields = fields + self._ack_fields
             self._redis_failed(exc)
 
     def _flush_unsent(self) -> None:

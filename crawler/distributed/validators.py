@@ -10,11 +10,13 @@ from typing import TYPE_CHECKING
 
 from redis.exceptions import RedisError
 
+from crawler import meta
 from crawler.context import crawl_context
 from crawler.distributed.keys import RedisKeys
 from crawler.validators import Validators, document_path
 
 if TYPE_CHECKING:
+    from scrapy import Request
     from scrapy.crawler import Crawler
 
 logger = logging.getLogger(__name__)
@@ -36,11 +38,11 @@ class RedisValidators(Validators):
             return None
         return json.loads(value) if value else None
 
-    def keep(self, outlet: str, url: str, validators: dict[str, str]) -> None:
-        if not (self.enabled and validators):
-            return
-        try:
-            self.server.hset(self.keys.validators(outlet), document_path(url),
-                             json.dumps(validators))
-        except RedisError as exc:
-            logger.debug("Validators of %s not kept: %s", url, exc)
+    def keep(self, request: Request, outlet: str, url: str, validators: dict[str, str]) -> None:
+        """Kept with the request: the scheduler writes them with its acknowledgement, once the
+        requests that followed from the document are in Redis. Written earlier, a worker dying
+        meanwhile would leave a document whose next fetch answers 304 while what it listed
+        was never queued."""
+        if self.enabled and validators:
+            request.meta[meta.VALIDATORS] = (
+                self.keys.validators(outlet), document_path(url), json.dumps(validators))

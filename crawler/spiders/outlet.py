@@ -160,7 +160,8 @@ class OutletSpider(Spider):
 
     def _handled(self, outlet: Outlet, response: Response, outcome: str) -> FinishedRequest:
         """The document was read: its validators are kept for the next crawl."""
-        self.context.validators.keep(outlet.name, response.url, validators_of(response.headers))
+        self.context.validators.keep(response.request, outlet.name, response.url,
+                                     validators_of(response.headers))
         return FinishedRequest(response.request, outcome)
 
     def parse_listing(self, response: Response) -> Iterator[Any]:
