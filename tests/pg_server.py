@@ -6,8 +6,14 @@ postgres) when it answers, or else a private one started from the installed bina
 shared server is never restarted). ``server.database()`` creates a uniquely named database
 and drops it afterwards. Both raise :class:`NoPostgres` with the reason when they cannot.
 
+pytest-postgresql does the work: its ``PostgreSQLExecutor`` (pg_ctl through mirakuru) runs the
+private cluster and its ``DatabaseJanitor`` creates and drops the databases. Its fixtures are
+not used: they choose one server at configuration time and keep it for the session, while
+these tests want the shared server when it answers and else a private one, private servers of
+their own to stop and start, and the benchmarks need the same without pytest.
+
 ``CRAWLER_TEST_POSTGRES`` overrides the shared server's admin URI; ``CRAWLER_TEST_PG_BIN``
-the directory holding initdb and pg_ctl.
+the directory holding pg_ctl (and initdb).
 """
 
 from __future__ import annotations
@@ -16,17 +22,20 @@ import glob
 import os
 import pwd
 import secrets
+import shlex
 import shutil
-import socket
 import subprocess
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import port_for
 import psycopg
-from psycopg import sql
+from mirakuru.exceptions import AlreadyRunning, ExecutorError
 from psycopg.conninfo import conninfo_to_dict
+from pytest_postgresql.executors import PostgreSQLExecutor
+from pytest_postgresql.janitor import DatabaseJanitor
 
 SHARED_ADMIN_URI = "postgresql://postgres@127.0.0.1:5432/postgres"
 
@@ -53,90 +62,93 @@ class PostgresServer:
             return False
         return True
 
-    def admin(self) -> psycopg.Connection:
-        return psycopg.connect(self.uri(), autocommit=True, connect_timeout=5)
+    def janitor(self, dbname: str) -> DatabaseJanitor:
+        """Creates (``init``) and drops (``drop``, even with clients connected) ``dbname``."""
+        return DatabaseJanitor(
+            user=self.user, host=self.host, port=self.port, dbname=dbname,
+            password=self.password or None, connection_timeout=10,
+        )  # fmt: skip
 
     def create_database(self) -> str:
         name = f"crawler_test_{secrets.token_hex(6)}"
-        with self.admin() as conn:
-            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        self.janitor(name).init()
         return name
-
-    def drop_database(self, name: str) -> None:
-        # FORCE: a store a test left open must not keep its database alive
-        with self.admin() as conn:
-            conn.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-            )
 
     @contextmanager
     def database(self) -> Iterator[str]:
         """A fresh, empty database; yields its URI and drops it afterwards."""
-        name = self.create_database()
-        try:
+        name = f"crawler_test_{secrets.token_hex(6)}"
+        with self.janitor(name):
             yield self.uri(name)
-        finally:
-            self.drop_database(name)
 
 
 class PrivateServer(PostgresServer):
     """A throwaway cluster in a temporary directory, listening on loopback only."""
 
-    def __init__(self, bin_dir: Path, port: int) -> None:
-        super().__init__("127.0.0.1", port)
-        self.bin_dir = bin_dir
-        # initdb refuses to run as root: run the server as the postgres user then
-        self.run_as = _unprivileged_user() if os.geteuid() == 0 else None
+    def __init__(self, pg_ctl: Path) -> None:
+        super().__init__("127.0.0.1", 0)
         self.base = Path(tempfile.mkdtemp(prefix="crawler-pg-"))
-        self.data = self.base / "data"
-        self.log = self.base / "server.log"
-        if self.run_as:
-            account = pwd.getpwnam(self.run_as)
+        self.pg_ctl = str(pg_ctl)
+        if os.geteuid() == 0:
+            # initdb and pg_ctl refuse to run as root: the executor runs them as postgres
+            self.pg_ctl = str(self.base / "pg_ctl")
+            Path(self.pg_ctl).write_text(
+                f'#!/bin/sh\nexec runuser -u postgres -- {shlex.quote(str(pg_ctl))} "$@"\n'
+            )
+            Path(self.pg_ctl).chmod(0o755)
+            account = pwd.getpwnam("postgres")
             os.chown(self.base, account.pw_uid, account.pw_gid)
         self.base.chmod(0o700)
+        self.executor: PostgreSQLExecutor | None = None
 
-    def initdb(self) -> None:
-        self._run(
-            "initdb", "-D", str(self.data), "-U", self.user, "-A", "trust", "-E", "UTF8",
-            "--locale=C", "--no-sync", "--no-instructions",
-        )  # fmt: skip
+    @property
+    def log(self) -> Path:
+        return self.base / "server.log"
 
     def start(self) -> None:
-        options = f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.base}"
-        self._run(
-            "pg_ctl", "-D", str(self.data), "-l", str(self.log), "-o", options,
-            "-w", "-t", "60", "start",
-        )  # fmt: skip
+        """Start the server (initdb first, at the first start) and wait until it answers."""
+        if self.executor is None:
+            # the port may be taken between choosing it and binding it: choose another
+            for attempt in range(3):
+                port = port_for.select_random()
+                self.executor = PostgreSQLExecutor(
+                    executable=self.pg_ctl, host="127.0.0.1", port=port,
+                    datadir=str(self.base / f"data-{port}"), unixsocketdir=str(self.base),
+                    logfile=str(self.log), startparams="-w -t 60", dbname="postgres",
+                    postgres_options="-c listen_addresses=127.0.0.1",
+                )  # fmt: skip
+                try:
+                    self._start()
+                except NoPostgres:
+                    if attempt == 2:
+                        raise
+                    continue
+                self.port = port
+                return
+        self._start()
 
-    def stop(self) -> None:
-        self._run("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "-t", "60", "stop")
-
-    def destroy(self) -> None:
-        if (self.data / "postmaster.pid").exists():
-            subprocess.run(
-                self._command("pg_ctl", "-D", str(self.data), "-m", "immediate", "-w", "stop"),
-                capture_output=True,
-                check=False,
-            )
-        shutil.rmtree(self.base, ignore_errors=True)
-
-    def _command(self, program: str, *args: str) -> list[str]:
-        command = [str(self.bin_dir / program), *args]
-        return ["runuser", "-u", self.run_as, "--", *command] if self.run_as else command
-
-    def _run(self, program: str, *args: str) -> None:
-        result = subprocess.run(
-            self._command(program, *args), capture_output=True, text=True, check=False
-        )
-        if result.returncode != 0:
+    def _start(self) -> None:
+        try:
+            self.executor.start()
+        except (AlreadyRunning, ExecutorError, subprocess.CalledProcessError) as exc:
+            output = getattr(exc, "output", None) or b""
             log = self.log.read_text(errors="replace")[-2000:] if self.log.exists() else ""
             raise NoPostgres(
-                f"{program} failed ({result.returncode}): {result.stderr.strip()}\n{log}"
-            )
+                f"PostgreSQL did not start: {exc}\n{output.decode(errors='replace')}{log}"
+            ) from None
+
+    def stop(self) -> None:
+        """Stop the server (fast shutdown: clients are disconnected)."""
+        self.executor.stop()
+
+    def destroy(self) -> None:
+        if self.executor is not None and self.executor.running():
+            self.executor.stop()
+        shutil.rmtree(self.base, ignore_errors=True)
 
 
-def find_bin_dir() -> Path | None:
-    """The newest installed PostgreSQL's binaries (with initdb and pg_ctl)."""
+def find_pg_ctl() -> Path | None:
+    """The newest installed PostgreSQL's pg_ctl (with initdb next to it)."""
     candidates = [os.environ.get("CRAWLER_TEST_PG_BIN", "")]
     candidates += sorted(
         glob.glob("/usr/lib/postgresql/*/bin"),
@@ -148,7 +160,7 @@ def find_bin_dir() -> Path | None:
     for candidate in filter(None, candidates):
         path = Path(candidate)
         if (path / "initdb").exists() and (path / "pg_ctl").exists():
-            return path
+            return path / "pg_ctl"
     return None
 
 
@@ -167,22 +179,14 @@ def shared_server() -> PostgresServer | None:
 @contextmanager
 def private_server() -> Iterator[PrivateServer]:
     """A private server on a free loopback port, removed afterwards."""
-    bin_dir = find_bin_dir()
-    if bin_dir is None:
+    pg_ctl = find_pg_ctl()
+    if pg_ctl is None:
         raise NoPostgres("no PostgreSQL installed (initdb and pg_ctl not found)")
-    if os.geteuid() == 0 and (_unprivileged_user() is None or not shutil.which("runuser")):
+    if os.geteuid() == 0 and (_no_user("postgres") or not shutil.which("runuser")):
         raise NoPostgres("running as root without a 'postgres' user and runuser for initdb")
-    server = PrivateServer(bin_dir, _free_port())
+    server = PrivateServer(pg_ctl)
     try:
-        server.initdb()
-        for attempt in range(3):  # the free port may be taken before the server binds it
-            try:
-                server.start()
-                break
-            except NoPostgres:
-                if attempt == 2:
-                    raise
-                server.port = _free_port()
+        server.start()
         yield server
     finally:
         server.destroy()
@@ -199,15 +203,9 @@ def postgres_server() -> Iterator[PostgresServer]:
         yield server
 
 
-def _unprivileged_user() -> str | None:
+def _no_user(name: str) -> bool:
     try:
-        pwd.getpwnam("postgres")
+        pwd.getpwnam(name)
     except KeyError:
-        return None
-    return "postgres"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+        return True
+    return False

@@ -16,8 +16,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
-import socket
 import subprocess
 import tempfile
 import time
@@ -29,11 +27,13 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import yaml
+from mirakuru import HTTPExecutor
+from mirakuru.exceptions import AlreadyRunning, ProcessExitedWithError, TimeoutExpired
 
-START_TIMEOUT = 30.0
-STOP_TIMEOUT = 15.0
-#: the port a system Prometheus would take; a private server never uses it
-SYSTEM_PROMETHEUS_PORT = 9090
+# a free loopback port outside the IANA-registered ones, so never 9090
+from port_for import select_random as free_loopback_port
+
+START_TIMEOUT = 30
 
 T = TypeVar("T")
 
@@ -65,16 +65,6 @@ def require_prometheus() -> tuple[str, str]:
         pytest.skip(str(exc))
 
 
-def free_loopback_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now (never 9090)."""
-    while True:
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-            sock.bind(("127.0.0.1", 0))
-            port = sock.getsockname()[1]
-        if port != SYSTEM_PROMETHEUS_PORT:
-            return port
-
-
 class PrometheusServer:
     """One private ``prometheus`` process on 127.0.0.1.
 
@@ -104,7 +94,7 @@ class PrometheusServer:
         self.evaluation_interval = evaluation_interval
         self.rule_files = [str(Path(f).resolve()) for f in rule_files]
         self.port: int | None = None
-        self.process: subprocess.Popen | None = None
+        self.executor: HTTPExecutor | None = None
         self._tmp = tempfile.TemporaryDirectory(prefix="prometheus-")
         self.dir = Path(self._tmp.name)
 
@@ -138,60 +128,45 @@ class PrometheusServer:
 
     # -- life cycle -----------------------------------------------------------------------
     def start(self) -> PrometheusServer:
-        """Start the server and wait until it reports ready."""
-        if self.process is not None:
+        """Start the server and wait until /-/ready answers 200."""
+        if self.executor is not None:
             raise RuntimeError("the server is already running")
         self.config_file.write_text(yaml.safe_dump(self.config(), sort_keys=False))
         # A free port can be taken between choosing it and binding it: choose again.
         for _ in range(5):
-            if self._spawn(free_loopback_port()):
-                return self
+            port = free_loopback_port()
+            with self.logfile.open("ab") as log:
+                executor = HTTPExecutor(
+                    [
+                        self.binary,
+                        f"--config.file={self.config_file}",
+                        f"--storage.tsdb.path={self.dir / 'data'}",
+                        f"--web.listen-address=127.0.0.1:{port}",
+                        "--log.level=info",
+                    ],
+                    url=f"http://127.0.0.1:{port}/-/ready", method="GET", status=200,
+                    timeout=START_TIMEOUT, stdin=subprocess.DEVNULL, stdout=log,
+                    stderr=subprocess.STDOUT,
+                )  # fmt: skip
+                try:
+                    executor.start()
+                except (AlreadyRunning, ProcessExitedWithError):
+                    if "address already in use" in self.log_text():
+                        continue
+                    raise RuntimeError(f"prometheus exited at start:\n{self.log_tail()}") from None
+                except TimeoutExpired:
+                    raise RuntimeError(
+                        f"prometheus not ready after {START_TIMEOUT} s:\n{self.log_tail()}"
+                    ) from None
+            self.executor, self.port = executor, port
+            return self
         raise RuntimeError(f"prometheus found no free port; see {self.logfile}")
 
-    def _spawn(self, port: int) -> bool:
-        log = self.logfile.open("ab")
-        self.process = subprocess.Popen(
-            [
-                self.binary,
-                f"--config.file={self.config_file}",
-                f"--storage.tsdb.path={self.dir / 'data'}",
-                f"--web.listen-address=127.0.0.1:{port}",
-                "--log.level=info",
-            ],
-            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-        )
-        log.close()
-        self.port = port
-        deadline = time.monotonic() + START_TIMEOUT
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                self.process = None
-                self.port = None
-                if "address already in use" in self.log_text():
-                    return False
-                raise RuntimeError(f"prometheus exited at start:\n{self.log_tail()}")
-            try:
-                with urllib.request.urlopen(f"{self.url}/-/ready", timeout=2) as response:
-                    if response.status == 200:
-                        return True
-            except (urllib.error.URLError, ConnectionError, TimeoutError):
-                pass
-            time.sleep(0.1)
-        self.stop()
-        raise RuntimeError(f"prometheus not ready after {START_TIMEOUT} s:\n{self.log_tail()}")
-
     def stop(self) -> None:
-        """SIGTERM, then SIGKILL if it has not exited within STOP_TIMEOUT."""
-        if self.process is None:
-            return
-        process, self.process = self.process, None
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        """SIGTERM, then SIGKILL if it has not exited within START_TIMEOUT."""
+        executor, self.executor = self.executor, None
+        if executor is not None:
+            executor.stop()
 
     def close(self) -> None:
         self.stop()

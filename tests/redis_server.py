@@ -1,13 +1,16 @@
 """A private ``redis-server`` for tests and benchmarks.
 
-Each :class:`RedisServer` runs its own ``redis-server`` process on a free loopback port, with
-its data directory in a temporary folder, so tests never touch a Redis shared with anything
-else (in particular not the one on 6379). By default nothing is persisted
-(``--save "" --appendonly no``); ``appendonly=True`` turns AOF on, so data survives a
-:meth:`RedisServer.restart`, even one that kills the server without warning.
+Each :class:`RedisServer` runs its own ``redis-server`` (through pytest-redis's
+:class:`RedisExecutor`, a mirakuru executor) on a free loopback port, with its data directory
+in a temporary folder, so tests never touch a Redis shared with anything else (in particular
+not the one on 6379). By default nothing is persisted (``--save ""``, no AOF);
+``appendonly=True`` turns AOF on, so data survives a :meth:`RedisServer.restart`, even one
+that kills the server without warning.
 
-Use it directly (``with RedisServer() as server: ...``) or through the fixtures below; a
-conftest makes them available to every test module with::
+pytest-redis's own ``redis_proc`` fixtures are session-wide and cannot turn AOF on, while
+these tests need a server of their own to kill and restart: hence this small wrapper. Use it
+directly (``with RedisServer() as server: ...``) or through the fixtures below; a conftest
+makes them available to every test module with::
 
     from redis_server import redis_server, redis_server_factory, redis_url  # noqa: F401
 """
@@ -16,22 +19,19 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shlex
 import shutil
-import signal
-import socket
-import subprocess
 import tempfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import port_for
 import pytest
 import redis
+from mirakuru.exceptions import AlreadyRunning, ProcessExitedWithError
+from pytest_redis.executor import RedisExecutor
 
-#: the port of the machine's shared Redis, which a private server must never take
-SHARED_REDIS_PORT = 6379
-START_TIMEOUT = 10.0
-STOP_TIMEOUT = 10.0
+START_TIMEOUT = 10
 
 
 class RedisServerUnavailable(RuntimeError):
@@ -51,13 +51,27 @@ def find_redis_server() -> str:
 
 
 def free_loopback_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now (never 6379)."""
-    while True:
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-            sock.bind(("127.0.0.1", 0))
-            port = sock.getsockname()[1]
-        if port != SHARED_REDIS_PORT:
-            return port
+    """A free TCP port on 127.0.0.1, outside the IANA-registered ones (so never 6379, 5432 or
+    9090, where the machine's own servers listen)."""
+    return port_for.select_random()
+
+
+class _Executor(RedisExecutor):
+    """RedisExecutor with the options it has no parameter for, started once PING answers
+    (a server reading its AOF accepts connections but answers LOADING)."""
+
+    def __init__(self, extra_args: list[str], **options) -> None:
+        super().__init__(**options)
+        self.command_parts = [*self.command_parts, *extra_args]
+        self.command = shlex.join(self.command_parts)
+
+    def after_start_check(self) -> bool:
+        with (
+            contextlib.suppress(redis.ConnectionError, redis.TimeoutError),
+            redis.Redis(host=self.host, port=self.port, socket_timeout=1.0) as client,
+        ):
+            return bool(client.ping())
+        return False
 
 
 class RedisServer:
@@ -78,14 +92,21 @@ class RedisServer:
     ) -> None:
         self.binary = binary or find_redis_server()
         self.appendonly = appendonly
-        self.appendfsync = appendfsync
-        self.extra_args = list(extra_args)
-        self.port: int | None = None
-        self.process: subprocess.Popen | None = None
+        self.extra_args = ["--save", "", "--appendfsync", appendfsync, *extra_args]
+        self.executor: _Executor | None = None
         self._tmp = tempfile.TemporaryDirectory(prefix="redis-server-")
         self.dir = Path(self._tmp.name)
 
     # -- addresses ------------------------------------------------------------------------
+    @property
+    def port(self) -> int | None:
+        return self.executor.port if self.executor else None
+
+    @property
+    def process(self):
+        """The running server's :class:`subprocess.Popen`, or None."""
+        return self.executor.process if self.executor else None
+
     @property
     def url(self) -> str:
         if self.port is None:
@@ -94,7 +115,10 @@ class RedisServer:
 
     @property
     def logfile(self) -> Path:
-        return self.dir / "redis.log"
+        return self._logfile(self.port)
+
+    def _logfile(self, port: int | None) -> Path:
+        return self.dir / f"redis-server.{port}.log"  # where RedisExecutor has it write
 
     def client(self, **kwargs) -> redis.Redis:
         return redis.Redis.from_url(self.url, **kwargs)
@@ -106,29 +130,25 @@ class RedisServer:
         The first start takes a free port; later starts (see :meth:`restart`) reuse it, so
         URLs handed out before stay valid.
         """
-        if self.process is not None:
-            raise RuntimeError("the server is already running")
-        if self.port is not None:
-            self._spawn(self.port)
+        if self.executor is not None:
+            self._start(self.executor)
             return self
         # A free port can be taken between choosing it and binding it: choose again.
         for _ in range(5):
-            port = free_loopback_port()
-            if self._spawn(port, give_up_if_taken=False):
+            executor = self._executor(free_loopback_port())
+            if self._start(executor, first=True):
+                self.executor = executor
                 return self
-        raise RuntimeError(f"redis-server found no free port; see {self.logfile}")
+        raise RuntimeError("redis-server found no free port")
 
     def stop(self, *, kill: bool = False) -> None:
         """Stop the server: SIGTERM and wait, or SIGKILL (a crash) if ``kill``."""
-        process, self.process = self.process, None
-        if process is None or process.poll() is not None:
+        if self.executor is None:
             return
-        process.send_signal(signal.SIGKILL if kill else signal.SIGTERM)
-        try:
-            process.wait(STOP_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        if kill:
+            self.executor.kill()
+        else:
+            self.executor.stop()
 
     def restart(self, *, keep_data: bool = True, kill: bool = False) -> None:
         """Stop and start again on the same port.
@@ -137,7 +157,7 @@ class RedisServer:
         survives (even with ``kill``); without AOF a snapshot is taken first unless ``kill``
         (a crash loses it all). Without ``keep_data`` the server starts empty.
         """
-        if keep_data and not kill and not self.appendonly and self.process is not None:
+        if keep_data and not kill and not self.appendonly and self.executor.running():
             with self.client() as client:
                 client.save()
         self.stop(kill=kill)
@@ -161,61 +181,26 @@ class RedisServer:
         self.close()
 
     # -- internals ------------------------------------------------------------------------
-    def _command(self, port: int) -> list[str]:
-        command = [
-            self.binary,
-            "--port", str(port),
-            "--bind", "127.0.0.1",
-            "--protected-mode", "yes",
-            "--daemonize", "no",
-            "--dir", str(self.dir),
-            "--logfile", str(self.logfile),
-            "--save", "",
-            "--dbfilename", "dump.rdb",
-        ]  # fmt: skip
-        if self.appendonly:
-            command += ["--appendonly", "yes", "--appendfsync", self.appendfsync]
-        else:
-            command += ["--appendonly", "no"]
-        return command + self.extra_args
+    def _executor(self, port: int) -> _Executor:
+        return _Executor(
+            self.extra_args, executable=self.binary, databases=16, redis_timeout=0,
+            loglevel="notice", host="127.0.0.1", port=port, startup_timeout=START_TIMEOUT,
+            appendonly="yes" if self.appendonly else "no", datadir=self.dir,
+        )  # fmt: skip
 
-    def _spawn(self, port: int, *, give_up_if_taken: bool = True) -> bool:
-        """Start redis-server on ``port``; False if the port was taken (and may be retried)."""
-        log_start = self.logfile.stat().st_size if self.logfile.exists() else 0
-        process = subprocess.Popen(
-            self._command(port),
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-        )
-        deadline = time.monotonic() + START_TIMEOUT
-        with redis.Redis(host="127.0.0.1", port=port, socket_timeout=1.0) as client:
-            while time.monotonic() < deadline:
-                if process.poll() is not None:
-                    break
-                with contextlib.suppress(redis.ConnectionError, redis.TimeoutError):
-                    # Refused until it listens, LOADING while it reads the AOF: poll.
-                    if client.ping():
-                        self.process, self.port = process, port
-                        return True
-                time.sleep(0.02)
-        if process.poll() is None:
-            process.kill()
-        process.wait()
-        stderr = process.stderr.read().decode(errors="replace") if process.stderr else ""
-        log = self._log_since(log_start)
-        if not give_up_if_taken and "Address already in use" in log + stderr:
-            return False
-        raise RuntimeError(
-            f"redis-server did not answer PING on 127.0.0.1:{port}\n{stderr}{log}".rstrip()
-        )
-
-    def _log_since(self, offset: int) -> str:
-        if not self.logfile.exists():
-            return ""
-        with self.logfile.open("rb") as log:
-            log.seek(offset)
-            return log.read().decode(errors="replace")
+    def _start(self, executor: _Executor, *, first: bool = False) -> bool:
+        """Start ``executor``; False if this is the first start and its port was taken."""
+        try:
+            executor.start()
+        except (AlreadyRunning, ProcessExitedWithError) as exc:
+            log_file = self._logfile(executor.port)
+            log = log_file.read_text(errors="replace") if log_file.exists() else ""
+            if first and (isinstance(exc, AlreadyRunning) or "Address already in use" in log):
+                return False
+            raise RuntimeError(
+                f"redis-server did not start on 127.0.0.1:{executor.port}\n{log}".rstrip()
+            ) from None
+        return True
 
 
 # -- pytest fixtures -----------------------------------------------------------------------
