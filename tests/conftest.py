@@ -109,9 +109,14 @@ class Worker:
                                         cwd=REPO, env=crawler_env())
 
     def stop(self, sig: int, timeout: float = 60) -> float:
-        """Send ``sig``; returns the seconds the worker took to exit."""
+        """Send ``sig``; returns the seconds the worker took to exit. A SIGTERM waits until
+        the worker runs (its handler is installed): one still importing would just die."""
+        import signal
         import time
 
+        if sig == signal.SIGTERM:
+            wait_for(lambda: self.process.poll() is not None
+                     or "taking work from Redis" in self.output(), 60, "the worker to start")
         started = time.monotonic()
         self.process.send_signal(sig)
         self.process.wait(timeout)
