@@ -60,7 +60,8 @@ class CrawlContext:
 
         from crawler.storage import open_store
 
-        store = open_store(self.crawler.settings["STORE_URI"])
+        settings = self.crawler.settings
+        store = open_store(settings["STORE_URI"], pool_size=settings.getint("STORE_POOL_SIZE"))
         self.crawler.signals.connect(store.close, signal=signals.engine_stopped, weak=False)
         return store
 

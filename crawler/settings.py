@@ -100,6 +100,9 @@ EXTRACTION_PROCESSES = 1
 
 # -- storage ---------------------------------------------------------------------------------
 STORE_URI = "sqlite:///crawl.db"
+#: PostgreSQL connections per crawler process at most: one thread checks what is stored, one
+#: writes, so two never wait on each other (N workers hold at most 2 N connections)
+STORE_POOL_SIZE = 2
 #: records per write; a batch is also written once it is STORE_FLUSH_SECONDS old
 STORE_BATCH_SIZE = 100
 STORE_FLUSH_SECONDS = 1.0

@@ -44,9 +44,9 @@ class Store(Protocol):
     def close(self) -> None: ...
 
 
-def open_store(uri: str) -> Store:
+def open_store(uri: str, *, pool_size: int | None = None) -> Store:
     """The store ``uri`` names; :class:`StoreError` (one line, no password) if it cannot be
-    opened."""
+    opened. ``pool_size``: at most this many connections (PostgreSQL)."""
     try:
         scheme = urlsplit(uri).scheme
     except ValueError as exc:  # e.g. an unclosed "[" of an IPv6 host
@@ -62,7 +62,7 @@ def open_store(uri: str) -> Store:
     if scheme in ("postgresql", "postgres"):
         from crawler.storage.postgres import PostgresStore
 
-        return PostgresStore.from_uri(uri)
+        return PostgresStore.from_uri(uri, **({"pool_size": pool_size} if pool_size else {}))
     raise StoreError(
         f"unsupported store URI {redact_url(uri)!r}: use sqlite:///path.db, "
         "jsonl:///path.jsonl or postgresql://user:pass@host:port/db"
