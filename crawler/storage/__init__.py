@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, Protocol
 from urllib.parse import urlsplit
@@ -106,4 +107,8 @@ def path_from_uri(uri: str) -> str:
         raise StoreError(f"{redact_url(uri)!r}: no file path")
     if "\0" in path:  # no file system takes it; open() would raise ValueError
         raise StoreError(f"{redact_url(uri)!r}: the path contains a NUL character")
+    try:
+        os.fsencode(path)
+    except UnicodeError:  # e.g. a lone surrogate: no file name can hold it
+        raise StoreError(f"{redact_url(uri)!r}: the path is not a valid file name") from None
     return path
