@@ -135,7 +135,7 @@ def crawl(
 ) -> None:
     """Crawl one outlet's sections, feeds and sitemaps in this process (no Redis) and store
     the articles."""
-    from crawler.distributed.schedules import parse_interval
+    from crawler.durations import parse_interval
     from crawler.runner import run_crawl
 
     sections = section or []
@@ -202,8 +202,9 @@ def schedule(
 ) -> None:
     """Queue an outlet's sections for the workers, now or (--every) on a schedule."""
     from crawler.distributed.keys import RedisKeys
-    from crawler.distributed.schedules import Schedules, parse_interval
+    from crawler.distributed.schedules import Schedules
     from crawler.distributed.worker import queue_sections
+    from crawler.durations import parse_interval
 
     sections = section or []
     spec = load_outlet(outlets_dir, outlet, sections)
