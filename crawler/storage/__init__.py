@@ -24,14 +24,15 @@ class StoreUnavailable(StoreError):
 
 
 class Written(int):
-    """How many of the records written were new or changed (the int), and of those how many
-    were new articles and how many new revisions of stored ones."""
+    """How many of the records written were new or changed (the int): ``new`` articles,
+    and the articles that got a new revision (``revised``, their canonical URLs)."""
 
     new: int
-    revised: int
+    revised: tuple[str, ...]
 
-    def __new__(cls, new: int, revised: int) -> Written:
-        written = super().__new__(cls, new + revised)
+    def __new__(cls, new: int, revised: Iterable[str] = ()) -> Written:
+        revised = tuple(revised)
+        written = super().__new__(cls, new + len(revised))
         written.new, written.revised = new, revised
         return written
 

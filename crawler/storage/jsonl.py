@@ -63,7 +63,7 @@ class JSONLStore:
 
     def write(self, records: list[dict[str, Any]]) -> Written:
         lines = []
-        new = revised = 0
+        new, revised = 0, []
         for record in records:
             known = self._latest.get(record["canonical_url"])
             if known is not None and not is_revision(known, record):
@@ -71,7 +71,10 @@ class JSONLStore:
             line = {name: record.get(name) for name in ARTICLE_FIELDS}
             line["revision"] = known["revision"] + 1 if known else 1
             self._remember(line)
-            new, revised = (new + 1, revised) if known is None else (new, revised + 1)
+            if known is None:
+                new += 1
+            else:
+                revised.append(record["canonical_url"])
             lines.append(json.dumps(line, ensure_ascii=False) + "\n")
         try:
             self._file.write("".join(lines))

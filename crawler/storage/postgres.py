@@ -260,7 +260,8 @@ _UPSERT = f"""
     -- xmax is 0 only on a row this statement inserted, also when a concurrent writer
     -- inserted the article after this statement's snapshot
     SELECT count(*) FILTER (WHERE w.inserted),
-           count(*) FILTER (WHERE NOT w.inserted AND w.revision > coalesce(s.revision, 1))
+           array_agg(canonical_url)
+               FILTER (WHERE NOT w.inserted AND w.revision > coalesce(s.revision, 1))
     FROM written w LEFT JOIN stored s USING (canonical_url)
 """
 
@@ -318,7 +319,7 @@ class PostgresStore:
         if not columns[0]:
             return Written(0, 0)
         new, revised = self._run(lambda conn: conn.execute(_UPSERT, columns).fetchone())
-        return Written(new, revised)
+        return Written(new, revised or ())
 
     def existing(self, canonical_urls: Iterable[str]) -> set[str]:
         urls = list(canonical_urls)

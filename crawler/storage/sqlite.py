@@ -213,7 +213,7 @@ class SQLiteStore:
     def _write(self, records: list[dict[str, Any]]) -> Written:
         stored = self._rows([r["canonical_url"] for r in records],
                             "canonical_url, revision_hash, content_hash")
-        new = revised = 0
+        new, revised = 0, []
         for record in records:
             row = {**record, "revision_hash": revision_hash(record)}
             old = stored.get(record["canonical_url"])
@@ -223,7 +223,7 @@ class SQLiteStore:
             elif is_revision(old, record):
                 self.db.execute(_KEEP_REVISION, row)
                 self.db.execute(_REVISE, row)
-                revised += 1
+                revised.append(record["canonical_url"])
             else:
                 self.db.execute(_SEEN, row)
         return Written(new, revised)
