@@ -6,14 +6,17 @@ from __future__ import annotations
 
 import json
 import re
+import signal
 import sqlite3
+import subprocess
+import sys
 import time
 from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit
 
 import pytest
 import yaml
-from conftest import FAST, run_crawler, stored_records
+from conftest import FAST, REPO, crawler_env, run_crawler, stored_records, wait_for
 from redis import Redis
 
 from crawler.distributed.keys import RedisKeys
@@ -85,6 +88,7 @@ def test_edits_become_revisions_and_removals_are_marked(crawled, tmp_path):
         fx.mirror(index).extra.append(f"location = {redirected} {{ return 301 /; }}")
     fx.mirror(0).extra.append(f"location = {gone_on_one} {{ return 404; }}")
     fx.reload()
+    time.sleep(1.1)  # fetched_at counts whole seconds: the first crawl's are all before
     before_revisit = datetime.now(UTC).isoformat(timespec="seconds")
     time.sleep(1.5)  # the revisit interval (1 s) is over
 
@@ -166,3 +170,53 @@ def test_the_beat_queues_due_revisits_once_per_interval(crawled, redis_url):
         assert queuer.queue_due(outlet, now + 2) == len(urls)  # the interval is over
     finally:
         db.close()
+
+
+def test_workers_and_the_beat_revisit_into_postgresql(nginx_outlet, redis_url, pg_uri, workers,
+                                                      tmp_path):
+    fx = nginx_outlet("healthy", "healthy", pages="demo", articles=10,
+                      newest=datetime.now(UTC) - timedelta(hours=1))
+    revisit_every_second(fx)
+    worker = workers(redis_url, pg_uri, fx.outlet_dir)
+    wait_for(lambda: "taking work from Redis" in worker.output(), 60, "the worker to start")
+    # queued now; and a recurring schedule, whose outlet the beat revisits
+    for every in ([], ["--every", "1h"]):
+        scheduled = run_crawler("schedule", fx.name, "--outlets-dir", str(fx.outlet_dir),
+                                "--redis", redis_url, *every)
+        assert scheduled.returncode == 0, scheduled.stderr
+    expected = fx.expected_articles()
+    wait_for(lambda: len(stored_records(pg_uri)) == len(expected), 120, "the first crawl")
+
+    urls = sorted(expected)
+    edited, gone = urlsplit(urls[0]).path, urlsplit(urls[1]).path
+    serve_everywhere(fx, edited, first_paragraph_edited(
+        page_of(fx, edited), lambda text: text + b" " + EDIT.encode()))
+    for index in range(len(fx.mirrors_)):
+        fx.mirror(index).extra.append(f"location = {gone} {{ return 404; }}")
+    fx.reload()
+    beat_log = tmp_path / "beat.log"
+    beat = subprocess.Popen(
+        [sys.executable, "-m", "crawler.cli", "beat", "--redis", redis_url, "--store", pg_uri,
+         "--outlets-dir", str(fx.outlet_dir), "--tick", "0.2",
+         "-s", "REVISIT_CHECK_SECONDS=1"],
+        stdout=beat_log.open("w"), stderr=subprocess.STDOUT, cwd=REPO, env=crawler_env())
+    try:
+        def revisited():
+            stored = by_url(pg_uri)
+            return (stored[urls[0]]["revision"] == 2 and stored[urls[1]]["removed_at"]
+                    and all(r["last_seen"] > r["first_seen"] for url, r in stored.items()
+                            if url != urls[1]))
+
+        wait_for(revisited, 120, "the revisits: " + beat_log.read_text()[-2000:])
+    finally:
+        beat.send_signal(signal.SIGTERM)
+        beat.wait(30)
+    assert "Queued" in beat_log.read_text() and "revisits of demonews" in beat_log.read_text()
+    stored = by_url(pg_uri)
+    assert EDIT in stored[urls[0]]["text"]
+    db = open_store(pg_uri)
+    try:
+        assert [r["revision"] for r in db.history(urls[0])] == [1, 2]
+    finally:
+        db.close()
+    assert worker.stop(signal.SIGTERM) < 30

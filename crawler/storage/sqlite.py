@@ -273,7 +273,8 @@ class SQLiteStore:
                                                removal_checks, limit)).fetchall()
             except sqlite3.Error as exc:
                 raise self._translate(exc, "read") from None
-        return [dict(zip(_DUE_FIELDS, row, strict=True)) for row in rows]
+        return [{**dict(zip(_DUE_FIELDS, row, strict=True)), "removed": bool(row[-1])}
+                for row in rows]
 
     def seen_unchanged(self, canonical_urls: list[str], when: str) -> None:
         with self._lock:
