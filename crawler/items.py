@@ -37,6 +37,10 @@ class ArticleItem:
     text: str | None = None
     content_hash: str | None = None
     fetched_at: str | None = None
+    #: with WARC_DIR: the WARC file holding the page as sent (relative to WARC_DIR), and its
+    #: response record's WARC-Record-ID (not in ARTICLE_FIELDS: the stores do not keep them yet)
+    warc_file: str | None = None
+    warc_record_id: str | None = None
     #: title and published from the feed that listed it: used when the page has none
     hints: dict[str, str] = field(default_factory=dict, repr=False)
     #: the fetched page, for extraction; never stored
