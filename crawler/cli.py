@@ -81,10 +81,28 @@ RedisOpt = Annotated[
     str, typer.Option("--redis", envvar="CRAWLER_REDIS_URL", help="Redis URL.",
                       callback=not_empty("CRAWLER_REDIS_URL"))
 ]
+def not_empty_env(envvar: str) -> Callable[[typer.Context, typer.CallbackParam, Path | None],
+                                            Path | None]:
+    """An optional option's callback: an empty ``envvar`` is an error, not "off"."""
+
+    def check(ctx: typer.Context, param: typer.CallbackParam, value: Path | None) -> Path | None:
+        env_empty = os.environ.get(envvar) is not None and not os.environ[envvar].strip()
+        source = ctx.get_parameter_source(param.name or "")
+        from_env = source is not None and source.name in ("DEFAULT", "ENVIRONMENT")
+        if env_empty and from_env:
+            raise fail(f"{envvar} is set but empty")
+        if value is not None and not str(value).strip():
+            raise fail(f"{param.opts[0]} is empty")
+        return value
+
+    return check
+
+
 WarcOpt = Annotated[
     Path | None,
-    typer.Option("--warc", envvar="CRAWLER_WARC_DIR", help="Also write each stored article's "
-                 "page as the mirror sent it, with its request, to WARC files in this directory."),
+    typer.Option("--warc", envvar="CRAWLER_WARC_DIR", callback=not_empty_env("CRAWLER_WARC_DIR"),
+                 help="Also write each stored article's page as the mirror sent it, with its "
+                 "request, to WARC files in this directory."),
 ]
 SectionOpt = Annotated[
     list[str] | None, typer.Option("--section", help="Only this section (repeatable).")

@@ -333,7 +333,7 @@ class WarcPipeline:
             return item
         raw = self.writer.take(item.request)
         if raw is None:
-            # e.g. an answer from Scrapy's HTTP cache, which never passed the downloader
+            # the item names a request other than the one downloaded: nothing to write
             self.crawler.stats.inc_value("warc/no_capture")
             return item
         loop = asyncio.get_running_loop()

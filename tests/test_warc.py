@@ -331,3 +331,20 @@ def test_a_file_cut_short_in_its_last_record_reads_back_every_earlier_one(tmp_pa
     records = read_warc(cut, to_the_end=False)
     assert [r.id for r in records if r.type == "response"] == ids[:3]
     assert len([r for r in records if r.type == "request"]) == 3
+
+
+def test_a_warc_dir_that_cannot_be_written_or_an_empty_variable_is_one_line(tmp_path):
+    store = f"sqlite:///{tmp_path}/crawl.db"
+    blocked = tmp_path / "file"
+    blocked.write_text("not a directory")
+    for result, message in [
+        (run_crawler("crawl", "presstv", "--store", store, "--warc", str(blocked / "warc")),
+         f"error: cannot write WARC files to {blocked / 'warc'}: Not a directory"),
+        (run_crawler("crawl", "presstv", "--store", store, CRAWLER_WARC_DIR=""),
+         "error: CRAWLER_WARC_DIR is set but empty"),
+        (run_crawler("worker", "--store", store, "--redis", "redis://127.0.0.1:1/0",
+                     CRAWLER_WARC_DIR=" "),
+         "error: CRAWLER_WARC_DIR is set but empty"),
+    ]:
+        assert result.returncode == 2
+        assert result.stderr.strip() == message
