@@ -119,6 +119,9 @@ STORE_CLOSE_TIMEOUT = 15.0
 WARC_DIR = None
 #: a WARC file is closed and the next one begun once it is this large (bytes, compressed)
 WARC_MAX_SIZE = 1_000_000_000
+#: ... or once it is this old (seconds), even when nothing more is written to it, so that a
+#: long-running worker's records reach a closed file; None: only by size and at the end
+WARC_MAX_AGE = 3600.0
 #: file names: <WARC_PREFIX>-<worker>-<UTC time>-<serial>.warc.gz
 WARC_PREFIX = "crawler"
 #: extra fields of each file's warcinfo record, e.g. {"operator": "...", "isPartOf": "..."}

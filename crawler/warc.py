@@ -22,7 +22,8 @@ Three parts, so that only what is stored is written and memory stays bounded:
 
 Files are written by one thread, named ``<WARC_PREFIX>-<worker>-<UTC time>-<serial>.warc.gz``
 (unique per process) and written as ``<name>.open``, renamed once closed: at
-``WARC_MAX_SIZE`` and when the crawl stops (SIGTERM included). Each record pair is flushed to
+``WARC_MAX_SIZE``, once ``WARC_MAX_AGE`` old (a timer closes an idle one) and when the crawl
+stops (SIGTERM included). Each record pair is flushed to
 the operating system as it is written, so a killed process leaves an ``.open`` file whose
 records all read back but for the one being written.
 
@@ -41,6 +42,7 @@ import os
 import re
 import socket
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -135,6 +137,11 @@ def file_name(prefix: str, worker: str, opened: datetime, serial: int) -> str:
     return f"{prefix}-{safe}-{stamp}-{serial:05d}{SUFFIX}"
 
 
+def seconds_or_none(value: Any) -> float | None:
+    """A setting in seconds that may be off (None, also as given with -s)."""
+    return None if value is None or str(value).strip() in ("", "None") else float(value)
+
+
 def software() -> str:
     import scrapy
     import warcio
@@ -154,11 +161,14 @@ class WarcWriter:
     writer thread, then the crawl's end); the captures are kept on the event loop's side.
     """
 
-    def __init__(self, directory: Path, worker: str, *, max_size: int, prefix: str = "crawler",
+    def __init__(self, directory: Path, worker: str, *, max_size: int,
+                 max_age: float | None = None, prefix: str = "crawler",
                  info: dict[str, str] | None = None) -> None:
         self.directory = directory
         self.worker = worker
         self.max_size = max_size
+        self.max_age = max_age
+        self._opened_at = 0.0
         self.prefix = prefix
         self.info = dict(info or {})
         self.serial = 0
@@ -185,6 +195,7 @@ class WarcWriter:
         }
         writer = cls(Path(directory), crawl_context(crawler).worker_id,
                      max_size=settings.getint("WARC_MAX_SIZE"),
+                     max_age=seconds_or_none(settings.get("WARC_MAX_AGE")),
                      prefix=settings.get("WARC_PREFIX"), info=info)
         writer.directory.mkdir(parents=True, exist_ok=True)
         # a request that ended some other way leaves no record: its capture goes now
@@ -219,6 +230,8 @@ class WarcWriter:
         """Write the response record and its request record; returns the file's name
         (relative to the directory, as it is once closed) and the response's record id."""
         with self._lock:
+            if self._warc is not None and self._too_old():
+                self._close_file()
             if self._warc is None:
                 self._open()
             warc, name = self._warc, self._name
@@ -234,6 +247,16 @@ class WarcWriter:
         with self._lock:
             if self._file is not None:
                 self._close_file()
+
+    def close_if_old(self) -> None:
+        """Close the file once it is ``max_age`` old, also while nothing is written to it, so
+        that a quiet worker's records do not stay in an ``.open`` file."""
+        with self._lock:
+            if self._file is not None and self._too_old():
+                self._close_file()
+
+    def _too_old(self) -> bool:
+        return self.max_age is not None and time.monotonic() - self._opened_at >= self.max_age
 
     def _records(self, warc: WARCWriter, raw: RawResponse):
         date = datetime_to_iso_date(raw.fetched_at.astimezone(UTC).replace(tzinfo=None),
@@ -270,6 +293,7 @@ class WarcWriter:
                 continue
             break
         self._name = name
+        self._opened_at = time.monotonic()
         self._warc = WARCWriter(self._file, gzip=True, warc_version=WARC_VERSION)
         info = {"software": software(), "format": "WARC File Format 1.1",
                 "conformsTo": CONFORMS_TO, **self.info}
@@ -320,6 +344,7 @@ class WarcPipeline:
         self.crawler = crawler
         self.writer = writer
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="warc")
+        self._timer: asyncio.TimerHandle | None = None
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> WarcPipeline:
@@ -349,6 +374,23 @@ class WarcPipeline:
         self.crawler.stats.inc_value("warc/bytes", len(raw.body))
         return item
 
+    def open_spider(self) -> None:
+        self._schedule_age_check()
+
+    def _schedule_age_check(self) -> None:
+        if self.writer.max_age is None:
+            return
+        # often enough that a file closes within a tenth of its age limit of it
+        delay = max(self.writer.max_age / 10, 0.1)
+        self._timer = asyncio.get_running_loop().call_later(delay, self._check_age)
+
+    def _check_age(self) -> None:
+        self._thread.submit(self.writer.close_if_old)
+        self._schedule_age_check()
+
     def close_spider(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         self._thread.shutdown(wait=True)
         self.writer.close()

@@ -348,3 +348,39 @@ def test_a_warc_dir_that_cannot_be_written_or_an_empty_variable_is_one_line(tmp_
     ]:
         assert result.returncode == 2
         assert result.stderr.strip() == message
+
+
+def test_files_close_at_max_age_also_when_nothing_more_is_written(tmp_path):
+    # an age limit of 0: every file is due as soon as it is open
+    crawler = project_crawler(WARC_DIR=str(tmp_path), WARC_MAX_AGE="0")
+    writer = crawl_context(crawler).warc
+    answers = page_answers(3)
+    names = [writer.write(capture(request, response, datetime.now(UTC)))[0]
+             for request, response in answers[:2]]
+    # the first file was closed before the second record pair: one pair per file
+    assert writer.closed == names[:1] and names[0] != names[1]
+    writer.close_if_old()  # what the pipeline's timer does while nothing is written
+    assert writer.closed == names and not list(tmp_path.glob(f"*{OPEN_SUFFIX}"))
+    for name in names:
+        warcio_check(tmp_path / name)
+        assert len(assert_pairs(read_warc(tmp_path / name))) == 1
+    # off: files close by size and at the end only
+    assert crawl_context(project_crawler(WARC_DIR=str(tmp_path), WARC_MAX_AGE="None")) \
+        .warc.max_age is None
+
+
+def test_a_quiet_worker_closes_its_file_at_max_age(nginx_outlet, redis_server, workers,
+                                                    tmp_path):
+    fx = nginx_outlet("healthy", pages="demo", articles=10)
+    store, warc = f"sqlite:///{tmp_path}/crawl.db", tmp_path / "warc"
+    worker = workers(redis_server.url, store, fx.outlet_dir, "--warc", str(warc),
+                     "-s", "WARC_MAX_AGE=2")
+    schedule(fx, redis_server.url)
+    expected = len(fx.expected_articles())
+    wait_for(lambda: store_count(store) >= expected, 120, "every article stored")
+    # nothing more to write: the file closes on the worker's timer, not at its exit
+    wait_for(lambda: not list(warc.glob(f"*{OPEN_SUFFIX}")), 60, "the .open file closed")
+    assert worker.process.poll() is None
+    uris = [r.uri for path in warc_files(warc) for r in assert_pairs(read_warc(path)).values()]
+    assert sorted(uris) == sorted(r["url"] for r in stored_records(store))
+    assert worker.stop(signal.SIGTERM) < 30
