@@ -6,15 +6,18 @@ server compressed it), with the ``request`` record that asked for it (``WARC-Con
 links them), to rotating ``.warc.gz`` files of one gzip member per record, each file opening
 with a ``warcinfo`` record.
 
-Three parts, so that only what is stored is written and memory stays bounded:
+Two components and one rule, so that only what is stored is written and memory stays
+bounded:
 
 - :class:`RawResponseMiddleware` (downloader, 595: between ``RedirectMiddleware`` (600) and
   ``HttpCompressionMiddleware`` (590)) keeps an article's final answer before it is
   decompressed, as a :class:`RawResponse`, in :class:`WarcWriter` under its request object.
   Nothing goes into ``Request.meta``: meta follows a request to other mirrors and into Redis.
 - :class:`WarcPipeline` (700: after extraction, before the store) takes the item's capture
-  and has it written, then sets ``warc_file`` and ``warc_record_id`` on the item. A page that
-  is judged, extracted or failed over to no article is never written.
+  and has it written, then sets ``warc_file`` and ``warc_record_id`` on the item. A page
+  judged a failure, failed over, or giving no article text is never written. The record is
+  written before the article is stored: every stored article has its record, and a store
+  that then fails leaves a record the store lacks, never the reverse.
 - A capture is held only while its request is alive and not ended: it is dropped when taken,
   when the ledger ends the request (``signals.request_finished``), or with the request (weak
   keys). So at most the raw bodies of the article pages in flight are held (each at most
@@ -23,15 +26,15 @@ Three parts, so that only what is stored is written and memory stays bounded:
 Files are written by one thread, named ``<WARC_PREFIX>-<worker>-<UTC time>-<serial>.warc.gz``
 (unique per process) and written as ``<name>.open``, renamed once closed: at
 ``WARC_MAX_SIZE``, once ``WARC_MAX_AGE`` old (a timer closes an idle one) and when the crawl
-stops (SIGTERM included). Each record pair is flushed to
-the operating system as it is written, so a killed process leaves an ``.open`` file whose
-records all read back but for the one being written.
+stops (SIGTERM included). Each record pair is flushed to the operating system as it is
+written, so a killed process leaves an ``.open`` file whose records all read back but for the
+one being written.
 
 What Scrapy keeps of the answer is what is recorded: the body byte for byte; the headers
 with names as Scrapy spells them, and without the connection-level ones the HTTP client
 consumes (``Transfer-Encoding``, ``Connection``, ``Keep-Alive``: the body is already
-de-chunked). The request record holds the headers Scrapy sent and the ``Host`` the HTTP
-client adds.
+de-chunked); warcio percent-encodes a header value that is not ASCII. The request record
+holds the headers Scrapy sent and the ``Host`` the HTTP client adds.
 """
 
 from __future__ import annotations
