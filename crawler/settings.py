@@ -87,6 +87,14 @@ VALIDATORS_CLASS = "crawler.validators.StoreValidators"
 #: listing, feed and sitemap in full, instead of stopping where nothing is new
 DISCOVERY_FULL = False
 
+# -- revisits (outlet files set the window, interval and removal checks) ---------------------
+#: True (`crawler crawl --revisit`): also fetch again the stored articles due for a revisit
+REVISIT = False
+#: at most this many due articles are queued at once (per crawl; per outlet and beat check)
+REVISIT_BATCH = 1000
+#: how often the beat looks for articles due (distributed mode; needs the beat's --store)
+REVISIT_CHECK_SECONDS = 60.0
+
 # -- extraction ------------------------------------------------------------------------------
 #: seconds one page may take to extract (trafilatura has no limit of its own)
 EXTRACTION_TIMEOUT = 20.0
@@ -200,4 +208,5 @@ ITEM_PIPELINES = {
 }
 EXTENSIONS = {
     "crawler.metrics.PrometheusMetrics": 500,
+    "crawler.revisits.RevisitRecorder": 510,
 }

@@ -219,8 +219,10 @@ def test_the_pipeline_names_the_record_on_the_item_and_forgets_ended_requests(tm
     responses = assert_pairs(read_warc(path))
     assert list(responses) == [item.warc_record_id]
     assert responses[item.warc_record_id].raw == stored_response.body
-    # the store's record is unchanged until the stores keep the two fields
-    assert "warc_file" not in item.record() and "warc_file" not in ARTICLE_FIELDS
+    # the store writes them with the article
+    assert {"warc_file", "warc_record_id"} <= set(ARTICLE_FIELDS)
+    assert item.record()["warc_file"] == item.warc_file
+    assert item.record()["warc_record_id"] == item.warc_record_id
 
 
 # -- crawls -----------------------------------------------------------------------------------
@@ -248,6 +250,10 @@ def test_a_crawl_writes_every_stored_article_as_the_mirror_sent_it(nginx_outlet,
             responses[record.uri] = (path, record)
     # the stored articles' answers, and nothing else: no listing, robots.txt or seizure page
     assert set(responses) == set(stored)
+    # each stored article names its file and record
+    for url, record in stored.items():
+        path, response = responses[url]
+        assert (record["warc_file"], record["warc_record_id"]) == (path.name, response.id)
     healthy = fx.mirror("healthy").base_url
     for url, (path, record) in responses.items():
         assert url.startswith(healthy + "/")
@@ -285,11 +291,14 @@ def test_a_worker_stopped_with_sigterm_leaves_closed_valid_files(
     assert worker.process.returncode == 0, worker.output()[-3000:]
     files = warc_files(warc)
     assert files and not list(warc.glob(f"*{OPEN_SUFFIX}"))
-    uris = []
+    recorded = {}
     for path in files:
         warcio_check(path)
-        uris += [r.uri for r in assert_pairs(read_warc(path)).values()]
-    assert sorted(uris) == sorted(r["url"] for r in stored_records(store))
+        recorded |= {(path.name, r.id): r.uri for r in assert_pairs(read_warc(path)).values()}
+    stored = stored_records(store)
+    assert sorted(recorded.values()) == sorted(r["url"] for r in stored)
+    for record in stored:
+        assert recorded[record["warc_file"], record["warc_record_id"]] == record["url"]
 
 
 def test_a_killed_worker_leaves_every_record_but_the_last_readable(
@@ -307,15 +316,17 @@ def test_a_killed_worker_leaves_every_record_but_the_last_readable(
     assert len(open_files) == 1, list(warc.iterdir())
     for path in warc_files(warc):
         warcio_check(path)
-    recorded = set()
+    recorded = {}
     for path in [*warc_files(warc), *open_files]:
         records = read_warc(path, to_the_end=path not in open_files)
         # every record read back whole (digests checked); a request never without its response
         responses = {r.id: r for r in records if r.type == "response"}
         assert {r.concurrent_to for r in records if r.type == "request"} <= set(responses)
-        recorded |= {r.uri for r in responses.values()}
+        name = path.name.removesuffix(OPEN_SUFFIX)  # the name it has once closed
+        recorded |= {(name, r.id): r.uri for r in responses.values()}
     # an article reaches the store only once its record is written and flushed
-    assert {r["url"] for r in stored_records(store)} <= recorded
+    for record in stored_records(store):
+        assert recorded[record["warc_file"], record["warc_record_id"]] == record["url"]
 
 
 def test_a_file_cut_short_in_its_last_record_reads_back_every_earlier_one(tmp_path):
