@@ -11,12 +11,14 @@ import re
 import signal
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
+import yaml
 from conftest import FAST, run_crawler, store_count, stored_records, wait_for
 from nginx_outlet import CORPUS_PAGES, has_corpus
 from scrapy import Request
@@ -267,6 +269,51 @@ def test_a_crawl_writes_every_stored_article_as_the_mirror_sent_it(nginx_outlet,
         _, plain = served(url, None)
         assert response_content(path, record.id) == plain == gzip.decompress(record.raw)
     assert re.search(rf"'warc/records': {len(stored)}\b", result.stderr)
+
+
+def test_an_edit_found_by_a_revisit_is_written_and_the_revision_keeps_the_old_record(
+    nginx_outlet, tmp_path
+):
+    from datetime import timedelta
+
+    from crawler.storage import open_store
+
+    fx = nginx_outlet("healthy", pages="demo", articles=10,
+                      newest=datetime.now(UTC) - timedelta(hours=1))
+    document = yaml.safe_load(fx.outlet_file.read_text())
+    document["revisit"] = {"window": "30d", "interval": "1s"}
+    fx.outlet_file.write_text(yaml.safe_dump(document, sort_keys=False))
+    store, warc = f"sqlite:///{tmp_path}/crawl.db", tmp_path / "warc"
+    crawl = ("crawl", fx.name, "--outlets-dir", str(fx.outlet_dir), "--store", store,
+             "--warc", str(warc), *FAST)
+    first = run_crawler(*crawl)
+    assert first.returncode == 0, first.stderr[-3000:]
+    first_files = set(warc_files(warc))
+    target = sorted(fx.expected_articles())[0]
+    path = urlsplit(target).path
+    original = served(target, None)[1]
+    # the article's text, not a banner: its longest paragraph
+    longest = max(re.finditer(rb"<p>([^<]+)</p>", original), key=lambda m: len(m.group(1)))
+    edited = (original[: longest.end(1)] + b" The ministry corrected the figures."
+              + original[longest.end(1):])
+    fx.serve_page(0, path, edited)
+    time.sleep(1.5)  # the revisit interval (1 s) is over
+    second = run_crawler(*crawl, "--revisit")
+    assert second.returncode == 0, second.stderr[-3000:]
+    # the unchanged articles answered 304: only the edited one was written again
+    new_files = set(warc_files(warc)) - first_files
+    assert len(new_files) == 1
+    [(record_id, response)] = assert_pairs(read_warc(new_files.pop())).items()
+    assert response.uri == target
+    db = open_store(store)
+    try:
+        versions = db.history(target)
+    finally:
+        db.close()
+    assert [v["revision"] for v in versions] == [1, 2]
+    for version, body in zip(versions, (original, edited), strict=True):
+        assert response_content(warc / version["warc_file"], version["warc_record_id"]) == body
+    assert versions[1]["warc_record_id"] == record_id
 
 
 # -- workers ----------------------------------------------------------------------------------
