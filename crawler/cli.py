@@ -81,6 +81,31 @@ RedisOpt = Annotated[
     str, typer.Option("--redis", envvar="CRAWLER_REDIS_URL", help="Redis URL.",
                       callback=not_empty("CRAWLER_REDIS_URL"))
 ]
+
+
+def not_empty_env(envvar: str) -> Callable[[typer.Context, typer.CallbackParam, Path | None],
+                                            Path | None]:
+    """An optional option's callback: an empty ``envvar`` is an error, not "off"."""
+
+    def check(ctx: typer.Context, param: typer.CallbackParam, value: Path | None) -> Path | None:
+        env_empty = os.environ.get(envvar) is not None and not os.environ[envvar].strip()
+        source = ctx.get_parameter_source(param.name or "")
+        from_env = source is not None and source.name in ("DEFAULT", "ENVIRONMENT")
+        if env_empty and from_env:
+            raise fail(f"{envvar} is set but empty")
+        if value is not None and not str(value).strip():
+            raise fail(f"{param.opts[0]} is empty")
+        return value
+
+    return check
+
+
+WarcOpt = Annotated[
+    Path | None,
+    typer.Option("--warc", envvar="CRAWLER_WARC_DIR", callback=not_empty_env("CRAWLER_WARC_DIR"),
+                 help="Also write each stored article's page as the mirror sent it, with its "
+                 "request, to WARC files in this directory."),
+]
 SectionOpt = Annotated[
     list[str] | None, typer.Option("--section", help="Only this section (repeatable).")
 ]
@@ -105,6 +130,19 @@ def check_store(uri: str) -> None:
         open_store(uri).close()
     except StoreError as exc:
         raise fail(str(exc)) from None
+
+
+def check_warc_dir(directory: str | None) -> None:
+    """WARC files can be written there (it is made if missing): else one line, now."""
+    if not directory:
+        return
+    path = Path(directory)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except OSError as exc:
+        raise fail(f"cannot write WARC files to {path}: {exc.strerror or exc}") from None
 
 
 def build_settings(overrides: list[str] | None, **values):
@@ -136,6 +174,7 @@ def crawl(
                            "revisit (outlet file: revisit), storing edits as revisions and "
                            "marking removals.")
     ] = False,
+    warc: WarcOpt = None,
     setting: SettingOpt = None,
 ) -> None:
     """Crawl one outlet's sections, feeds and sitemaps in this process (no Redis) and store
@@ -152,9 +191,10 @@ def crawl(
     settings = build_settings(
         setting, STORE_URI=store, OUTLETS_DIR=outlets_dir, METRICS_PORT=metrics_port,
         DOCUMENT_GIVE_UP_AFTER=give_up_after, DISCOVERY_FULL=True if full else None,
-        REVISIT=True if revisit else None,
+        REVISIT=True if revisit else None, WARC_DIR=warc,
     )
     check_store(settings["STORE_URI"])  # -s STORE_URI=... wins over --store
+    check_warc_dir(settings.get("WARC_DIR"))
     summary = run_crawl(settings, outlet, sections, console)
     console.print(summary.table(f"{outlet}: crawl finished ({summary.finish_reason})"))
     if summary.finish_reason != "finished":
@@ -305,6 +345,7 @@ def worker(
     store: StoreOpt = DEFAULT_STORE,
     outlets_dir: OutletsDirOpt = None,
     metrics_port: MetricsPortOpt = None,
+    warc: WarcOpt = None,
     setting: SettingOpt = None,
 ) -> None:
     """Take work from Redis until SIGTERM/SIGINT, then drain and stop."""
@@ -317,10 +358,11 @@ def worker(
         raise fail(str(exc)) from None
     settings = apply_distributed(build_settings(
         setting, REDIS_URL=redis, STORE_URI=store, OUTLETS_DIR=outlets_dir,
-        METRICS_PORT=metrics_port,
+        METRICS_PORT=metrics_port, WARC_DIR=warc,
     ))
     connect_redis(settings)
     check_store(settings["STORE_URI"])  # -s STORE_URI=... wins over --store
+    check_warc_dir(settings.get("WARC_DIR"))
     reason = run_worker(settings)
     if reason not in ("shutdown", "finished"):
         raise fail(f"worker stopped: {reason}", code=1)

@@ -47,7 +47,8 @@ class ArticleItem:
     text: str | None = None
     content_hash: str | None = None
     fetched_at: str | None = None
-    #: the WARC file (its name, under the WARC directory) and record the page was written to
+    #: with WARC_DIR: the WARC file holding the page as sent (its name, under WARC_DIR), and
+    #: its response record's WARC-Record-ID (crawler/warc.py)
     warc_file: str | None = None
     warc_record_id: str | None = None
     etag: str | None = None

@@ -121,6 +121,20 @@ STORE_RETRY_MAX = 30.0
 #: unstored articles then go back to the queue with their requests (seconds)
 STORE_CLOSE_TIMEOUT = 15.0
 
+# -- raw pages as WARC (crawler/warc.py) ------------------------------------------------------
+#: write each stored article's answer as it came (and its request) to WARC files in this
+#: directory (`--warc DIR`); None: no WARC
+WARC_DIR = None
+#: a WARC file is closed and the next one begun once it is this large (bytes, compressed)
+WARC_MAX_SIZE = 1_000_000_000
+#: ... or once it is this old (seconds), even when nothing more is written to it, so that a
+#: long-running worker's records reach a closed file; None: only by size and at the end
+WARC_MAX_AGE = 3600.0
+#: file names: <WARC_PREFIX>-<worker>-<UTC time>-<serial>.warc.gz
+WARC_PREFIX = "crawler"
+#: extra fields of each file's warcinfo record, e.g. {"operator": "...", "isPartOf": "..."}
+WARC_INFO = {}
+
 # -- distributed mode (crawler worker / schedule / status) --------------------------------------
 REDIS_URL = "redis://localhost:6379/0"
 #: redis-py client options (scrapy_redis.connection passes them on): a silent Redis must be
@@ -177,6 +191,9 @@ DOWNLOADER_MIDDLEWARES = {
     "crawler.middlewares.MirrorFailoverMiddleware": 610,
     # sees pages after HttpCompressionMiddleware (590) decoded them, before MetaRefresh (580)
     "crawler.middlewares.PageJudgeMiddleware": 585,
+    # WARC: keeps an article's answer as sent, after redirects (600), before it is
+    # decompressed (590); does nothing unless WARC_DIR is set
+    "crawler.warc.RawResponseMiddleware": 595,
     # after the failover middleware has settled which mirror a request goes to
     "crawler.politeness.PolitenessMiddleware": 620,
     # If-None-Match / If-Modified-Since for listings, feeds and sitemaps
@@ -185,6 +202,8 @@ DOWNLOADER_MIDDLEWARES = {
 ITEM_PIPELINES = {
     "crawler.pipelines.FinishedRequestPipeline": 100,
     "crawler.pipelines.ExtractionPipeline": 300,
+    # before the store, so that the item names its record (unless WARC_DIR: not built)
+    "crawler.warc.WarcPipeline": 700,
     "crawler.pipelines.StorePipeline": 800,
 }
 EXTENSIONS = {
