@@ -83,6 +83,17 @@ _TRAFILATURA_OPTIONS = dict(
 SECOND_OPINION_SHARED = 1.0  # share of its 4-word runs found in trafilatura's text
 SECOND_OPINION_LENGTH = 0.3  # at least this share of trafilatura's length
 
+# Where trafilatura is unsure the other way (it kept one block of an article split over several,
+# or dropped a paragraph), readability often has the missing paragraphs, along with bylines,
+# captions and related headlines. A third voice decides: jusText, classifying readability's
+# own blocks by length, link density and the share of the page language's stopwords. A line of
+# readability's that is new to trafilatura's text and that jusText keeps too is added, after
+# the line readability has before it. Thresholds chosen on training folds only, like those
+# above.
+AGREED_NEW = 0.3  # a line is new when less than this share of its 4-word runs is in the text
+AGREED_MIN_WORDS = 8  # shorter new lines are not added (bylines, credits, one-word labels)
+AGREED_KEPT = 0.5  # share of the line's 4-word runs jusText must keep
+
 # htmldate keeps the time of day and the offset when the page states them (meta tags, JSON-LD,
 # <time datetime>); a date-only source comes out at midnight without an offset. News URLs
 # often hold the date (/2024/03/14/): that is only the fallback, so a timestamp in the page
@@ -126,12 +137,14 @@ def extract_article(
     if document is None and "body" not in found:
         return None
     title = found.get("title") or _clean(document.title if document else None)
+    language = (_language(document.language) if document else None) or _html_lang(html)
     if "body" in found:
         text = found["body"]
     else:
         text = _body_text_of(document.body)
         if second:
-            text = second_opinion(text, readability_text(html))
+            other, kept = readability_voices(html, language)
+            text = agreed_lines(second_opinion(text, other), other, kept)
     text = _normalize(text, title)
     if boilerplate is not None:
         text = apply_boilerplate(text, boilerplate)
@@ -141,7 +154,7 @@ def extract_article(
         title=title,
         author=found.get("author") or _clean(document.author if document else None),
         published=_iso_date(found.get("published") or (document.date if document else None)),
-        language=(_language(document.language) if document else None) or _html_lang(html),
+        language=language,
         text=text,
         categories=_categories(document.categories, document.tags) if document else (),
         selector_fallback=bool(selectors and selectors.body) and "body" not in found,
@@ -161,6 +174,17 @@ def _body_text_of(body) -> str:
 
 def readability_text(html: bytes | str) -> str | None:
     """The article text by readability's scoring, one paragraph per line; None if none."""
+    return readability_voices(html)[0]
+
+
+def readability_voices(
+    html: bytes | str, language: str | None = None
+) -> tuple[str | None, str | None]:
+    """(readability's article text, the part of it jusText keeps as text), one paragraph a line.
+
+    jusText judges readability's blocks with the stopwords of ``language`` (a primary subtag,
+    "en"); without a stoplist for it the second is None.
+    """
     from lxml import html as lxml_html
     from trafilatura.readability_lxml import Document
     from trafilatura.utils import load_html
@@ -170,9 +194,9 @@ def readability_text(html: bytes | str) -> str | None:
         summary = Document(tree).summary() if tree is not None else ""
         result = lxml_html.fromstring(summary) if summary.strip() else None
     except Exception:  # noqa: BLE001 - only a second opinion: without it trafilatura decides
-        return None
+        return None, None
     if result is None:
-        return None
+        return None, None
     # text in paragraphs, headings, lists and quotes only: what readability keeps loose in its
     # containers is mostly captions, bylines and credits
     blocks = [
@@ -180,7 +204,37 @@ def readability_text(html: bytes | str) -> str | None:
         if not any(a.tag in _READABILITY_BLOCKS for a in element.iterancestors())
     ]
     lines = (" ".join(line.split()) for block in blocks for line in _with_breaks(block).split("\n"))
-    return "\n".join(line for line in lines if line) or None
+    text = "\n".join(line for line in lines if line) or None
+    return text, (_justext_kept(result, language) if text else None)
+
+
+def _justext_kept(tree, language: str | None) -> str | None:
+    """The paragraphs of ``tree`` jusText classifies as text (it changes ``tree``)."""
+    from trafilatura.settings import JUSTEXT_LANGUAGES
+
+    if language not in JUSTEXT_LANGUAGES:
+        return None
+    from justext.core import (
+        ParagraphMaker,
+        classify_paragraphs,
+        preprocessor,
+        revise_paragraph_classification,
+    )
+
+    try:
+        paragraphs = ParagraphMaker.make_paragraphs(preprocessor(tree))
+        classify_paragraphs(paragraphs, _stoplist(JUSTEXT_LANGUAGES[language]))
+        revise_paragraph_classification(paragraphs)
+    except Exception:  # noqa: BLE001 - only a vote: without it nothing is added
+        return None
+    return "\n".join(p.text for p in paragraphs if not p.is_boilerplate) or None
+
+
+@lru_cache(maxsize=8)
+def _stoplist(name: str) -> frozenset[str]:
+    from justext import get_stoplist
+
+    return get_stoplist(name)
 
 
 _READABILITY_BLOCKS = ("p", "h1", "h2", "h3", "h4", "h5", "h6", "li", "blockquote", "pre")
@@ -204,6 +258,49 @@ def second_opinion(
     if not total or not inside - runs:
         return text
     return other if sum((runs & inside).values()) / total >= shared else text
+
+
+def agreed_lines(
+    text: str,
+    other: str | None,
+    kept: str | None,
+    new: float = AGREED_NEW,
+    min_words: int = AGREED_MIN_WORDS,
+    agree: float = AGREED_KEPT,
+) -> str:
+    """``text`` with the lines of ``other`` it lacks where ``kept`` (a third voice) agrees.
+
+    A line of ``other`` is lacking when under ``new`` of its 4-word runs are in ``text``; it is
+    added when it has at least ``min_words`` words and ``agree`` of its runs are in ``kept``.
+    It goes after the line of ``text`` that holds the line before it in ``other``.
+    """
+    if not text or not other or not kept:
+        return text
+    lines = text.split("\n")
+    where: dict[str, int] = {}  # 4-word run -> the first line of text holding it
+    for number, line in enumerate(lines):
+        for run in _word_runs(line):
+            where.setdefault(run, number)
+    inside, agreed = _word_runs(text), _word_runs(kept)
+    added: dict[int, list[str]] = {}  # line number of text -> lines to add after it
+    anchor = -1
+    for line in other.split("\n"):
+        runs = _word_runs(line)
+        total = sum(runs.values())
+        if not total:
+            continue
+        if sum((runs & inside).values()) >= new * total:
+            anchor = max([anchor, *(where[run] for run in runs if run in where)])
+        elif (len(_WORD.findall(line)) >= min_words
+              and sum((runs & agreed).values()) >= agree * total):
+            added.setdefault(anchor, []).append(line)
+    if not added:
+        return text
+    result = added.get(-1, [])
+    for number, line in enumerate(lines):
+        result.append(line)
+        result.extend(added.get(number, ()))
+    return "\n".join(result)
 
 
 _WORD = re.compile(r"\w+")
