@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import logging
 import multiprocessing
 import queue
 import re
 import signal
+import threading
 from collections import Counter
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
@@ -124,16 +127,13 @@ def extract_article(
 
     ``encoding`` is the one the response declared (Scrapy's ``response.encoding``); without it
     trafilatura guesses from the bytes. ``selectors`` (the outlet's) name fields by CSS; each
-    one that finds nothing is left to trafilatura. ``second``: ask readability for a second
-    opinion (:func:`second_opinion`).
+    one that finds nothing is left to trafilatura. ``second``: take readability's opinion too
+    (:func:`second_opinion`), and jusText's on the lines only readability has
+    (:func:`agreed_lines`).
     """
     html = _decode(body, encoding)
-    import trafilatura  # here, not at the top: the crawling process never extracts itself
-
     found = _by_selectors(html, selectors) if selectors is not None and selectors.any else {}
-    document = trafilatura.bare_extraction(
-        html, url=url, date_extraction_params=dict(_DATE_PARAMS), **_TRAFILATURA_OPTIONS
-    )
+    document, summary = trafilatura_with_readability(html, url, listen=second)
     if document is None and "body" not in found:
         return None
     title = found.get("title") or _clean(document.title if document else None)
@@ -143,8 +143,12 @@ def extract_article(
     else:
         text = _body_text_of(document.body)
         if second:
-            other, kept = readability_voices(html, language)
-            text = agreed_lines(second_opinion(text, other), other, kept)
+            if summary is None:  # trafilatura did not ask readability: ask it here
+                summary = _readability_summary(html)
+            other = _readability_lines(summary)
+            text = agreed_lines(
+                second_opinion(text, other), other, lambda: _justext_kept(summary, language)
+            )
     text = _normalize(text, title)
     if boilerplate is not None:
         text = apply_boilerplate(text, boilerplate)
@@ -172,19 +176,62 @@ def _body_text_of(body) -> str:
     return xmltotxt(body, False) or ""
 
 
+def trafilatura_with_readability(html: bytes | str, url: str, listen: bool = True) -> tuple:
+    """(trafilatura's document, the article readability found while trafilatura judged).
+
+    trafilatura asks readability about every page (unless told to be fast) to compare with its
+    own result; the second opinion listens to that answer instead of running readability again.
+    The second item is readability's article as an lxml element, or None when trafilatura did
+    not ask (or its internals changed), or when not ``listen``.
+    """
+    import trafilatura  # here, not at the top: the crawling process never extracts itself
+
+    heard: list = []
+    _heard.summaries = heard if listen and _listen_to_readability() else None
+    try:
+        document = trafilatura.bare_extraction(
+            html, url=url, date_extraction_params=dict(_DATE_PARAMS), **_TRAFILATURA_OPTIONS
+        )
+    finally:
+        _heard.summaries = None
+    summary = heard[0] if heard and len(heard[0]) else None
+    return document, summary
+
+
+_heard = threading.local()
+
+
+def _listen_to_readability() -> bool:
+    """Wraps trafilatura's call of readability (once) so that its result is kept in ``_heard``."""
+    from trafilatura import external
+
+    asked = getattr(external, "try_readability", None)
+    if asked is None:
+        return False
+    if getattr(asked, "heard_by_crawler", False):
+        return True
+
+    def try_readability(tree):
+        result = asked(tree)
+        summaries = getattr(_heard, "summaries", None)
+        # the first is on the page as fetched (a later one on trafilatura's retry); a copy,
+        # since trafilatura may adopt and rework the element it returns
+        if summaries is not None and not summaries and result is not None:
+            summaries.append(copy.deepcopy(result))
+        return result
+
+    try_readability.heard_by_crawler = True
+    external.try_readability = try_readability
+    return True
+
+
 def readability_text(html: bytes | str) -> str | None:
     """The article text by readability's scoring, one paragraph per line; None if none."""
-    return readability_voices(html)[0]
+    return _readability_lines(_readability_summary(html))
 
 
-def readability_voices(
-    html: bytes | str, language: str | None = None
-) -> tuple[str | None, str | None]:
-    """(readability's article text, the part of it jusText keeps as text), one paragraph a line.
-
-    jusText judges readability's blocks with the stopwords of ``language`` (a primary subtag,
-    "en"); without a stoplist for it the second is None.
-    """
+def _readability_summary(html: bytes | str):
+    """readability's article as an lxml element, or None."""
     from lxml import html as lxml_html
     from trafilatura.readability_lxml import Document
     from trafilatura.utils import load_html
@@ -192,27 +239,34 @@ def readability_voices(
     try:
         tree = load_html(html)
         summary = Document(tree).summary() if tree is not None else ""
-        result = lxml_html.fromstring(summary) if summary.strip() else None
+        return lxml_html.fromstring(summary) if summary.strip() else None
     except Exception:  # noqa: BLE001 - only a second opinion: without it trafilatura decides
-        return None, None
-    if result is None:
-        return None, None
+        return None
+
+
+def _readability_lines(summary) -> str | None:
+    """The text of readability's article, one paragraph per line; None if none."""
+    if summary is None:
+        return None
     # text in paragraphs, headings, lists and quotes only: what readability keeps loose in its
     # containers is mostly captions, bylines and credits
     blocks = [
-        element for element in result.iter(*_READABILITY_BLOCKS)
+        element for element in summary.iter(*_READABILITY_BLOCKS)
         if not any(a.tag in _READABILITY_BLOCKS for a in element.iterancestors())
     ]
     lines = (" ".join(line.split()) for block in blocks for line in _with_breaks(block).split("\n"))
-    text = "\n".join(line for line in lines if line) or None
-    return text, (_justext_kept(result, language) if text else None)
+    return "\n".join(line for line in lines if line) or None
 
 
-def _justext_kept(tree, language: str | None) -> str | None:
-    """The paragraphs of ``tree`` jusText classifies as text (it changes ``tree``)."""
+def _justext_kept(summary, language: str | None) -> str | None:
+    """The paragraphs of readability's article jusText classifies as text, one a line.
+
+    jusText judges them by length, link density and the share of stopwords of ``language`` (a
+    primary subtag, "en"); without a stoplist for it, None.
+    """
     from trafilatura.settings import JUSTEXT_LANGUAGES
 
-    if language not in JUSTEXT_LANGUAGES:
+    if summary is None or language not in JUSTEXT_LANGUAGES:
         return None
     from justext.core import (
         ParagraphMaker,
@@ -221,8 +275,8 @@ def _justext_kept(tree, language: str | None) -> str | None:
         revise_paragraph_classification,
     )
 
-    try:
-        paragraphs = ParagraphMaker.make_paragraphs(preprocessor(tree))
+    try:  # on a copy: jusText's preprocessing changes the tree
+        paragraphs = ParagraphMaker.make_paragraphs(preprocessor(copy.deepcopy(summary)))
         classify_paragraphs(paragraphs, _stoplist(JUSTEXT_LANGUAGES[language]))
         revise_paragraph_classification(paragraphs)
     except Exception:  # noqa: BLE001 - only a vote: without it nothing is added
@@ -263,7 +317,7 @@ def second_opinion(
 def agreed_lines(
     text: str,
     other: str | None,
-    kept: str | None,
+    kept: str | None | Callable[[], str | None],
     new: float = AGREED_NEW,
     min_words: int = AGREED_MIN_WORDS,
     agree: float = AGREED_KEPT,
@@ -271,36 +325,54 @@ def agreed_lines(
     """``text`` with the lines of ``other`` it lacks where ``kept`` (a third voice) agrees.
 
     A line of ``other`` is lacking when under ``new`` of its 4-word runs are in ``text``; it is
-    added when it has at least ``min_words`` words and ``agree`` of its runs are in ``kept``.
-    It goes after the line of ``text`` that holds the line before it in ``other``.
+    added when it has at least ``min_words`` words and ``agree`` of its runs are in ``kept``
+    (a callable is asked for that text only when some line is lacking). It goes after the line
+    of ``text`` that holds the line before it in ``other``.
     """
     if not text or not other or not kept:
         return text
-    lines = text.split("\n")
+    lacking = _lacking_lines(text, other, new, min_words)
+    if not lacking:
+        return text
+    if callable(kept):
+        kept = kept()
+        if not kept:
+            return text
+    agreed = _word_runs(kept)
+    added: dict[int, list[str]] = {}  # line number of text -> lines to add after it
+    for anchor, line, runs in lacking:
+        if sum((runs & agreed).values()) >= agree * sum(runs.values()):
+            added.setdefault(anchor, []).append(line)
+    if not added:
+        return text
+    result = added.get(-1, [])
+    for number, line in enumerate(text.split("\n")):
+        result.append(line)
+        result.extend(added.get(number, ()))
+    return "\n".join(result)
+
+
+def _lacking_lines(
+    text: str, other: str, new: float, min_words: int
+) -> list[tuple[int, str, Counter[str]]]:
+    """(line number of ``text`` to add after, or -1; the line; its 4-word runs) for each line of
+    ``other`` that ``text`` lacks and that has at least ``min_words`` words."""
     where: dict[str, int] = {}  # 4-word run -> the first line of text holding it
-    for number, line in enumerate(lines):
+    for number, line in enumerate(text.split("\n")):
         for run in _word_runs(line):
             where.setdefault(run, number)
-    inside, agreed = _word_runs(text), _word_runs(kept)
-    added: dict[int, list[str]] = {}  # line number of text -> lines to add after it
+    lacking = []
     anchor = -1
     for line in other.split("\n"):
         runs = _word_runs(line)
         total = sum(runs.values())
         if not total:
             continue
-        if sum((runs & inside).values()) >= new * total:
+        if sum(count for run, count in runs.items() if run in where) >= new * total:
             anchor = max([anchor, *(where[run] for run in runs if run in where)])
-        elif (len(_WORD.findall(line)) >= min_words
-              and sum((runs & agreed).values()) >= agree * total):
-            added.setdefault(anchor, []).append(line)
-    if not added:
-        return text
-    result = added.get(-1, [])
-    for number, line in enumerate(lines):
-        result.append(line)
-        result.extend(added.get(number, ()))
-    return "\n".join(result)
+        elif len(_WORD.findall(line)) >= min_words:
+            lacking.append((anchor, line, runs))
+    return lacking
 
 
 _WORD = re.compile(r"\w+")
