@@ -29,13 +29,14 @@ Extractor = Callable[[Page], str | None]
 
 
 def ours(page: Page) -> str | None:
+    """extract_article as the crawler runs it (EXTRACTION_SECOND_OPINION=True)"""
     extracted = extract_article(page.html, page.url, encoding="utf-8")
     return extracted.text if extracted else None
 
 
-def ours_with_second_opinion(page: Page) -> str | None:
-    """EXTRACTION_SECOND_OPINION=True"""
-    extracted = extract_article(page.html, page.url, encoding="utf-8", second=True)
+def ours_without_second_opinion(page: Page) -> str | None:
+    """EXTRACTION_SECOND_OPINION=False"""
+    extracted = extract_article(page.html, page.url, encoding="utf-8", second=False)
     return extracted.text if extracted else None
 
 
@@ -51,7 +52,7 @@ def trafilatura_precision(page: Page) -> str | None:
 
 EXTRACTORS: dict[str, Extractor] = {
     "ours: extract_article": ours,
-    "ours, second opinion": ours_with_second_opinion,
+    "ours, no second opinion": ours_without_second_opinion,
     "trafilatura defaults": trafilatura_defaults,
     "trafilatura favor_precision": trafilatura_precision,
 }

@@ -121,7 +121,7 @@ def extract_article(
     boilerplate: Boilerplate | None = None,
     encoding: str | None = None,
     selectors: Selectors | None = None,
-    second: bool = False,
+    second: bool = True,
 ) -> Extracted | None:
     """The article in ``body``, or None when the page has no article text.
 
@@ -129,7 +129,7 @@ def extract_article(
     trafilatura guesses from the bytes. ``selectors`` (the outlet's) name fields by CSS; each
     one that finds nothing is left to trafilatura. ``second``: take readability's opinion too
     (:func:`second_opinion`), and jusText's on the lines only readability has
-    (:func:`agreed_lines`).
+    (:func:`agreed_lines`); ``second=False`` is trafilatura's text alone.
     """
     html = _decode(body, encoding)
     found = _by_selectors(html, selectors) if selectors is not None and selectors.any else {}
@@ -665,7 +665,7 @@ class ExtractorPool:
     ``processes=0`` extracts inline in the calling thread, without a time limit.
     """
 
-    def __init__(self, processes: int, timeout: float, second_opinion: bool = False) -> None:
+    def __init__(self, processes: int, timeout: float, second_opinion: bool = True) -> None:
         if processes < 0:
             raise ValueError("processes must be >= 0")
         if timeout <= 0:
