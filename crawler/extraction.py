@@ -396,12 +396,11 @@ def _decode(body: bytes | str, encoding: str | None) -> bytes | str:
 def _normalize(text: str, title: str | None) -> str:
     """One paragraph per line, runs of whitespace (including no-break spaces) as one space.
 
-    A first line that repeats the title (the page's headline) goes: the title has its field.
+    A line that repeats the title (the page's headline) goes, wherever it stands: the title has
+    its field, and a line readability adds may come before it.
     """
-    lines = [line for line in (" ".join(line.split()) for line in text.splitlines()) if line]
-    if lines and title and lines[0] == title:
-        del lines[0]
-    return "\n".join(lines)
+    lines = (" ".join(line.split()) for line in text.splitlines())
+    return "\n".join(line for line in lines if line and line != title)
 
 
 def _clean(value: str | None) -> str | None:

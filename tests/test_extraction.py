@@ -14,6 +14,7 @@ from crawler.extraction import (
     ExtractionTimeout,
     ExtractorPool,
     _justext_kept,
+    _normalize,
     _readability_lines,
     _readability_summary,
     agreed_lines,
@@ -234,6 +235,15 @@ def test_agreed_lines_adds_what_trafilatura_lacks_where_the_third_voice_agrees()
     # a lacking first line goes first
     assert agreed_lines(ARTICLE, f"{LONG_PARAGRAPH}\n{ARTICLE}", LONG_PARAGRAPH) == (
         f"{LONG_PARAGRAPH}\n{ARTICLE}")
+
+
+def test_a_line_that_repeats_the_title_goes_wherever_it_stands():
+    title = "Iran's oil exports to Asia hit five-year high"
+    # a lead paragraph added ahead of the headline
+    text = f"{LONG_PARAGRAPH}\n{title}\n{ARTICLE}"
+    assert _normalize(text, title) == f"{LONG_PARAGRAPH}\n{ARTICLE}"
+    assert _normalize(f"  {title} \n\n{ARTICLE}", title) == ARTICLE
+    assert _normalize(text, None) == text
 
 
 def test_agreed_lines_adds_nothing_trafilatura_has_in_other_lines():
