@@ -51,7 +51,9 @@ gzip included: zlib is 0.4 ms of it) and the extraction worker's start (its impo
 0.9 ms per article of this crawl). Since then extract_article keeps links while trafilatura
 judges (F1 +0.002 on the corpus for 1-4 % more CPU); ``--rounds 2`` while another test run
 loaded the machine: x1.45 against trafilatura alone, x1.28 against extract_article. With
-``-s EXTRACTION_SECOND_OPINION=True`` (readability's second opinion, one round): x1.61.
+``-s EXTRACTION_SECOND_OPINION=True`` (readability's second opinion, one round): x1.61. All
+of these were measured before the second opinion heard trafilatura's own readability result
+and became the default; benchmarks/extraction.py has its cost now (about 6 % of extraction).
 
 Counting checked on a shared 2-vCPU VM (demo pages, 300 articles, dead,healthy,
 EXTRACTION_PROCESSES=2, COMPRESSION_ENABLED=False): RUSAGE_CHILDREN 4.12 s for the crawl, of
