@@ -356,10 +356,10 @@ def agreed_lines(
 
 def _lacking_lines(
     text: str, other: str, new: float, min_words: int
-) -> list[tuple[int, str, Counter[str]]]:
+) -> list[tuple[int, str, Counter[tuple[str, ...]]]]:
     """(line number of ``text`` to add after, or -1; the line; its 4-word runs) for each line of
     ``other`` that ``text`` lacks and that has at least ``min_words`` words."""
-    where: dict[str, int] = {}  # 4-word run -> the first line of text holding it
+    where: dict[tuple[str, ...], int] = {}  # 4-word run -> the first line of text holding it
     for number, line in enumerate(text.split("\n")):
         for run in _word_runs(line):
             where.setdefault(run, number)
@@ -380,10 +380,12 @@ def _lacking_lines(
 _WORD = re.compile(r"\w+")
 
 
-def _word_runs(text: str, size: int = 4) -> Counter[str]:
-    """The multiset of runs of ``size`` consecutive words."""
+def _word_runs(text: str, size: int = 4) -> Counter[tuple[str, ...]]:
+    """The multiset of runs of ``size`` consecutive words (fewer words: one run of them all)."""
     words = _WORD.findall(text)
-    return Counter(" ".join(words[i : i + size]) for i in range(max(1, len(words) - size + 1)))
+    if len(words) < size:
+        return Counter([tuple(words)])
+    return Counter(zip(*(words[i:] for i in range(size)), strict=False))
 
 
 def _decode(body: bytes | str, encoding: str | None) -> bytes | str:
