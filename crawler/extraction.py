@@ -135,7 +135,8 @@ def extract_article(
     """
     html = _decode(body, encoding)
     found = _by_selectors(html, selectors) if selectors is not None and selectors.any else {}
-    document, summary = trafilatura_with_readability(html, url, listen=second)
+    listen = second and "body" not in found  # the outlet's selector found the body: no need
+    document, summary = trafilatura_with_readability(html, url, listen=listen)
     if document is None and "body" not in found:
         return None
     title = found.get("title") or _clean(document.title if document else None)
@@ -183,8 +184,9 @@ def trafilatura_with_readability(html: bytes | str, url: str, listen: bool = Tru
 
     trafilatura asks readability about every page (unless told to be fast) to compare with its
     own result; the second opinion listens to that answer instead of running readability again.
-    The second item is readability's article as an lxml element, or None when trafilatura did
-    not ask (or its internals changed), or when not ``listen``.
+    The second item is readability's article as an lxml element (empty where readability found
+    none), or None when trafilatura did not ask (or its internals changed), or when not
+    ``listen``.
     """
     import trafilatura  # here, not at the top: the crawling process never extracts itself
 
@@ -196,8 +198,7 @@ def trafilatura_with_readability(html: bytes | str, url: str, listen: bool = Tru
         )
     finally:
         _heard.summaries = None
-    summary = heard[0] if heard and len(heard[0]) else None
-    return document, summary
+    return document, (heard[0] if heard else None)
 
 
 _heard = threading.local()
