@@ -12,12 +12,13 @@ scored on that fold. CPU time is time.process_time() in this one process, per pa
 of --rounds passes after a warm-up pass, so all extractors are measured under the same
 conditions in the same run.
 
-Measured on a shared 2-vCPU VM (88 pages, 5 folds, ``--rounds 3 --nested``): thresholds chosen
-on the training folds, held-out F1 0.976, precision 0.974, recall 0.978 (folds 0.960 to 0.991);
-with the constants in crawler/extraction.py 0.978 / 0.972 / 0.983; trafilatura's text alone
+Measured on a shared 2-vCPU VM (88 pages, 5 folds, ``--rounds 5 --nested``): thresholds chosen
+on the training folds, held-out F1 0.976, precision 0.974, recall 0.978 (folds 0.960 to 0.990);
+with the constants in crawler/extraction.py (chosen the same way on all pages, so not a
+held-out figure) 0.979 / 0.975 / 0.983; trafilatura's text alone
 (EXTRACTION_SECOND_OPINION=False) 0.972 / 0.969 / 0.975; trafilatura defaults 0.957 / 0.940 /
-0.974, favor_precision 0.969 / 0.965 / 0.973. CPU per page: extract_article 19.4 ms, without
-the second opinion 18.3 ms, trafilatura defaults 13.0 ms (x1.49 and x1.41; extract_article
+0.974, favor_precision 0.969 / 0.965 / 0.973. CPU per page: extract_article 17.6 ms, without
+the second opinion 16.0 ms, trafilatura defaults 11.2 ms (x1.58 and x1.43; extract_article
 also extracts the metadata, which trafilatura's defaults leave out).
 """
 
