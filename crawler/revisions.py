@@ -18,24 +18,29 @@ from typing import Any
 REVISED_FIELDS = ("title", "published", "text")
 
 
-def normalize_published(value: Any) -> str:
-    """A publication date in one spelling, whatever the page or store wrote: ISO 8601 in UTC
-    (a date alone is its midnight, a time without zone is UTC); what does not parse, as
-    written."""
+def moment(value: Any) -> datetime | None:
+    """A time as pages and stores write it (ISO 8601, a date, a datetime), zone-aware: a
+    date alone is its midnight, a time without zone is UTC. None for nothing; ValueError for
+    what does not parse."""
     if value is None or value == "":
-        return ""
+        return None
     if isinstance(value, datetime):
-        moment = value
+        parsed = value
     elif isinstance(value, date):
-        moment = datetime(value.year, value.month, value.day)
+        parsed = datetime(value.year, value.month, value.day)
     else:
-        try:
-            moment = datetime.fromisoformat(str(value).strip())
-        except ValueError:
-            return " ".join(str(value).split())
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC).isoformat()
+        parsed = datetime.fromisoformat(str(value).strip())
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def normalize_published(value: Any) -> str:
+    """A publication date in one spelling, whatever the page or store wrote: ISO 8601 in UTC;
+    what does not parse, as written."""
+    try:
+        parsed = moment(value)
+    except ValueError:
+        return " ".join(str(value).split())
+    return parsed.astimezone(UTC).isoformat() if parsed else ""
 
 
 def revision_hash(record: Mapping[str, Any]) -> str:

@@ -27,6 +27,7 @@ from scrapy import signals as scrapy_signals
 
 from crawler import meta, signals
 from crawler.context import crawl_context
+from crawler.discovery import conditional_headers
 from crawler.storage import StoreError
 
 if TYPE_CHECKING:
@@ -60,12 +61,8 @@ def due_revisits(store: Store, outlet: Outlet, limit: int,
 
 def revisit_headers(due: dict[str, Any]) -> dict[str, str]:
     """Ask for the page only if it changed since the stored version was fetched."""
-    headers = {}
-    if due.get("etag"):
-        headers["If-None-Match"] = due["etag"]
-    if due.get("last_modified"):
-        headers["If-Modified-Since"] = due["last_modified"]
-    return headers
+    return conditional_headers({"ETag": due.get("etag"),
+                                "Last-Modified": due.get("last_modified")})
 
 
 class RevisitRecorder:

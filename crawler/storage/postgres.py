@@ -21,7 +21,7 @@ import random
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import suppress
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import psycopg
@@ -31,7 +31,7 @@ from psycopg_pool import ConnectionPool, PoolClosed, PoolTimeout
 
 from crawler.items import ARTICLE_FIELDS, EXPORT_FIELDS, VALIDATOR_FIELDS
 from crawler.redact import redact_text
-from crawler.revisions import revision_hash
+from crawler.revisions import moment, revision_hash
 from crawler.storage import Removal, StoreError, StoreUnavailable, Written, rekeyed
 
 logger = logging.getLogger(__name__)
@@ -575,20 +575,15 @@ def _clean(name: str, value: Any, now: datetime) -> Any:
 
 
 def _timestamp(name: str, value: Any, now: datetime) -> datetime | None:
-    if value is None or value == "":
+    try:
+        parsed = moment(value)
+    except ValueError:
+        if name == "fetched_at":
+            raise StoreError(f"fetched_at {value!r} is not an ISO-8601 time") from None
+        return None  # a date the page got wrong is no reason to lose the article
+    if parsed is None:
         return now if name == "fetched_at" else None
-    if isinstance(value, datetime):
-        moment = value
-    elif isinstance(value, date):
-        moment = datetime(value.year, value.month, value.day)
-    else:
-        try:
-            moment = datetime.fromisoformat(str(value).strip())
-        except ValueError:
-            if name == "fetched_at":
-                raise StoreError(f"fetched_at {value!r} is not an ISO-8601 time") from None
-            return None  # a date the page got wrong is no reason to lose the article
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    return parsed
 
 
 def _record(row: tuple[Any, ...]) -> dict[str, Any]:
