@@ -243,6 +243,19 @@ def test_twenty_workers_share_one_redis_and_one_database_within_their_connection
     finally:
         watch.stop()
 
+    print(f"\nfleet: {WORKERS} workers, {OUTLETS} outlets ({pages} pages), {len(expected)} "
+          f"articles; {ready - started:.0f} s to start, {crawled - ready:.0f} s to crawl; "
+          f"{watch.samples} connection samples")
+    print(f"  Redis: per worker at most {max(watch.redis_max.values(), default=0)} connections "
+          f"(workers at 1: {sum(1 for v in watch.redis_max.values() if v == 1)}, "
+          f"at 2: {sum(1 for v in watch.redis_max.values() if v == 2)}); "
+          f"all workers at once at most {watch.redis_fleet_max}; CLIENT LIST at most "
+          f"{watch.redis_total_max}")
+    print(f"  PostgreSQL: per worker at most {max(watch.pg_max.values(), default=0)} connections "
+          f"(STORE_POOL_SIZE {STORE_POOL_SIZE}); all workers at once at most "
+          f"{watch.pg_fleet_max}; pg_stat_activity for the database at most "
+          f"{watch.pg_total_max} (the watcher's own and closing backends included)")
+
     # every article once: as many rows as distinct URLs, and the outlets' articles exactly
     total, urls = stored(pg_uri)
     assert total == len(urls) == len(expected)
@@ -261,21 +274,10 @@ def test_twenty_workers_share_one_redis_and_one_database_within_their_connection
     drained = max(exits.values())
     failed = {n: w.process.returncode for n, w in crew.items() if w.process.returncode != 0}
     assert not failed, {n: crew[n].output()[-1500:] for n in failed}
+    print(f"  SIGTERM to all: every worker exited within {drained:.1f} s (the first after "
+          f"{min(exits.values()):.1f} s)")
     assert drained < 30
 
-    print(f"\nfleet: {WORKERS} workers, {OUTLETS} outlets ({pages} pages), {len(expected)} "
-          f"articles; {ready - started:.0f} s to start, {crawled - ready:.0f} s to crawl, "
-          f"{drained:.1f} s until all had exited on SIGTERM (first {min(exits.values()):.1f} s); "
-          f"{watch.samples} connection samples")
-    print(f"  Redis: per worker at most {max(watch.redis_max.values())} connections "
-          f"(workers at 1: {sum(1 for v in watch.redis_max.values() if v == 1)}, "
-          f"at 2: {sum(1 for v in watch.redis_max.values() if v == 2)}); "
-          f"all workers at once at most {watch.redis_fleet_max}; CLIENT LIST at most "
-          f"{watch.redis_total_max}")
-    print(f"  PostgreSQL: per worker at most {max(watch.pg_max.values())} connections "
-          f"(STORE_POOL_SIZE {STORE_POOL_SIZE}); all workers at once at most "
-          f"{watch.pg_fleet_max}; pg_stat_activity for the database at most "
-          f"{watch.pg_total_max} (the watcher's own and closing backends included)")
     assert not watch.errors, watch.errors[:3]
     assert watch.samples > 20
     assert set(watch.redis_max) == set(watch.pg_max) == set(crew)  # every worker was seen
