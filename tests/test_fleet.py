@@ -10,6 +10,7 @@ deploy/README.md promises ("Connections per worker"). Run with ``-s`` to see the
 from __future__ import annotations
 
 import contextlib
+import re
 import signal
 import threading
 import time
@@ -240,6 +241,9 @@ def test_twenty_workers_share_one_redis_and_one_database_within_their_connection
         state = wait_for(settled, 60, "nothing queued, in flight or waiting", interval=1)
         live = [w for w in state["workers"] if w["alive"]]
         assert len(live) == WORKERS, state["workers"]
+        table = run_crawler("status", "--redis", url)  # as an operator reads it
+        assert table.returncode == 0, table.stderr
+        assert len(re.findall(r"\blive\b", table.stdout)) == WORKERS, table.stdout
     finally:
         watch.stop()
 
