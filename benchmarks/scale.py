@@ -69,7 +69,7 @@ defaults (600 articles, 598 expected, delay 0.05 s, workers 1 and 4):
   100,000 Redis commands/s at 7,243 workers
 
 So the first limit is PostgreSQL's connections, at 48 workers (2 each; the fleet test saw 1
-in use per worker, the pool may open 2): past it, PgBouncer (deploy/README.md) or a larger
+per worker, now and then 2): past it, PgBouncer (deploy/README.md) or a larger
 ``max_connections``. Then Redis's single thread: a fleet that stores about 3,700 articles a
 second keeps one Redis core busy (0.27 ms of Redis CPU an article, measured where other jobs
 share the CPU): 61 CPU-bound workers, or thousands held back by politeness. Redis
