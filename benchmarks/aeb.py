@@ -69,9 +69,13 @@ class Score:
 
 def score(pairs: Iterable[tuple[str, str | None]]) -> Score:
     """Score (truth, predicted) pairs: the mean precision and mean recall over the pages."""
+    return score_counts(page_counts(truth, predicted) for truth, predicted in pairs)
+
+
+def score_counts(counts: Iterable[tuple[float, float, float]]) -> Score:
+    """Score pages by their :func:`page_counts`."""
     precisions, recalls = [], []
-    for truth, predicted in pairs:
-        tp, fp, fn = page_counts(truth, predicted)
+    for tp, fp, fn in counts:
         perfect = fp == 0 and fn == 0
         if tp + fp > 0:
             precisions.append(1.0 if perfect else tp / (tp + fp))

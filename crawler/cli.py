@@ -19,7 +19,7 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from crawler.items import ARTICLE_FIELDS
+from crawler.items import EXPORT_FIELDS
 from crawler.outlets import OutletCatalog, OutletError
 from crawler.redact import install_log_redaction, redact_text
 from crawler.storage import StoreError, open_store
@@ -81,6 +81,31 @@ RedisOpt = Annotated[
     str, typer.Option("--redis", envvar="CRAWLER_REDIS_URL", help="Redis URL.",
                       callback=not_empty("CRAWLER_REDIS_URL"))
 ]
+
+
+def not_empty_env(envvar: str) -> Callable[[typer.Context, typer.CallbackParam, Path | None],
+                                            Path | None]:
+    """An optional option's callback: an empty ``envvar`` is an error, not "off"."""
+
+    def check(ctx: typer.Context, param: typer.CallbackParam, value: Path | None) -> Path | None:
+        env_empty = os.environ.get(envvar) is not None and not os.environ[envvar].strip()
+        source = ctx.get_parameter_source(param.name or "")
+        from_env = source is not None and source.name in ("DEFAULT", "ENVIRONMENT")
+        if env_empty and from_env:
+            raise fail(f"{envvar} is set but empty")
+        if value is not None and not str(value).strip():
+            raise fail(f"{param.opts[0]} is empty")
+        return value
+
+    return check
+
+
+WarcOpt = Annotated[
+    Path | None,
+    typer.Option("--warc", envvar="CRAWLER_WARC_DIR", callback=not_empty_env("CRAWLER_WARC_DIR"),
+                 help="Also write each stored article's page as the mirror sent it, with its "
+                 "request, to WARC files in this directory."),
+]
 SectionOpt = Annotated[
     list[str] | None, typer.Option("--section", help="Only this section (repeatable).")
 ]
@@ -107,6 +132,19 @@ def check_store(uri: str) -> None:
         raise fail(str(exc)) from None
 
 
+def check_warc_dir(directory: str | None) -> None:
+    """WARC files can be written there (it is made if missing): else one line, now."""
+    if not directory:
+        return
+    path = Path(directory)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except OSError as exc:
+        raise fail(f"cannot write WARC files to {path}: {exc.strerror or exc}") from None
+
+
 def build_settings(overrides: list[str] | None, **values):
     from crawler.runner import crawler_settings
 
@@ -131,11 +169,17 @@ def crawl(
         bool, typer.Option("--full", help="Walk every section to max_section_pages and fetch "
                            "every listing, feed and sitemap in full, changed or not.")
     ] = False,
+    revisit: Annotated[
+        bool, typer.Option("--revisit", help="Also fetch again the stored articles due for a "
+                           "revisit (outlet file: revisit), storing edits as revisions and "
+                           "marking removals.")
+    ] = False,
+    warc: WarcOpt = None,
     setting: SettingOpt = None,
 ) -> None:
     """Crawl one outlet's sections, feeds and sitemaps in this process (no Redis) and store
     the articles."""
-    from crawler.distributed.schedules import parse_interval
+    from crawler.durations import parse_interval
     from crawler.runner import run_crawl
 
     sections = section or []
@@ -147,8 +191,10 @@ def crawl(
     settings = build_settings(
         setting, STORE_URI=store, OUTLETS_DIR=outlets_dir, METRICS_PORT=metrics_port,
         DOCUMENT_GIVE_UP_AFTER=give_up_after, DISCOVERY_FULL=True if full else None,
+        REVISIT=True if revisit else None, WARC_DIR=warc,
     )
     check_store(settings["STORE_URI"])  # -s STORE_URI=... wins over --store
+    check_warc_dir(settings.get("WARC_DIR"))
     summary = run_crawl(settings, outlet, sections, console)
     console.print(summary.table(f"{outlet}: crawl finished ({summary.finish_reason})"))
     if summary.finish_reason != "finished":
@@ -202,8 +248,9 @@ def schedule(
 ) -> None:
     """Queue an outlet's sections for the workers, now or (--every) on a schedule."""
     from crawler.distributed.keys import RedisKeys
-    from crawler.distributed.schedules import Schedules, parse_interval
+    from crawler.distributed.schedules import Schedules
     from crawler.distributed.worker import queue_sections
+    from crawler.durations import parse_interval
 
     sections = section or []
     spec = load_outlet(outlets_dir, outlet, sections)
@@ -251,10 +298,14 @@ def beat(
     redis: RedisOpt = DEFAULT_REDIS,
     outlets_dir: OutletsDirOpt = None,
     tick: Annotated[float, typer.Option(help="Seconds between looks at the schedules.")] = 1.0,
+    store: Annotated[str | None, typer.Option(
+        "--store", envvar="CRAWLER_STORE",
+        help="Store URI: with it, the stored articles of scheduled outlets are revisited "
+             "when due (outlet files: revisit).")] = None,
     setting: SettingOpt = None,
 ) -> None:
-    """Queue the sections of recurring schedules when due, until SIGTERM/SIGINT. Several
-    beats may run: one leads, the others stand by."""
+    """Queue the sections of recurring schedules when due, and the revisits of stored
+    articles, until SIGTERM/SIGINT. Several beats may run: one leads, the others stand by."""
     import logging
     import signal
 
@@ -270,10 +321,22 @@ def beat(
                         format="%(asctime)s [%(name)s] %(levelname)s: %(message)s")
     # a long-running service: its client retries, and Beat rides out Redis errors itself
     server = connect_redis(settings, retry=True)
-    service = Beat(server, RedisKeys.from_settings(settings), catalog, tick=tick)
+    db = None
+    if store:
+        try:
+            db = open_store(store, pool_size=1)
+        except StoreError as exc:
+            raise fail(str(exc)) from None
+    service = Beat(server, RedisKeys.from_settings(settings), catalog, tick=tick, store=db,
+                   revisit_every=settings.getfloat("REVISIT_CHECK_SECONDS"),
+                   revisit_batch=settings.getint("REVISIT_BATCH"))
     signal.signal(signal.SIGTERM, service.stop)
     signal.signal(signal.SIGINT, service.stop)
-    service.run()
+    try:
+        service.run()
+    finally:
+        if db is not None:
+            db.close()
 
 
 @app.command()
@@ -282,6 +345,7 @@ def worker(
     store: StoreOpt = DEFAULT_STORE,
     outlets_dir: OutletsDirOpt = None,
     metrics_port: MetricsPortOpt = None,
+    warc: WarcOpt = None,
     setting: SettingOpt = None,
 ) -> None:
     """Take work from Redis until SIGTERM/SIGINT, then drain and stop."""
@@ -294,10 +358,11 @@ def worker(
         raise fail(str(exc)) from None
     settings = apply_distributed(build_settings(
         setting, REDIS_URL=redis, STORE_URI=store, OUTLETS_DIR=outlets_dir,
-        METRICS_PORT=metrics_port,
+        METRICS_PORT=metrics_port, WARC_DIR=warc,
     ))
     connect_redis(settings)
     check_store(settings["STORE_URI"])  # -s STORE_URI=... wins over --store
+    check_warc_dir(settings.get("WARC_DIR"))
     reason = run_worker(settings)
     if reason not in ("shutdown", "finished"):
         raise fail(f"worker stopped: {reason}", code=1)
@@ -361,22 +426,29 @@ def export(
     store: StoreOpt = DEFAULT_STORE,
     format: Annotated[str, typer.Option("--format", help="jsonl or csv.")] = "jsonl",
     outlet: Annotated[str | None, typer.Option("--outlet", help="Only this outlet.")] = None,
+    changed_since: Annotated[str | None, typer.Option(
+        "--changed-since", help="Only articles new, edited or removed since this time "
+        "(ISO 8601, e.g. 2026-11-01 or 2026-11-01T12:00:00+00:00).")] = None,
 ) -> None:
     """Write the stored articles to stdout, one record per line."""
     if format not in ("jsonl", "csv"):
         raise fail(f"unknown format {format!r}: use jsonl or csv")
+    since = None
+    if changed_since is not None:
+        since = iso_time(changed_since, "--changed-since")
     try:
         db = open_store(store)
     except StoreError as exc:
         raise fail(str(exc)) from None
     out = sys.stdout
     try:
+        records = db.read(outlet, changed_since=since)
         if format == "csv":
-            writer = csv.DictWriter(out, fieldnames=ARTICLE_FIELDS, lineterminator="\n")
+            writer = csv.DictWriter(out, fieldnames=EXPORT_FIELDS, lineterminator="\n")
             writer.writeheader()
-            writer.writerows(db.read(outlet))
+            writer.writerows(records)
         else:
-            for record in db.read(outlet):
+            for record in records:
                 out.write(json.dumps(record, ensure_ascii=False) + "\n")
     except BrokenPipeError:  # `crawler export | head`
         sys.stderr.close()
@@ -384,6 +456,95 @@ def export(
         raise fail(str(exc)) from None
     finally:
         db.close()
+
+
+def iso_time(text: str, option: str) -> str:
+    """An ISO 8601 time or date as stored: UTC, seconds."""
+    from datetime import UTC, datetime
+
+    try:
+        moment = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise fail(f"{option}: not an ISO 8601 time: {text!r} (e.g. 2026-11-01 or "
+                   "2026-11-01T12:00:00+00:00)") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).isoformat(timespec="seconds")
+
+
+@app.command()
+def history(
+    url: Annotated[str, typer.Argument(help="The article's URL, on any mirror.")],
+    store: StoreOpt = DEFAULT_STORE,
+    outlets_dir: OutletsDirOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON document, for "
+                                          "scripts.")] = False,
+) -> None:
+    """The versions of one article, each with when it was fetched and a diff against the
+    one before (title, date, text), and its removal if the outlet took it down."""
+    from crawler.revisions import version_diff
+
+    key = article_key(url, outlets_dir)
+    try:
+        db = open_store(store)
+    except StoreError as exc:
+        raise fail(str(exc)) from None
+    try:
+        versions = db.history(key)
+    except StoreError as exc:
+        raise fail(str(exc)) from None
+    finally:
+        db.close()
+    if not versions:
+        raise fail(f"not stored: {key}", code=1)
+    diffs = [None] + [version_diff(a, b) for a, b in zip(versions, versions[1:], strict=False)]
+    latest = versions[-1]
+    if as_json:
+        document = {
+            "canonical_url": key,
+            "first_seen": latest.get("first_seen"), "last_seen": latest.get("last_seen"),
+            "removed_at": latest.get("removed_at"),
+            "versions": [{**{k: v for k, v in version.items() if k != "canonical_url"},
+                          "diff": diff} for version, diff in zip(versions, diffs, strict=True)],
+        }
+        typer.echo(json.dumps(document, ensure_ascii=False, indent=2))
+        return
+    # Text, never markup: titles and diffs come from the web
+    out = Console()
+    plural = "s" if len(versions) != 1 else ""
+    out.print(Text.assemble(
+        (key, "bold"), f": {len(versions)} version{plural}, first seen "
+        f"{latest.get('first_seen')}, last seen {latest.get('last_seen')}"), highlight=False)
+    for version, diff in zip(versions, diffs, strict=True):
+        out.print(Text.assemble(
+            "\n", (f"revision {version.get('revision')}", "bold"),
+            f" fetched {version['fetched_at']} from {version['url']}: "
+            f"{version.get('title') or '(no title)'}"), highlight=False)
+        if diff:
+            out.print(Text(diff), highlight=False, soft_wrap=True)
+    if latest.get("removed_at"):
+        checks = latest.get("removal_checks") or 0
+        out.print(Text.assemble(
+            "\n", ("removed", "bold red"), f" since {latest['removed_at']} ({checks} "
+            f"revisit{'s' if checks != 1 else ''} agreed)"), highlight=False)
+
+
+def article_key(url: str, outlets_dir: Path | None) -> str:
+    """The identity the store keys ``url`` by: its outlet's rules where an outlet owns it."""
+    from crawler.identity import identity_url
+
+    try:
+        catalog = OutletCatalog.from_setting(outlets_dir)
+        for name in catalog.names():
+            try:
+                outlet = catalog.get(name)
+            except OutletError:
+                continue
+            if outlet.owns(url):
+                return outlet.canonical_url(url)
+    except OutletError as exc:
+        raise fail(str(exc)) from None
+    return identity_url(url)
 
 
 @app.command()

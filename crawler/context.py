@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from crawler.storage import Store
     from crawler.validators import Validators
     from crawler.waiting import WaitingRoom
+    from crawler.warc import WarcWriter
 
 
 def new_worker_id() -> str:
@@ -97,6 +98,19 @@ class CrawlContext:
     def validators(self) -> Validators:
         cls = load_object(self.crawler.settings["VALIDATORS_CLASS"])
         return cls(self.crawler)
+
+    @cached_property
+    def warc(self) -> WarcWriter | None:
+        """The process's WARC writer, shared by the capturing middleware and the pipeline;
+        None unless ``WARC_DIR`` is set."""
+        from scrapy.exceptions import NotConfigured
+
+        from crawler.warc import WarcWriter
+
+        try:
+            return WarcWriter.from_crawler(self.crawler)
+        except NotConfigured:
+            return None
 
     #: the robots.txt middleware, once built: the sitemaps robots.txt names
     robots = None

@@ -20,7 +20,17 @@ ARTICLE_FIELDS = (
     "text",
     "content_hash",
     "fetched_at",
+    "warc_file",
+    "warc_record_id",
 )
+#: the page's validators (ETag, Last-Modified), stored so a revisit asks conditionally;
+#: not exported
+VALIDATOR_FIELDS = ("etag", "last_modified")
+#: what the store keeps of an article's life: how many versions it had, when it was first
+#: and last seen on a mirror, when the outlet stopped serving it
+TRACKED_FIELDS = ("revision", "first_seen", "last_seen", "removed_at")
+#: a stored record as read back and exported
+EXPORT_FIELDS = ARTICLE_FIELDS + TRACKED_FIELDS
 
 
 @dataclass
@@ -37,6 +47,12 @@ class ArticleItem:
     text: str | None = None
     content_hash: str | None = None
     fetched_at: str | None = None
+    #: with WARC_DIR: the WARC file holding the page as sent (its name, under WARC_DIR), and
+    #: its response record's WARC-Record-ID (crawler/warc.py)
+    warc_file: str | None = None
+    warc_record_id: str | None = None
+    etag: str | None = None
+    last_modified: str | None = None
     #: title and published from the feed that listed it: used when the page has none
     hints: dict[str, str] = field(default_factory=dict, repr=False)
     #: the fetched page, for extraction; never stored
@@ -46,11 +62,11 @@ class ArticleItem:
     request: Any = field(default=None, repr=False, compare=False)
 
     def record(self) -> dict[str, Any]:
-        """The stored fields only."""
-        return {name: getattr(self, name) for name in ARTICLE_FIELDS}
+        """The fields the store writes."""
+        return {name: getattr(self, name) for name in ARTICLE_FIELDS + VALIDATOR_FIELDS}
 
 
-assert {f.name for f in dataclasses.fields(ArticleItem)} >= set(ARTICLE_FIELDS)
+assert {f.name for f in dataclasses.fields(ArticleItem)} >= set(ARTICLE_FIELDS + VALIDATOR_FIELDS)
 
 
 @dataclass

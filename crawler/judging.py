@@ -18,7 +18,7 @@ import hashlib
 import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
-from urllib.parse import urljoin
+from urllib.parse import urljoin, urlsplit
 
 from scrapy.exceptions import (
     CannotResolveHostError,
@@ -106,12 +106,17 @@ def judge_status(status: int, failover_codes: frozenset[int]) -> Verdict | None:
     return None
 
 
-def judge_redirect(url: str, status: int, location: bytes | None, outlet: Outlet) -> Verdict | None:
-    """A redirect off the outlet's mirrors and aliases: the mirror serves something else."""
+def judge_redirect(url: str, status: int, location: bytes | None, outlet: Outlet,
+                   article: bool = False) -> Verdict | None:
+    """A redirect off the outlet's mirrors and aliases: the mirror serves something else.
+    An article redirected to the home page or a section: the outlet took it down."""
     if not 300 <= status < 400 or not location:
         return None
     target = urljoin(url, location.decode("latin-1").strip())
     if outlet.owns(target):
+        if article and outlet.is_landing_page(target):
+            return document_answer(NOT_FOUND, f"redirected to {urlsplit(target).path or '/'}",
+                                   "http_error")
         return None
     # the target comes from the web: it may carry a user and password
     return mirror_failure(f"redirect off the outlet to {redact_url(target)}", "blocked")

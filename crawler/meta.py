@@ -12,6 +12,8 @@ SECTION = "section"
 KIND = "kind"
 #: an article request's source: "listing", "feed" or "sitemap"
 FOUND_BY = "found_by"
+#: set on a request that fetches a stored article again (crawler.revisits)
+REVISIT = "revisit"
 #: an article request's title and publication date from a feed, for a page that lacks them
 HINTS = "hints"
 #: set on a section's next listing page: dropped when every article of the page that led

@@ -8,6 +8,7 @@ by the collectors named in ``METRICS_COLLECTORS`` (the distributed mode adds its
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from prometheus_client import (
@@ -23,9 +24,10 @@ from scrapy import signals as scrapy_signals
 from scrapy.exceptions import NotConfigured
 from scrapy.utils.misc import build_from_crawler, load_object
 
-from crawler import signals
+from crawler import meta, signals
 from crawler.mirrors import outlet_catalog
 from crawler.outlets import OutletError
+from crawler.revisions import normalize_published
 
 if TYPE_CHECKING:
     from scrapy.crawler import Crawler
@@ -37,6 +39,9 @@ OUTCOMES = ("ok", "http_error", "timeout", "connection_error", "blocked")
 ENDED_OUTCOMES = ("stored", "listing_handled", "given_up")
 RESPONSE_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 20, 30)
 EXTRACTION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
+#: publication to storage: minutes for a crawl that keeps up, days for a backlog
+FRESHNESS_BUCKETS = (60, 300, 900, 1800, 3600, 3 * 3600, 6 * 3600, 12 * 3600, 86400,
+                     2 * 86400, 7 * 86400)
 
 
 class CrawlerMetrics:
@@ -56,6 +61,22 @@ class CrawlerMetrics:
         self.articles_stored = Counter(
             "crawler_articles_stored", "Articles durably stored", ["outlet", "section"],
             registry=r,
+        )
+        self.revisions = Counter(
+            "crawler_article_revisions", "New versions of stored articles (edits seen on a"
+            " revisit)", ["outlet"], registry=r,
+        )
+        self.removed = Counter(
+            "crawler_articles_removed", "Stored articles gone from every mirror", ["outlet"],
+            registry=r,
+        )
+        self.freshness = Histogram(
+            "crawler_article_freshness_seconds", "From an article's publication to its storage"
+            " (new articles with a date)", ["outlet"], buckets=FRESHNESS_BUCKETS, registry=r,
+        )
+        self.last_stored = Gauge(
+            "crawler_article_last_stored_timestamp_seconds", "When this process last stored a"
+            " new article of the outlet (Unix time)", ["outlet"], registry=r,
         )
         self.extraction_failures = Counter(
             "crawler_extraction_failures", "Pages that gave no article text", ["outlet"],
@@ -102,6 +123,7 @@ class PrometheusMetrics:
         connect(self.on_extraction_finished, signal=signals.extraction_finished)
         connect(self.on_articles_stored, signal=signals.articles_stored)
         connect(self.on_request_finished, signal=signals.request_finished)
+        connect(self.on_article_removed, signal=signals.article_removed)
         connect(self.on_spider_opened, signal=scrapy_signals.spider_opened)
         connect(self.on_spider_closed, signal=scrapy_signals.spider_closed)
 
@@ -130,6 +152,8 @@ class PrometheusMetrics:
                 continue
             m.extraction_failures.labels(outlet.name)
             m.failovers.labels(outlet.name)
+            m.revisions.labels(outlet.name)
+            m.removed.labels(outlet.name)
             for outcome in ENDED_OUTCOMES:
                 m.requests_ended.labels(outlet.name, outcome)
             for section in outlet.sections:
@@ -172,6 +196,32 @@ class PrometheusMetrics:
         if not ok:
             self.metrics.extraction_failures.labels(outlet).inc()
 
-    def on_articles_stored(self, articles: list[dict[str, Any]], **_: Any) -> None:
-        for record in articles:
-            self.metrics.articles_stored.labels(record["outlet"], record["section"] or "").inc()
+    def on_articles_stored(self, articles: list[dict[str, Any]], requests: list[Any] = (),
+                           revised: tuple[str, ...] = (), **_: Any) -> None:
+        m = self.metrics
+        outlets = {}
+        for record, request in zip(articles, requests or [None] * len(articles), strict=True):
+            m.articles_stored.labels(record["outlet"], record["section"] or "").inc()
+            outlets[record["canonical_url"]] = record["outlet"]
+            if request is None or not request.meta.get(meta.REVISIT):
+                lag = freshness(record)
+                if lag is not None:
+                    m.freshness.labels(record["outlet"]).observe(lag)
+                m.last_stored.labels(record["outlet"]).set_to_current_time()
+        for url in revised:
+            m.revisions.labels(outlets.get(url, "")).inc()
+
+    def on_article_removed(self, outlet: str, **_: Any) -> None:
+        self.metrics.removed.labels(outlet).inc()
+
+
+def freshness(record: dict[str, Any]) -> float | None:
+    """Seconds from publication to this fetch; None without a usable date (a date in the
+    future is a page's mistake, not a lag)."""
+    published = normalize_published(record.get("published"))
+    try:
+        lag = (datetime.fromisoformat(record["fetched_at"])
+               - datetime.fromisoformat(published)).total_seconds()
+    except (TypeError, ValueError):
+        return None
+    return lag if lag >= 0 else None

@@ -219,7 +219,7 @@ class MirrorFailoverMiddleware(_OutletRequests):
             return response
         verdict = judge_status(response.status, self.failover_codes) or judge_redirect(
             request.url, response.status, response.headers.get(b"Location"),
-            self.outlet_of(request),
+            self.outlet_of(request), article=request.meta.get(meta.KIND) == "article",
         )
         if verdict is not None:
             return _act_on(self.failover, request, verdict)

@@ -18,6 +18,7 @@ import yaml
 from cssselect import GenericTranslator, SelectorError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from crawler.durations import parse_interval
 from crawler.identity import identity_url, without_tracking
 from crawler.redact import redact_url
 
@@ -83,6 +84,33 @@ class Politeness(BaseModel):
     concurrency: int | None = Field(default=None, ge=1)
 
 
+class Revisit(BaseModel):
+    """Fetching stored articles again, to see edits and removals."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    #: articles published (or first seen) this recently are revisited
+    window: str = "3d"
+    #: each of them at most this often
+    interval: str = "6h"
+    #: revisits that must find an article gone before its removal is final
+    removal_checks: int = Field(default=3, ge=1)
+
+    @field_validator("window", "interval")
+    @classmethod
+    def _is_duration(cls, value: str) -> str:
+        parse_interval(value)
+        return value
+
+    @property
+    def window_seconds(self) -> float:
+        return parse_interval(self.window)
+
+    @property
+    def interval_seconds(self) -> float:
+        return parse_interval(self.interval)
+
+
 def _check_path(path: str) -> str:
     if not isinstance(path, str) or not path.startswith("/"):
         raise ValueError(f"{path!r}: a path must start with '/'")
@@ -138,6 +166,7 @@ class Outlet(BaseModel):
     boilerplate: Boilerplate = Field(default_factory=Boilerplate)
     selectors: Selectors = Field(default_factory=Selectors)
     politeness: Politeness = Field(default_factory=Politeness)
+    revisit: Revisit = Field(default_factory=Revisit)
     #: other host names of the outlet (e.g. ``presstv.ir`` beside ``www.presstv.ir``): links and
     #: redirects to them stay inside the outlet, and name the same documents as the mirrors
     aliases: list[str] = Field(default_factory=list)
@@ -266,6 +295,13 @@ class Outlet(BaseModel):
 
     def is_article(self, url: str) -> bool:
         return self.article_pattern.search(urlsplit(url).path) is not None
+
+    def is_landing_page(self, url: str) -> bool:
+        """Whether ``url`` is the outlet's home page or a section's first page: where sites
+        send readers of an article they took down."""
+        path = urlsplit(url).path.rstrip("/")
+        return path == "" or path in {
+            section.path.rstrip("/") for section in self.sections.values() if section.path}
 
     def canonical_url(self, url: str) -> str:
         """The identity of the document at ``url`` (on any mirror or alias): the URL on the

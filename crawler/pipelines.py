@@ -233,8 +233,11 @@ class StorePipeline:
                 self.crawler.engine.unpause()
         self.crawler.stats.inc_value("articles/stored", len(records))
         self.crawler.stats.inc_value("articles/new_or_changed", written)
+        if written.revised:
+            self.crawler.stats.inc_value("articles/revised", len(written.revised))
         self.crawler.signals.send_catch_log(
-            signals.articles_stored, articles=records, requests=[i.request for i in batch]
+            signals.articles_stored, articles=records, requests=[i.request for i in batch],
+            revised=written.revised,
         )
 
     async def close_spider(self) -> None:

@@ -36,6 +36,10 @@ class Snapshot:
     #: extracted articles the store did not take (it failed)
     not_stored: int = 0
     failovers: int = 0
+    #: revisits: queued, that found a new version, that found the article gone (first time)
+    revisits: int = 0
+    revised: int = 0
+    removed: int = 0
     #: requests ended, by outcome (stored, listing_handled, no_text, robots, ...)
     ended: dict[str, int] = field(default_factory=dict)
     #: articles stored, by how they were found (listing, feed, sitemap)
@@ -43,6 +47,8 @@ class Snapshot:
     #: article links read (before deduplication), by source
     listed_by: dict[str, int] = field(default_factory=dict)
     mirrors: dict[str, dict[str, bool]] = field(default_factory=dict)
+    #: errors the crawl recorded in its stats (e.g. "revisits/error"), by key
+    errors: dict[str, str] = field(default_factory=dict)
     #: Scrapy's finish reason, once the crawl is over
     finish_reason: str | None = None
 
@@ -65,12 +71,16 @@ class Snapshot:
             waiting=sum(context.waiting.count(name) for name in outlets),
             not_stored=stats.get("articles/not_stored", 0),
             failovers=stats.get("mirror/failovers", 0),
+            revisits=stats.get("revisits/queued", 0),
+            revised=stats.get("articles/revised", 0),
+            removed=stats.get("articles/removed", 0),
             ended=dict(sorted(ended.items())),
             found_by={k.removeprefix("articles/found_by/"): v for k, v in sorted(stats.items())
                       if k.startswith("articles/found_by/")},
             listed_by={k.removeprefix("articles/listed_by/"): v
                        for k, v in sorted(stats.items()) if k.startswith("articles/listed_by/")},
             mirrors={name: health.states(catalog.get(name)) for name in outlets},
+            errors={k: v for k, v in stats.items() if k.endswith("/error")},
         )
 
     def problem(self) -> str | None:
@@ -81,6 +91,8 @@ class Snapshot:
             named = ", ".join(self.lost_urls[:5])
             more = f" and {self.lost - 5} more" if self.lost > 5 else ""
             return f"{self.lost} documents not stored: {named}{more}"
+        if "revisits/error" in self.errors:
+            return f"revisits not queued: {self.errors['revisits/error']}"
         if not self.articles_stored and not self.already_stored:
             refused = self.ended.get("robots", 0)
             if refused:
@@ -114,6 +126,10 @@ class Snapshot:
         table.add_row("documents not stored (lost)", str(self.lost))
         table.add_row("waiting for a mirror", str(self.waiting))
         table.add_row("mirror failovers", str(self.failovers))
+        if self.revisits:
+            table.add_row("revisits", str(self.revisits))
+            table.add_row("  new revisions stored", str(self.revised))
+            table.add_row("  removed from every mirror", str(self.removed))
         for outcome, count in self.ended.items():
             table.add_row(f"ended: {outcome}", str(count))
         for outlet, states in self.mirrors.items():

@@ -27,5 +27,10 @@ request_finished = object()
 extraction_finished = object()
 
 #: a batch of articles is durable in the store.  kwargs: articles (list[dict], the stored
-#: records), requests (the requests that produced them, same order)
+#: records), requests (the requests that produced them, same order), revised (the canonical
+#: URLs of those that were new versions of stored articles)
 articles_stored = object()
+
+#: a revisit found an article gone from every mirror, for the first time.
+#: kwargs: outlet, removal (crawler.storage.Removal)
+article_removed = object()

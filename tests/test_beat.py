@@ -12,7 +12,8 @@ import pytest
 from conftest import REPO, crawler_env, run_crawler, wait_for
 
 from crawler.distributed.keys import RedisKeys
-from crawler.distributed.schedules import Beat, Schedules, parse_interval
+from crawler.distributed.schedules import Beat, Schedules
+from crawler.durations import parse_interval
 from crawler.outlets import OutletCatalog
 
 KEYS = RedisKeys()

@@ -10,7 +10,7 @@ import pytest
 from conftest import FAST, export_records, run_crawler, stored_records
 
 from crawler.demo.site import DISALLOWED_PREFIX, REL_NEXT_SECTIONS, SECTIONS, VIDEO
-from crawler.items import ARTICLE_FIELDS
+from crawler.items import EXPORT_FIELDS
 
 
 def crawl(fx, store: str, *extra: str):
@@ -146,14 +146,14 @@ def test_jsonl_store_and_export_formats(demo_outlet, tmp_path):
     assert len(lines) == len(fx.expected_articles())
     records = export_records(store)
     assert {r["canonical_url"] for r in records} == fx.expected_articles()
-    assert all(list(r) == list(ARTICLE_FIELDS) for r in records)
+    assert all(list(r) == list(EXPORT_FIELDS) for r in records)
 
     sqlite = f"sqlite:///{tmp_path}/crawl.db"
     assert crawl(fx, sqlite).returncode == 0
     csv_out = run_crawler("export", "--store", sqlite, "--format", "csv", "--outlet", fx.name)
     assert csv_out.returncode == 0
     header, *rows = csv_out.stdout.splitlines()
-    assert header.split(",") == list(ARTICLE_FIELDS)
+    assert header.split(",") == list(EXPORT_FIELDS)
     assert rows
     other = run_crawler("export", "--store", sqlite, "--outlet", "no-such-outlet")
     assert other.returncode == 0 and other.stdout == ""

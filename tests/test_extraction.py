@@ -13,10 +13,16 @@ from crawler.extraction import (
     ExtractionError,
     ExtractionTimeout,
     ExtractorPool,
+    _justext_kept,
+    _normalize,
+    _readability_lines,
+    _readability_summary,
+    agreed_lines,
     apply_boilerplate,
     extract_article,
     readability_text,
     second_opinion,
+    trafilatura_with_readability,
 )
 from crawler.outlets import Boilerplate, OutletError, Selectors, load_outlet_file
 
@@ -203,6 +209,91 @@ def test_second_opinion_leaves_trafilatura_where_they_disagree():
     assert second_opinion(ARTICLE, " ".join(PARAGRAPHS)) == ARTICLE
     assert second_opinion(ARTICLE, None) == ARTICLE
     assert second_opinion("", ARTICLE) == ""
+
+
+# what jusText needs to call a block text: a long paragraph dense in the language's stopwords
+LONG_PARAGRAPH = (
+    "Traders in Singapore said the February figures were the strongest since sanctions were "
+    "reimposed in 2018, and that buyers in Shandong province had taken most of the extra "
+    "cargoes, paying discounts of several dollars a barrel to the Brent benchmark."
+)
+CREDIT = "Photo: Tasnim News Agency"
+HEADLINE = "Rial firms as central bank widens currency window"
+
+
+def test_agreed_lines_adds_what_trafilatura_lacks_where_the_third_voice_agrees():
+    text = "\n".join(PARAGRAPHS[:2] + PARAGRAPHS[3:])  # trafilatura dropped the third
+    other = "\n".join([CREDIT, *PARAGRAPHS, HEADLINE])  # readability: with credit, teaser
+    kept = "\n".join(PARAGRAPHS)  # jusText keeps the paragraphs only
+    assert agreed_lines(text, other, kept) == ARTICLE
+    # where the third voice does not keep it, the line is not added
+    assert agreed_lines(text, other, "\n".join(PARAGRAPHS[:2])) == text
+    # nor a line shorter than min_words, even where it is kept
+    assert agreed_lines(ARTICLE, f"{ARTICLE}\n{CREDIT}", CREDIT, min_words=8) == ARTICLE
+    assert agreed_lines(ARTICLE, f"{ARTICLE}\n{CREDIT}", CREDIT, min_words=0) == (
+        f"{ARTICLE}\n{CREDIT}")
+    # a lacking first line goes first
+    assert agreed_lines(ARTICLE, f"{LONG_PARAGRAPH}\n{ARTICLE}", LONG_PARAGRAPH) == (
+        f"{LONG_PARAGRAPH}\n{ARTICLE}")
+
+
+def test_a_line_that_repeats_the_title_goes_wherever_it_stands():
+    title = "Iran's oil exports to Asia hit five-year high"
+    # a lead paragraph added ahead of the headline
+    text = f"{LONG_PARAGRAPH}\n{title}\n{ARTICLE}"
+    assert _normalize(text, title) == f"{LONG_PARAGRAPH}\n{ARTICLE}"
+    assert _normalize(f"  {title} \n\n{ARTICLE}", title) == ARTICLE
+    assert _normalize(text, None) == text
+
+
+def test_agreed_lines_adds_nothing_trafilatura_has_in_other_lines():
+    # readability joined two paragraphs in one line: nothing is lacking
+    other = "\n".join([PARAGRAPHS[0], " ".join(PARAGRAPHS[1:3]), *PARAGRAPHS[3:]])
+    asked = []
+    assert agreed_lines(ARTICLE, other, lambda: asked.append(1) or other) == ARTICLE
+    assert not asked  # the third voice is asked only about lacking lines
+    assert agreed_lines(ARTICLE, None, ARTICLE) == ARTICLE
+    assert agreed_lines(ARTICLE, LONG_PARAGRAPH, None) == ARTICLE
+    assert agreed_lines(ARTICLE, LONG_PARAGRAPH, lambda: None) == ARTICLE
+    assert agreed_lines("", LONG_PARAGRAPH, LONG_PARAGRAPH) == ""
+
+
+ARTICLE_WITH_EXTRAS = ARTICLE_PAGE.replace(
+    f"<p>{PARAGRAPHS[2]}</p>",
+    f"<p>{PARAGRAPHS[2]}</p><p>{LONG_PARAGRAPH}</p>"
+    f'<figure><img src="/oil.jpg" alt=""><figcaption>{CREDIT}</figcaption></figure>'
+    f'<p><a href="/Detail/2024/03/13/1">{HEADLINE}</a></p>',
+)
+
+
+def test_justext_keeps_readabilitys_paragraphs_not_credits_or_teasers():
+    summary = _readability_summary(ARTICLE_WITH_EXTRAS.encode())
+    assert summary is not None
+    assert HEADLINE in _readability_lines(summary).split("\n")
+    kept = _justext_kept(summary, "en").split("\n")
+    assert all(paragraph in kept for paragraph in [*PARAGRAPHS[:3], LONG_PARAGRAPH])
+    assert CREDIT not in kept and HEADLINE not in kept
+    # judged on a copy: the summary is unchanged
+    assert HEADLINE in _readability_lines(summary).split("\n")
+    # no stoplist for the language, or no language: no vote
+    assert _justext_kept(summary, "xx") is None
+    assert _justext_kept(summary, None) is None
+    assert _justext_kept(None, "en") is None
+
+
+def test_second_opinion_hears_the_readability_trafilatura_asked():
+    document, summary = trafilatura_with_readability(ARTICLE_WITH_EXTRAS.encode(), URL)
+    assert document is not None and summary is not None
+    lines = _readability_lines(summary).split("\n")
+    assert all(paragraph in lines for paragraph in [*PARAGRAPHS, LONG_PARAGRAPH])
+    # not listening: trafilatura alone
+    document, summary = trafilatura_with_readability(ARTICLE_WITH_EXTRAS.encode(), URL, False)
+    assert document is not None and summary is None
+    # the stored text: the paragraph readability found too, not its credit or teaser
+    extracted = extract_article(ARTICLE_WITH_EXTRAS.encode(), URL, RULES, encoding="utf-8")
+    assert extracted is not None
+    assert LONG_PARAGRAPH in extracted.text.split("\n")
+    assert CREDIT not in extracted.text and HEADLINE not in extracted.text
 
 
 # -- outlet selectors ---------------------------------------------------------------------------

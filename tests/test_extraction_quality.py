@@ -63,3 +63,19 @@ def test_extraction_quality_on_aeb_pages(aeb, caplog):
     result = aeb.score(predictions)
     print(f"\nAEB-dev ({len(pages)} pages): {result}")
     assert result.f1 >= 0.95, str(result)
+
+
+def test_second_opinion_adds_article_text_on_aeb_pages(aeb, caplog):
+    caplog.set_level(logging.ERROR)
+    pages = aeb.load_pages(CORPUS)
+    results = {}
+    for second in (False, True):
+        predictions = []
+        for page in pages:
+            extracted = extract_article(page.html, page.url, encoding="utf-8", second=second)
+            predictions.append((page.truth, extracted.text if extracted else None))
+        results[second] = aeb.score(predictions)
+    print(f"\nAEB-dev: trafilatura alone {results[False]}; second opinion {results[True]}")
+    assert results[True].recall > results[False].recall
+    assert results[True].f1 > results[False].f1
+    assert results[True].precision >= 0.965, str(results[True])

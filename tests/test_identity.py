@@ -20,6 +20,7 @@ from crawler.items import ARTICLE_FIELDS
 from crawler.mirrors import MirrorAwareFingerprinter
 from crawler.outlets import Outlet
 from crawler.storage import open_store, rekeyed
+from crawler.storage.postgres import SCHEMA_VERSION as PG_VERSION
 from crawler.storage.postgres import migrate
 from crawler.storage.sqlite import SCHEMA_VERSION as SQLITE_VERSION
 
@@ -30,6 +31,9 @@ OUTLET = Outlet(
     article_url=r"^/news/\d+",
 )
 ARTICLE = "https://www.daily.example/news/1/caf%C3%A9"
+
+#: the article fields of the stores' first schemas
+OLD_FIELDS = ARTICLE_FIELDS[: ARTICLE_FIELDS.index("fetched_at") + 1]
 
 
 # -- the identity function ----------------------------------------------------------------------
@@ -148,8 +152,8 @@ def test_an_old_sqlite_store_is_migrated_on_open(tmp_path):
     path = tmp_path / "old.db"
     db = sqlite3.connect(path)
     db.executescript(OLD_SQLITE_SCHEMA)
-    marks = ", ".join(f":{f}" for f in ARTICLE_FIELDS)
-    db.executemany(f"INSERT INTO articles ({', '.join(ARTICLE_FIELDS)}) VALUES ({marks})",
+    marks = ", ".join(f":{f}" for f in OLD_FIELDS)
+    db.executemany(f"INSERT INTO articles ({', '.join(OLD_FIELDS)}) VALUES ({marks})",
                    OLD_ROWS)
     db.commit()
     db.close()
@@ -191,8 +195,8 @@ def test_a_jsonl_store_reads_old_variants_as_one_article(tmp_path):
 def test_an_old_postgres_store_is_migrated_on_open_and_keeps_the_merged_rows(pg_uri):
     with psycopg.connect(pg_uri, autocommit=True) as conn:
         assert migrate(conn, target=2) == 2  # the schema before identity URLs
-        cols = ", ".join(ARTICLE_FIELDS)
-        marks = ", ".join(f"%({f})s" for f in ARTICLE_FIELDS)
+        cols = ", ".join(OLD_FIELDS)
+        marks = ", ".join(f"%({f})s" for f in OLD_FIELDS)
         with conn.cursor() as cursor:
             cursor.executemany(f"INSERT INTO articles ({cols}) VALUES ({marks})", OLD_ROWS)
         # a row that is merged away has a revision of its own
@@ -208,7 +212,7 @@ def test_an_old_postgres_store_is_migrated_on_open_and_keeps_the_merged_rows(pg_
         assert [r["text"] for r in store.revisions(BASE + "caf%C3%A9")] == [OLD_ROWS[4]["text"]]
         assert store.revisions(BASE + "2?id=5") == []
     with psycopg.connect(pg_uri, autocommit=True) as conn:
-        assert migrate(conn) == 3
+        assert migrate(conn) == PG_VERSION
 
 
 #: what the outlet-independent migration leaves: a query the outlet's rules do not count

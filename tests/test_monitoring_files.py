@@ -46,9 +46,14 @@ FAMILIES: dict[str, set[str]] = {
     "crawler_outlet_scheduled": {"outlet"},
     "crawler_response_seconds": {"outlet"},
     "crawler_extraction_seconds": set(),
+    "crawler_article_revisions_total": {"outlet"},
+    "crawler_articles_removed_total": {"outlet"},
+    "crawler_article_freshness_seconds": {"outlet"},
+    "crawler_article_last_stored_timestamp_seconds": {"outlet"},
     "up": {"job", "instance"},
 }
-HISTOGRAMS = {"crawler_response_seconds", "crawler_extraction_seconds"}
+HISTOGRAMS = {"crawler_response_seconds", "crawler_extraction_seconds",
+              "crawler_article_freshness_seconds"}
 #: series an operator may add to alerts.yml as a knob (see its comments)
 KNOBS = {"crawler:article_staleness_override_seconds"}
 
@@ -249,7 +254,7 @@ def test_alerts_are_labelled_and_explained():
     required = {
         "CrawlerMirrorDown", "CrawlerAllMirrorsDown", "CrawlerNoArticlesStored",
         "CrawlerExtractionFailuresHigh", "CrawlerQueueStalled", "CrawlerWorkerDown",
-        "CrawlerNoWorkerUp", "CrawlerWorkerCountDropped",
+        "CrawlerNoWorkerUp", "CrawlerWorkerCountDropped", "CrawlerOutletFreshnessDegraded",
     }
     rules = alert_rules()
     assert {r["alert"] for r in rules} >= required
@@ -421,6 +426,10 @@ class SimulatedWorker:
                 m.articles_stored.labels(outlet, section).inc(2)
             m.extraction_failures.labels(outlet).inc()
             m.failovers.labels(outlet).inc()
+            m.revisions.labels(outlet).inc()
+            m.removed.labels(outlet).inc()
+            m.freshness.labels(outlet).observe(60 * (self.step % 90))
+            m.last_stored.labels(outlet).set_to_current_time()
             m.response_seconds.labels(outlet).observe(0.05 * (self.step % 40))
         m.extraction_seconds.observe(0.01 * (self.step % 50))
 

@@ -14,6 +14,8 @@
     <prefix>:beat                  string  the beat lease holder
     <prefix>:validators:<outlet>   hash    path -> ETag and Last-Modified of the last answer
                                            of a listing, feed or sitemap (JSON)
+    <prefix>:revisits:<outlet>     zset    canonical URL -> when the beat last queued its
+                                           revisit (s, Redis clock)
     <prefix>:dupefilter:...        see crawler.distributed.dupefilter (unless DUPEFILTER_KEY)
 
 Nothing here is ever deleted because one worker stops.
@@ -74,6 +76,9 @@ class RedisKeys:
 
     def validators(self, outlet: str) -> str:
         return f"{self.prefix}:validators:{outlet}"
+
+    def revisits(self, outlet: str) -> str:
+        return f"{self.prefix}:revisits:{outlet}"
 
     @property
     def dupefilter(self) -> str:

@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import re
 import threading
 import uuid
 from dataclasses import asdict, dataclass
@@ -24,24 +23,12 @@ from redis.exceptions import RedisError
 
 from crawler.distributed.keys import RedisKeys
 from crawler.distributed.queue import OutletQueues
+from crawler.distributed.revisits import RevisitQueuer
 from crawler.outlets import OutletCatalog, OutletError
 from crawler.spiders.outlet import OutletSpider
+from crawler.storage import Store, StoreError
 
 logger = logging.getLogger(__name__)
-
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-
-
-def parse_interval(text: str) -> float:
-    """"15m", "1h30m", "45s", "2d" -> seconds."""
-    parts = re.findall(r"(\d+(?:\.\d+)?)([smhd])", text.strip().lower())
-    if not parts or "".join(n + u for n, u in parts) != text.strip().lower():
-        raise ValueError(f"not an interval: {text!r} (use e.g. 30s, 15m, 1h30m, 1d)")
-    seconds = sum(float(n) * _UNITS[u] for n, u in parts)
-    if seconds <= 0:
-        raise ValueError(f"interval must be positive: {text!r}")
-    return seconds
-
 
 @dataclass
 class Schedule:
@@ -163,7 +150,8 @@ class Beat:
     """The long-running service behind `crawler beat`."""
 
     def __init__(self, server: Redis, keys: RedisKeys, catalog: OutletCatalog,
-                 tick: float = 1.0, lease_seconds: float = 10.0) -> None:
+                 tick: float = 1.0, lease_seconds: float = 10.0, store: Store | None = None,
+                 revisit_every: float = 60.0, revisit_batch: int = 1000) -> None:
         self.server = server
         self.keys = keys
         self.catalog = catalog
@@ -178,6 +166,11 @@ class Beat:
         self._stopping = threading.Event()
         self._leading: bool | None = None
         self._redis_down = False
+        #: with a store, the stored articles of scheduled outlets are revisited when due
+        self.revisits = RevisitQueuer(server, keys, store, self.queues, self.spider,
+                                      revisit_batch) if store is not None else None
+        self.revisit_every = revisit_every
+        self._next_revisit_check = 0.0
 
     def stop(self, *_: object) -> None:
         self._stopping.set()
@@ -220,7 +213,20 @@ class Beat:
                 logger.info("Queued %s %s (run %d; next in %.0f s)", ran.outlet, ran.section,
                             ran.runs, ran.next_run - now)
                 runs.append(ran)
+        if self.revisits is not None and now >= self._next_revisit_check:
+            self._next_revisit_check = now + self.revisit_every
+            self.queue_revisits(now)
         return runs
+
+    def queue_revisits(self, now: float) -> int:
+        """Queue the due revisits of every scheduled outlet; returns how many."""
+        queued = 0
+        for name in sorted({s.outlet for s in self.schedules.all()}):
+            try:
+                queued += self.revisits.queue_due(self.catalog.get(name), now)
+            except (OutletError, StoreError) as exc:
+                logger.error("Revisits of %s cannot be queued: %s", name, exc)
+        return queued
 
     def _release(self) -> None:
         with contextlib.suppress(RedisError):  # else the lease lapses by itself

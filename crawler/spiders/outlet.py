@@ -29,6 +29,8 @@ from crawler.failover import RequestEnded, RequestWaiting
 from crawler.items import ArticleItem, FinishedRequest
 from crawler.judging import NO_ARTICLES, document_answer
 from crawler.outlets import Outlet
+from crawler.revisits import REVISIT_PRIORITY, due_revisits, revisit_headers
+from crawler.storage import StoreError
 
 logger = logging.getLogger(__name__)
 
@@ -73,6 +75,21 @@ class OutletSpider(Spider):
             if outlet.robots_sitemaps and not self.section_names:
                 for request in await self.robots_sitemap_requests(outlet):
                     yield request
+            if self.settings.getbool("REVISIT"):
+                for request in self.revisit_requests(outlet):
+                    yield request
+
+    def revisit_requests(self, outlet: Outlet) -> list[Request]:
+        """The outlet's stored articles due for a revisit (``crawler crawl --revisit``)."""
+        try:
+            due = due_revisits(self.context.store, outlet,
+                               self.settings.getint("REVISIT_BATCH"))
+        except StoreError as exc:
+            logger.error("Cannot read the articles due for a revisit: %s", exc)
+            self.crawler.stats.set_value("revisits/error", str(exc))
+            return []
+        self.crawler.stats.inc_value("revisits/queued", len(due))
+        return [self.revisit_request(outlet, article) for article in due]
 
     # -- requests --------------------------------------------------------------------------------
 
@@ -145,6 +162,16 @@ class OutletSpider(Spider):
             info[meta.HINTS] = hints
         return Request(url, callback=self.parse_article, errback=self.failed,
                        priority=ARTICLE_PRIORITY, meta=info)
+
+    def revisit_request(self, outlet: Outlet, due: dict[str, Any]) -> Request:
+        """A stored article fetched again (:mod:`crawler.revisits`): past the dupefilter and
+        the stored-article filter, asked conditionally, after everything new."""
+        info = {meta.OUTLET: outlet.name, meta.SECTION: due.get("section"),
+                meta.KIND: "article", meta.FOUND_BY: "revisit", meta.REVISIT: True,
+                "download_slot": outlet.name, "handle_httpstatus_list": [304]}
+        return Request(outlet.fetch_url(due["canonical_url"]), callback=self.parse_article,
+                       errback=self.failed, priority=REVISIT_PRIORITY, dont_filter=True,
+                       headers=revisit_headers(due), meta=info)
 
     def failed(self, failure: Any) -> None:
         """Every request's errback: the download, or a middleware, ended it."""
@@ -291,9 +318,13 @@ class OutletSpider(Spider):
         except RequestWaiting:
             return
 
-    def parse_article(self, response: Response) -> Iterator[ArticleItem]:
+    def parse_article(self, response: Response) -> Iterator[ArticleItem | FinishedRequest]:
+        if response.status == 304:  # a revisit: as stored
+            yield FinishedRequest(response.request, "not_modified")
+            return
         outlet = self.outlets.get(response.meta[meta.OUTLET])
         url = urldefrag(response.url)[0]
+        validators = validators_of(response.headers)
         yield ArticleItem(
             canonical_url=outlet.canonical_url(url),
             url=url,
@@ -303,6 +334,8 @@ class OutletSpider(Spider):
             hints=response.meta.get(meta.HINTS) or {},
             body=response.body,
             encoding=getattr(response, "encoding", None) or "utf-8",
+            etag=validators.get("ETag"),
+            last_modified=validators.get("Last-Modified"),
             request=response.request,
         )
 

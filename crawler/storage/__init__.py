@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
@@ -22,25 +23,70 @@ class StoreUnavailable(StoreError):
     """The store is away for now (e.g. the database restarts): retry later, lose nothing."""
 
 
+class Written(int):
+    """How many of the records written were new or changed (the int): ``new`` articles,
+    and the articles that got a new revision (``revised``, their canonical URLs)."""
+
+    new: int
+    revised: tuple[str, ...]
+
+    def __new__(cls, new: int, revised: Iterable[str] = ()) -> Written:
+        revised = tuple(revised)
+        written = super().__new__(cls, new + len(revised))
+        written.new, written.revised = new, revised
+        return written
+
+
+@dataclass(frozen=True)
+class Removal:
+    """An article its outlet no longer serves: since when, and how many revisits agreed."""
+
+    canonical_url: str
+    removed_at: Any
+    checks: int
+
+
 class Store(Protocol):
-    def write(self, records: list[dict[str, Any]]) -> int:
+    def write(self, records: list[dict[str, Any]]) -> Written:
         """Upsert records on ``canonical_url``; durable when it returns.
 
-        Idempotent: writing a record again stores nothing twice. Returns how many records
-        were new or changed.
+        Idempotent: writing a record again stores nothing twice. A record whose title, date
+        or text differs from the stored one (:func:`crawler.revisions.is_revision`) becomes
+        the article's latest version, the stored one its revision; any other record only
+        says the article was seen (``last_seen``).
         """
 
     def existing(self, canonical_urls: Iterable[str]) -> set[str]:
         """Which of these articles are stored already."""
 
-    def read(self, outlet: str | None = None) -> Iterator[dict[str, Any]]:
-        """Stored records in ``fetched_at`` order (optionally of one outlet)."""
+    def read(self, outlet: str | None = None,
+             changed_since: str | None = None) -> Iterator[dict[str, Any]]:
+        """Stored records (:data:`crawler.items.EXPORT_FIELDS`) in ``fetched_at`` order,
+        optionally of one outlet, or only those changed or removed since a time."""
 
     def count(self, outlet: str | None = None) -> int: ...
 
     def rekey(self, outlet: str, identity: Callable[[str], str]) -> int:
         """Key the outlet's stored articles by ``identity(canonical_url)`` (its rules: see
         ``crawler rekey``), merging those that collapse to one; returns how many changed."""
+
+    def due_for_revisit(self, outlet: str, *, published_after: str, checked_before: str,
+                        removal_checks: int, limit: int) -> list[dict[str, Any]]:
+        """Articles to fetch again, least recently checked first: published (or first seen)
+        after ``published_after`` and not checked since ``checked_before``; removed ones
+        until ``removal_checks`` revisits agreed. Each: canonical_url, url, section, etag,
+        last_modified, removed."""
+
+    def seen_unchanged(self, canonical_urls: list[str], when: str) -> None:
+        """A revisit found these as stored (HTTP 304)."""
+
+    def mark_removed(self, canonical_urls: list[str], when: str) -> list[Removal]:
+        """Every mirror agreed these are gone: removed since the first such revisit."""
+
+    def history(self, canonical_url: str) -> list[dict[str, Any]]:
+        """Every version of one article, oldest first, each with its ``revision``; the last
+        is the stored one, with ``first_seen``, ``last_seen``, ``removed_at``; [] if not
+        stored."""
 
     def close(self) -> None: ...
 

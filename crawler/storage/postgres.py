@@ -6,8 +6,8 @@ Many workers write into one database, so everything here is built for concurrenc
   advisory lock, so workers starting together neither race nor need a manual step;
 - ``write()`` upserts a whole batch in one statement (one round trip), keys sorted so two
   writers with overlapping batches lock rows in the same order;
-- the previous version of a changed article is kept by a trigger, which sees exactly the row
-  it replaces even when another writer got there first;
+- the previous version of a changed article (a new ``revision``) is kept by a trigger, which
+  sees exactly the row it replaces even when another writer got there first;
 - nothing lasts beyond a transaction: no session settings, transaction-scoped locks, and no
   prepared statements (psycopg prepares a statement once it ran 5 times on a connection;
   here it never does), so a transaction-pooling PgBouncer may sit in front, of any version.
@@ -32,9 +32,10 @@ from psycopg import errors
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg_pool import ConnectionPool, PoolClosed, PoolTimeout
 
-from crawler.items import ARTICLE_FIELDS
+from crawler.items import ARTICLE_FIELDS, EXPORT_FIELDS, VALIDATOR_FIELDS
 from crawler.redact import redact_text
-from crawler.storage import StoreError, StoreUnavailable, rekeyed
+from crawler.revisions import revision_hash
+from crawler.storage import Removal, StoreError, StoreUnavailable, Written, rekeyed
 
 logger = logging.getLogger(__name__)
 
@@ -55,10 +56,16 @@ def _rekey_to_identity(conn: psycopg.Connection) -> None:
         " ADD CONSTRAINT article_revisions_canonical_url_fkey FOREIGN KEY (canonical_url)"
         " REFERENCES articles (canonical_url) ON DELETE CASCADE ON UPDATE CASCADE"
     )
-    _apply_rekey(conn, rekeyed(conn.execute("SELECT canonical_url, fetched_at FROM articles")))
+    _apply_rekey(conn, rekeyed(conn.execute("SELECT canonical_url, fetched_at FROM articles")),
+                 _VERSION_3_FIELDS)
 
 
-def _apply_rekey(conn: psycopg.Connection, plan: list[tuple[str, str, str]]) -> None:
+#: the article fields as of schema version 3 (the version written by that step)
+_VERSION_3_FIELDS = ARTICLE_FIELDS[: ARTICLE_FIELDS.index("fetched_at") + 1]
+
+
+def _apply_rekey(conn: psycopg.Connection, plan: list[tuple[str, str, str]],
+                 fields: tuple[str, ...] = ARTICLE_FIELDS) -> None:
     """Carry out a :func:`crawler.storage.rekeyed` plan in the caller's transaction."""
     if not plan:
         return
@@ -68,8 +75,8 @@ def _apply_rekey(conn: psycopg.Connection, plan: list[tuple[str, str, str]]) -> 
         for row in plan:
             copy.write_row(row)
     conn.execute(f"""
-        INSERT INTO article_revisions (canonical_url, {', '.join(ARTICLE_FIELDS[1:])})
-        SELECT r.stays, {', '.join('a.' + f for f in ARTICLE_FIELDS[1:])}
+        INSERT INTO article_revisions (canonical_url, {', '.join(fields[1:])})
+        SELECT r.stays, {', '.join('a.' + f for f in fields[1:])}
         FROM articles a JOIN rekey r ON a.canonical_url = r.old WHERE r.old <> r.stays
     """)
     conn.execute("UPDATE article_revisions v SET canonical_url = r.stays FROM rekey r"
@@ -158,31 +165,107 @@ MIGRATIONS: list[tuple[str, str | Callable[[psycopg.Connection], None]]] = [
         """,
     ),
     ("canonical URLs become identity URLs; duplicates merged", _rekey_to_identity),
+    (
+        "revisions counted; first and last seen; removals; validators; WARC records",
+        """
+        ALTER TABLE articles
+            ADD COLUMN warc_file text, ADD COLUMN warc_record_id text,
+            ADD COLUMN etag text, ADD COLUMN last_modified text,
+            ADD COLUMN revision integer NOT NULL DEFAULT 1, ADD COLUMN revision_hash text,
+            ADD COLUMN first_seen timestamptz, ADD COLUMN last_seen timestamptz,
+            ADD COLUMN checked_at timestamptz, ADD COLUMN removed_at timestamptz,
+            ADD COLUMN removal_checks integer NOT NULL DEFAULT 0;
+        ALTER TABLE article_revisions
+            ADD COLUMN revision integer, ADD COLUMN warc_file text,
+            ADD COLUMN warc_record_id text;
+        UPDATE article_revisions v SET revision = n.revision FROM (
+            SELECT id, row_number() OVER (PARTITION BY canonical_url ORDER BY fetched_at, id)
+                AS revision FROM article_revisions) n
+        WHERE v.id = n.id;
+        UPDATE articles a SET first_seen = coalesce(
+                (SELECT min(fetched_at) FROM article_revisions v
+                 WHERE v.canonical_url = a.canonical_url), a.fetched_at),
+            last_seen = a.fetched_at, checked_at = a.fetched_at,
+            revision = 1 + (SELECT count(*) FROM article_revisions v
+                            WHERE v.canonical_url = a.canonical_url);
+        CREATE INDEX articles_outlet_checked_at ON articles (outlet, checked_at);
+        CREATE INDEX articles_removed_at ON articles (removed_at) WHERE removed_at IS NOT NULL;
+
+        CREATE OR REPLACE FUNCTION articles_keep_revision() RETURNS trigger
+        LANGUAGE plpgsql AS $$
+        BEGIN
+            INSERT INTO article_revisions (
+                canonical_url, revision, url, mirror, outlet, section, title, author,
+                published, language, text, content_hash, fetched_at, warc_file,
+                warc_record_id)
+            VALUES (
+                OLD.canonical_url, OLD.revision, OLD.url, OLD.mirror, OLD.outlet,
+                OLD.section, OLD.title, OLD.author, OLD.published, OLD.language, OLD.text,
+                OLD.content_hash, OLD.fetched_at, OLD.warc_file, OLD.warc_record_id);
+            RETURN NULL;
+        END
+        $$;
+        DROP TRIGGER articles_keep_revision ON articles;
+        CREATE TRIGGER articles_keep_revision
+            AFTER UPDATE ON articles
+            FOR EACH ROW
+            WHEN (OLD.revision IS DISTINCT FROM NEW.revision)
+            EXECUTE FUNCTION articles_keep_revision();
+        """,
+    ),
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
 
-_TIMESTAMP_FIELDS = frozenset({"published", "fetched_at"})
+_TIMESTAMP_FIELDS = frozenset({"published", "fetched_at", "first_seen", "last_seen",
+                               "removed_at"})
 _REQUIRED_FIELDS = ("canonical_url", "url", "mirror", "outlet")
-_COLUMNS = ", ".join(ARTICLE_FIELDS)
+#: what write() sends: the record and its revision hash
+_WRITTEN = ARTICLE_FIELDS + VALIDATOR_FIELDS + ("revision_hash",)
+_COLUMNS = ", ".join(EXPORT_FIELDS)
 
 # Arrays go in binary (%b): the server then neither unescapes nor parses a batch's text
 # (about 3x faster than text arrays for 100 articles of a few KB each; see benchmarks/).
 _UNNEST_ARGS = ", ".join(
-    "%b::timestamptz[]" if name in _TIMESTAMP_FIELDS else "%b::text[]" for name in ARTICLE_FIELDS
+    "%b::timestamptz[]" if name in _TIMESTAMP_FIELDS else "%b::text[]" for name in _WRITTEN
 )
-# outlet and section stay as first stored (section: where the article was first found)
-_UPDATES = ", ".join(
-    f"{name} = excluded.{name}"
+# A new version: its title, date or text changed (rows stored before there were revision
+# hashes compare by content hash).
+_CHANGED = """(CASE WHEN a.revision_hash IS NULL
+    THEN a.content_hash IS DISTINCT FROM excluded.content_hash
+    ELSE a.revision_hash IS DISTINCT FROM excluded.revision_hash END)"""
+# outlet and section stay as first stored (section: where the article was first found); a
+# version's fields change only with a new revision, which the trigger keeps; seeing the
+# article again changes only when it was last seen.
+_VERSION_UPDATES = ", ".join(
+    f"{name} = CASE WHEN {_CHANGED} THEN excluded.{name} ELSE a.{name} END"
     for name in ARTICLE_FIELDS
     if name not in ("canonical_url", "outlet", "section")
 )
-# An unchanged record (same content_hash) is neither rewritten nor counted in the rowcount.
 _UPSERT = f"""
-    INSERT INTO articles AS a ({_COLUMNS})
-    SELECT * FROM unnest({_UNNEST_ARGS})
-    ON CONFLICT (canonical_url) DO UPDATE SET {_UPDATES}
-    WHERE a.content_hash IS DISTINCT FROM excluded.content_hash
+    WITH incoming AS (
+        SELECT * FROM unnest({_UNNEST_ARGS}) AS t({", ".join(_WRITTEN)})
+    ), stored AS (
+        SELECT canonical_url, revision FROM articles
+        WHERE canonical_url IN (SELECT canonical_url FROM incoming)
+    ), written AS (
+        INSERT INTO articles AS a ({", ".join(_WRITTEN)}, first_seen, last_seen, checked_at)
+        SELECT *, fetched_at, fetched_at, fetched_at FROM incoming
+        ON CONFLICT (canonical_url) DO UPDATE SET {_VERSION_UPDATES},
+            revision = a.revision + CASE WHEN {_CHANGED} THEN 1 ELSE 0 END,
+            revision_hash = excluded.revision_hash,
+            etag = coalesce(excluded.etag, a.etag),
+            last_modified = coalesce(excluded.last_modified, a.last_modified),
+            last_seen = excluded.fetched_at, checked_at = excluded.fetched_at,
+            removed_at = NULL, removal_checks = 0
+        RETURNING canonical_url, revision, xmax = 0 AS inserted
+    )
+    -- xmax is 0 only on a row this statement inserted, also when a concurrent writer
+    -- inserted the article after this statement's snapshot
+    SELECT count(*) FILTER (WHERE w.inserted),
+           array_agg(canonical_url)
+               FILTER (WHERE NOT w.inserted AND w.revision > coalesce(s.revision, 1))
+    FROM written w LEFT JOIN stored s USING (canonical_url)
 """
 
 #: what a server says while it starts, stops or recovers: worth retrying, unlike a bad login
@@ -241,11 +324,12 @@ class PostgresStore:
 
     # -- the Store interface ---------------------------------------------------------------
 
-    def write(self, records: list[dict[str, Any]]) -> int:
+    def write(self, records: list[dict[str, Any]]) -> Written:
         columns = self._columns(records)
         if not columns[0]:
-            return 0
-        return self._run(lambda conn: conn.execute(_UPSERT, columns).rowcount)
+            return Written(0, 0)
+        new, revised = self._run(lambda conn: conn.execute(_UPSERT, columns).fetchone())
+        return Written(new, revised or ())
 
     def existing(self, canonical_urls: Iterable[str]) -> set[str]:
         urls = list(canonical_urls)
@@ -259,8 +343,15 @@ class PostgresStore:
         )
         return {url for (url,) in rows}
 
-    def read(self, outlet: str | None = None) -> Iterator[dict[str, Any]]:
-        where, params = ("WHERE outlet = %s", [outlet]) if outlet is not None else ("", [])
+    def read(self, outlet: str | None = None,
+             changed_since: str | None = None) -> Iterator[dict[str, Any]]:
+        where, params = "WHERE true", []
+        if outlet is not None:
+            where, params = where + " AND outlet = %s", params + [outlet]
+        if changed_since is not None:
+            since = _timestamp("changed_since", changed_since, datetime.now(UTC))
+            where += " AND (fetched_at >= %s OR removed_at >= %s)"
+            params += [since, since]
         query = f"SELECT {_COLUMNS} FROM articles {where} ORDER BY fetched_at, canonical_url"
         try:
             # a named cursor streams from the server, itersize rows per round trip
@@ -303,14 +394,61 @@ class PostgresStore:
 
     def revisions(self, canonical_url: str) -> list[dict[str, Any]]:
         """Earlier versions of one article, oldest first."""
-        rows = self._run(
-            lambda conn: conn.execute(
-                f"SELECT {_COLUMNS} FROM article_revisions WHERE canonical_url = %s"
-                " ORDER BY fetched_at, id",
-                [canonical_url],
-            ).fetchall()
-        )
-        return [_record(row) for row in rows]
+        return self.history(canonical_url)[:-1]
+
+    def history(self, canonical_url: str) -> list[dict[str, Any]]:
+        version = f"revision, {', '.join(ARTICLE_FIELDS)}"
+
+        def work(conn: psycopg.Connection) -> tuple[list[Any], Any]:
+            with conn.transaction():  # one snapshot: no revision between the two reads
+                earlier = conn.execute(
+                    f"SELECT {version}, replaced_at FROM article_revisions"
+                    " WHERE canonical_url = %s ORDER BY fetched_at, id", [canonical_url]
+                ).fetchall()
+                current = conn.execute(
+                    f"SELECT {version}, first_seen, last_seen, removed_at, removal_checks"
+                    " FROM articles WHERE canonical_url = %s", [canonical_url]).fetchone()
+                return earlier, current
+
+        earlier, current = self._run(work)
+        if current is None:
+            return []
+        names = version.split(", ")
+        versions = [_times(dict(zip([*names, "replaced_at"], row, strict=True)))
+                    for row in earlier]
+        versions.append(_times(dict(zip(
+            [*names, "first_seen", "last_seen", "removed_at", "removal_checks"], current,
+            strict=True))))
+        return versions
+
+    def due_for_revisit(self, outlet: str, *, published_after: str, checked_before: str,
+                        removal_checks: int, limit: int) -> list[dict[str, Any]]:
+        rows = self._run(lambda conn: conn.execute(
+            """
+            SELECT canonical_url, url, section, etag, last_modified, removed_at IS NOT NULL
+            FROM articles
+            WHERE outlet = %s AND checked_at <= %s AND (
+                (removed_at IS NULL AND coalesce(published, first_seen) >= %s)
+                OR (removed_at IS NOT NULL AND removal_checks < %s))
+            ORDER BY checked_at LIMIT %s
+            """, [outlet, checked_before, published_after, removal_checks, limit]).fetchall())
+        names = ("canonical_url", "url", "section", "etag", "last_modified", "removed")
+        return [dict(zip(names, row, strict=True)) for row in rows]
+
+    def seen_unchanged(self, canonical_urls: list[str], when: str) -> None:
+        self._run(lambda conn: conn.execute(
+            "UPDATE articles SET last_seen = %s, checked_at = %s, removed_at = NULL,"
+            " removal_checks = 0 WHERE canonical_url = ANY(%s::text[])",
+            [when, when, sorted(canonical_urls)]))
+
+    def mark_removed(self, canonical_urls: list[str], when: str) -> list[Removal]:
+        rows = self._run(lambda conn: conn.execute(
+            "UPDATE articles SET removed_at = coalesce(removed_at, %s), checked_at = %s,"
+            " removal_checks = removal_checks + 1 WHERE canonical_url = ANY(%s::text[])"
+            " RETURNING canonical_url, removed_at, removal_checks",
+            [when, when, sorted(canonical_urls)]).fetchall())
+        return [Removal(url, removed_at.astimezone(UTC).isoformat(), checks)
+                for url, removed_at, checks in rows]
 
     def __enter__(self) -> PostgresStore:
         return self
@@ -385,7 +523,9 @@ class PostgresStore:
         now = datetime.now(UTC)
         batch: dict[str, dict[str, Any]] = {}
         for record in records:
-            row = {name: _clean(name, record.get(name), now) for name in ARTICLE_FIELDS}
+            row = {name: _clean(name, record.get(name), now) for name in _WRITTEN
+                   if name != "revision_hash"}
+            row["revision_hash"] = revision_hash(record)
             for name in _REQUIRED_FIELDS:
                 if not row[name]:
                     raise StoreError(f"article {row['canonical_url']!r} has no {name}")
@@ -394,7 +534,7 @@ class PostgresStore:
                 row["section"] = batch[key]["section"]
             batch[key] = row
         rows = [batch[key] for key in sorted(batch)]
-        return [[row[name] for row in rows] for name in ARTICLE_FIELDS]
+        return [[row[name] for row in rows] for name in _WRITTEN]
 
 
 def migrate(conn: psycopg.Connection, target: int = SCHEMA_VERSION) -> int:
@@ -462,10 +602,14 @@ def _timestamp(name: str, value: Any, now: datetime) -> datetime | None:
 
 
 def _record(row: tuple[Any, ...]) -> dict[str, Any]:
-    record = dict(zip(ARTICLE_FIELDS, row, strict=True))
-    for name in _TIMESTAMP_FIELDS:
-        if record[name] is not None:
-            record[name] = record[name].astimezone(UTC).isoformat()
+    return _times(dict(zip(EXPORT_FIELDS, row, strict=True)))
+
+
+def _times(record: dict[str, Any]) -> dict[str, Any]:
+    """Timestamps as ISO 8601 in UTC, as the other stores give them."""
+    for name, value in record.items():
+        if isinstance(value, datetime):
+            record[name] = value.astimezone(UTC).isoformat()
     return record
 
 

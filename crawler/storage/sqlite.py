@@ -1,7 +1,9 @@
 """SQLite store: the embedded default. WAL mode, so several processes can write one file.
 
 The schema version is ``PRAGMA user_version``: 0 is the first schema, whose keys were raw
-canonical URLs; 1 keys articles by identity URL (see :func:`crawler.storage.rekeyed`).
+canonical URLs; 1 keys articles by identity URL (see :func:`crawler.storage.rekeyed`); 2
+keeps every earlier version of an article (``article_revisions``), when it was first and
+last seen, its removal, its validators and its WARC record.
 """
 
 from __future__ import annotations
@@ -12,10 +14,18 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from crawler.items import ARTICLE_FIELDS
-from crawler.storage import StoreError, StoreUnavailable, path_from_uri, rekeyed
+from crawler.items import ARTICLE_FIELDS, EXPORT_FIELDS, VALIDATOR_FIELDS
+from crawler.revisions import is_revision, revision_hash
+from crawler.storage import (
+    Removal,
+    StoreError,
+    StoreUnavailable,
+    Written,
+    path_from_uri,
+    rekeyed,
+)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS articles (
@@ -36,17 +46,71 @@ CREATE INDEX IF NOT EXISTS articles_outlet_fetched ON articles (outlet, fetched_
 CREATE INDEX IF NOT EXISTS articles_fetched ON articles (fetched_at);
 """
 
-_COLUMNS = ", ".join(ARTICLE_FIELDS)
-_PLACEHOLDERS = ", ".join(f":{f}" for f in ARTICLE_FIELDS)
-# An unchanged article is left alone; a changed one takes the new text but keeps the section
-# it was first found in.
-UPSERT = f"""
-INSERT INTO articles ({_COLUMNS}) VALUES ({_PLACEHOLDERS})
-ON CONFLICT (canonical_url) DO UPDATE SET
-    url = excluded.url, mirror = excluded.mirror, title = excluded.title,
-    author = excluded.author, published = excluded.published, language = excluded.language,
-    text = excluded.text, content_hash = excluded.content_hash, fetched_at = excluded.fetched_at
-WHERE articles.content_hash != excluded.content_hash
+# version 2: the article's life beside its latest version, and the earlier versions
+VERSION_2 = """
+ALTER TABLE articles ADD COLUMN warc_file TEXT;
+ALTER TABLE articles ADD COLUMN warc_record_id TEXT;
+ALTER TABLE articles ADD COLUMN etag TEXT;
+ALTER TABLE articles ADD COLUMN last_modified TEXT;
+ALTER TABLE articles ADD COLUMN revision INTEGER NOT NULL DEFAULT 1;
+ALTER TABLE articles ADD COLUMN revision_hash TEXT;
+ALTER TABLE articles ADD COLUMN first_seen TEXT;
+ALTER TABLE articles ADD COLUMN last_seen TEXT;
+ALTER TABLE articles ADD COLUMN checked_at TEXT;
+ALTER TABLE articles ADD COLUMN removed_at TEXT;
+ALTER TABLE articles ADD COLUMN removal_checks INTEGER NOT NULL DEFAULT 0;
+UPDATE articles SET first_seen = fetched_at, last_seen = fetched_at, checked_at = fetched_at;
+CREATE INDEX articles_outlet_checked ON articles (outlet, checked_at);
+CREATE TABLE article_revisions (
+    id INTEGER PRIMARY KEY,
+    canonical_url TEXT NOT NULL,
+    revision INTEGER NOT NULL,
+    url TEXT NOT NULL,
+    mirror TEXT NOT NULL,
+    outlet TEXT NOT NULL,
+    section TEXT,
+    title TEXT,
+    author TEXT,
+    published TEXT,
+    language TEXT,
+    text TEXT,
+    content_hash TEXT,
+    fetched_at TEXT NOT NULL,
+    warc_file TEXT,
+    warc_record_id TEXT,
+    replaced_at TEXT NOT NULL
+);
+CREATE INDEX article_revisions_canonical_url ON article_revisions (canonical_url, revision);
+"""
+
+_STORED = ARTICLE_FIELDS + VALIDATOR_FIELDS
+_VERSION_FIELDS = ", ".join(ARTICLE_FIELDS[1:])
+_INSERT = f"""
+INSERT INTO articles ({", ".join(_STORED)}, revision_hash, first_seen, last_seen, checked_at)
+VALUES ({", ".join(f":{f}" for f in _STORED)}, :revision_hash, :fetched_at, :fetched_at,
+        :fetched_at)
+"""
+# The earlier version goes to article_revisions; the section stays the one it was first
+# found in.
+_KEEP_REVISION = f"""
+INSERT INTO article_revisions (canonical_url, revision, {_VERSION_FIELDS}, replaced_at)
+SELECT canonical_url, revision, {_VERSION_FIELDS}, :fetched_at FROM articles
+WHERE canonical_url = :canonical_url
+"""
+_REVISE = f"""
+UPDATE articles SET {", ".join(f"{f} = :{f}" for f in _STORED if f not in ("canonical_url",
+                                                                         "section"))},
+    revision = revision + 1, revision_hash = :revision_hash, last_seen = :fetched_at,
+    checked_at = :fetched_at, removed_at = NULL, removal_checks = 0
+WHERE canonical_url = :canonical_url
+"""
+# Seen again as it was: only its life changes (and the hash, for rows stored before there
+# was one).
+_SEEN = """
+UPDATE articles SET last_seen = :fetched_at, checked_at = :fetched_at, removed_at = NULL,
+    removal_checks = 0, revision_hash = :revision_hash,
+    etag = coalesce(:etag, etag), last_modified = coalesce(:last_modified, last_modified)
+WHERE canonical_url = :canonical_url
 """
 # SQLite limits bound parameters per statement (32766 since 3.32); stay far below.
 _LOOKUP_CHUNK = 500
@@ -86,6 +150,10 @@ class SQLiteStore:
                                  f"newer than this crawler knows ({SCHEMA_VERSION})")
             if version < 1:
                 self._rekey()
+            if version < 2:
+                for statement in VERSION_2.split(";"):
+                    if statement.strip():
+                        self.db.execute(statement)
             self.db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
             self.db.execute("COMMIT")
         except BaseException:
@@ -97,9 +165,20 @@ class SQLiteStore:
         self._apply(rekeyed(self.db.execute("SELECT canonical_url, fetched_at FROM articles")))
 
     def _apply(self, plan: list[tuple[str, str, str]]) -> None:
-        # the merged rows go first: a row moving to a key may find one of them there
+        # the merged rows go first: a row moving to a key may find one of them there; their
+        # versions become the revisions of the one that stays
+        merged = [(old, stays) for old, stays, _ in plan if old != stays]
+        if self._has_revisions():
+            self.db.executemany(
+                f"INSERT INTO article_revisions (canonical_url, revision, {_VERSION_FIELDS},"
+                f" replaced_at) SELECT ?, 0, {_VERSION_FIELDS}, fetched_at FROM articles"
+                " WHERE canonical_url = ?", [(stays, old) for old, stays in merged])
+            self.db.executemany(
+                "UPDATE article_revisions SET canonical_url = ? WHERE canonical_url = ?",
+                [(stays, old) for old, stays in merged]
+                + [(new, old) for old, stays, new in plan if old == stays and old != new])
         self.db.executemany("DELETE FROM articles WHERE canonical_url = ?",
-                            [(old,) for old, stays, _ in plan if old != stays])
+                            [(old,) for old, _ in merged])
         self.db.executemany("UPDATE articles SET canonical_url = ? WHERE canonical_url = ?",
                             [(new, old) for old, stays, new in plan if old == stays])
 
@@ -119,29 +198,126 @@ class SQLiteStore:
             raise self._translate(exc, "rekey") from None
         return len(plan)
 
+    def _has_revisions(self) -> bool:
+        return self.db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table'"
+                               " AND name = 'article_revisions'").fetchone() is not None
+
     @classmethod
     def from_uri(cls, uri: str) -> SQLiteStore:
         return cls(path_from_uri(uri))
 
-    def write(self, records: list[dict[str, Any]]) -> int:
+    def write(self, records: list[dict[str, Any]]) -> Written:
         with self._lock:
-            return self._write(records)
+            return self._transaction("write to", self._write, _latest_copies(records))
 
-    def _write(self, records: list[dict[str, Any]]) -> int:
+    def _write(self, records: list[dict[str, Any]]) -> Written:
+        stored = self._rows([r["canonical_url"] for r in records],
+                            "canonical_url, revision_hash, content_hash")
+        new, revised = 0, []
+        for record in records:
+            row = {**record, "revision_hash": revision_hash(record)}
+            old = stored.get(record["canonical_url"])
+            if old is None:
+                self.db.execute(_INSERT, row)
+                new += 1
+            elif is_revision(old, record):
+                self.db.execute(_KEEP_REVISION, row)
+                self.db.execute(_REVISE, row)
+                revised.append(record["canonical_url"])
+            else:
+                self.db.execute(_SEEN, row)
+        return Written(new, revised)
+
+    def _rows(self, keys: list[str], columns: str) -> dict[str, dict[str, Any]]:
+        found = {}
+        for start in range(0, len(keys), _LOOKUP_CHUNK):
+            chunk = keys[start : start + _LOOKUP_CHUNK]
+            cursor = self.db.execute(
+                f"SELECT {columns} FROM articles WHERE canonical_url IN"
+                f" ({','.join('?' * len(chunk))})", chunk)
+            names = [d[0] for d in cursor.description]
+            for row in cursor:
+                found[row[0]] = dict(zip(names, row, strict=True))
+        return found
+
+    def _transaction(self, doing: str, work: Callable[..., Any], *args: Any) -> Any:
         try:
-            before = self.db.total_changes
             # IMMEDIATE takes the write lock up front, so concurrent writers queue on
             # busy_timeout instead of failing mid-transaction
             self.db.execute("BEGIN IMMEDIATE")
             try:
-                self.db.executemany(UPSERT, records)
+                result = work(*args)
                 self.db.execute("COMMIT")
             except BaseException:
                 self.db.execute("ROLLBACK")
                 raise
-            return self.db.total_changes - before
+            return result
         except sqlite3.Error as exc:
-            raise self._translate(exc, "write to") from None
+            raise self._translate(exc, doing) from None
+
+    # -- revisits ------------------------------------------------------------------------------
+
+    def due_for_revisit(self, outlet: str, *, published_after: str, checked_before: str,
+                        removal_checks: int, limit: int) -> list[dict[str, Any]]:
+        query = """
+            SELECT canonical_url, url, section, etag, last_modified, removed_at IS NOT NULL
+            FROM articles
+            WHERE outlet = ? AND checked_at <= ? AND (
+                (removed_at IS NULL AND coalesce(published, first_seen) >= ?)
+                OR (removed_at IS NOT NULL AND removal_checks < ?))
+            ORDER BY checked_at LIMIT ?
+        """
+        with self._lock:
+            try:
+                rows = self.db.execute(query, (outlet, checked_before, published_after,
+                                               removal_checks, limit)).fetchall()
+            except sqlite3.Error as exc:
+                raise self._translate(exc, "read") from None
+        return [{**dict(zip(_DUE_FIELDS, row, strict=True)), "removed": bool(row[-1])}
+                for row in rows]
+
+    def seen_unchanged(self, canonical_urls: list[str], when: str) -> None:
+        with self._lock:
+            self._transaction("write to", lambda: self.db.executemany(
+                "UPDATE articles SET last_seen = ?, checked_at = ?, removed_at = NULL,"
+                " removal_checks = 0 WHERE canonical_url = ?",
+                [(when, when, url) for url in canonical_urls]))
+
+    def mark_removed(self, canonical_urls: list[str], when: str) -> list[Removal]:
+        def work() -> list[Removal]:
+            stored = self._rows(canonical_urls, "canonical_url, removed_at, removal_checks")
+            self.db.executemany(
+                "UPDATE articles SET removed_at = coalesce(removed_at, ?), checked_at = ?,"
+                " removal_checks = removal_checks + 1 WHERE canonical_url = ?",
+                [(when, when, url) for url in stored])
+            return [Removal(url, row["removed_at"] or when, row["removal_checks"] + 1)
+                    for url, row in stored.items()]
+
+        with self._lock:
+            return self._transaction("write to", work)
+
+    def history(self, canonical_url: str) -> list[dict[str, Any]]:
+        columns = f"revision, {_VERSION_FIELDS}"
+        with self._lock:
+            try:
+                current = self.db.execute(
+                    f"SELECT {columns}, first_seen, last_seen, removed_at, removal_checks"
+                    " FROM articles WHERE canonical_url = ?", (canonical_url,)).fetchone()
+                if current is None:
+                    return []
+                earlier = self.db.execute(
+                    f"SELECT {columns}, replaced_at FROM article_revisions"
+                    " WHERE canonical_url = ? ORDER BY fetched_at, id", (canonical_url,)
+                ).fetchall()
+            except sqlite3.Error as exc:
+                raise self._translate(exc, "read") from None
+        names = columns.split(", ")
+        versions = [dict(zip([*names, "replaced_at"], row, strict=True)) for row in earlier]
+        versions.append(dict(zip([*names, "first_seen", "last_seen", "removed_at",
+                                  "removal_checks"], current, strict=True)))
+        for version in versions:
+            version["canonical_url"] = canonical_url
+        return versions
 
     def existing(self, canonical_urls: Iterable[str]) -> set[str]:
         with self._lock:
@@ -161,16 +337,20 @@ class SQLiteStore:
             raise self._translate(exc, "read") from None
         return found
 
-    def read(self, outlet: str | None = None) -> Iterator[dict[str, Any]]:
-        query = f"SELECT {_COLUMNS} FROM articles"
+    def read(self, outlet: str | None = None,
+             changed_since: str | None = None) -> Iterator[dict[str, Any]]:
+        query = f"SELECT {', '.join(EXPORT_FIELDS)} FROM articles WHERE 1 = 1"
         params: tuple[str, ...] = ()
         if outlet is not None:
-            query += " WHERE outlet = ?"
-            params = (outlet,)
+            query += " AND outlet = ?"
+            params += (outlet,)
+        if changed_since is not None:
+            query += " AND (fetched_at >= ? OR removed_at >= ?)"
+            params += (changed_since, changed_since)
         try:
             cursor = self.db.execute(query + " ORDER BY fetched_at, canonical_url", params)
             for row in cursor:
-                yield dict(zip(ARTICLE_FIELDS, row, strict=True))
+                yield dict(zip(EXPORT_FIELDS, row, strict=True))
         except sqlite3.Error as exc:
             raise self._translate(exc, "read") from None
 
@@ -195,3 +375,17 @@ class SQLiteStore:
         ):
             return StoreUnavailable(f"SQLite store {self.path} is busy: {exc}")
         return StoreError(f"cannot {doing} SQLite store {self.path}: {exc}")
+
+
+_DUE_FIELDS = ("canonical_url", "url", "section", "etag", "last_modified", "removed")
+
+
+def _latest_copies(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One record per article, the later copy in the section seen first."""
+    batch: dict[str, dict[str, Any]] = {}
+    for record in records:
+        key = record["canonical_url"]
+        if key in batch:
+            record = {**record, "section": batch[key]["section"]}
+        batch[key] = {name: record.get(name) for name in _STORED}
+    return list(batch.values())

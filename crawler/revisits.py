@@ -1,0 +1,139 @@
+"""Fetching stored articles again: which are due, and what their revisits found.
+
+An article published (or first seen) within its outlet's ``revisit.window`` is fetched again
+at most every ``revisit.interval``, asking conditionally with the validators of its last
+answer. What a revisit finds:
+
+- a new version (title, date or text changed): the store pipeline stores a revision;
+- the same version, or HTTP 304: the article was seen (``last_seen``);
+- gone: every mirror in rotation answered 404/410 or redirected to the home page or a
+  section (the failover's agreement, outcome ``not_found``): the article is marked removed,
+  and revisited until ``revision.removal_checks`` revisits agreed; one that comes back is
+  no longer removed.
+
+Standalone, ``crawler crawl --revisit`` adds the due articles to the crawl; in distributed
+mode the beat queues them (:mod:`crawler.distributed.revisits`), below new articles.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from scrapy import signals as scrapy_signals
+
+from crawler import meta, signals
+from crawler.context import crawl_context
+from crawler.storage import StoreError
+
+if TYPE_CHECKING:
+    from scrapy import Request
+    from scrapy.crawler import Crawler
+
+    from crawler.outlets import Outlet
+    from crawler.storage import Store
+
+logger = logging.getLogger(__name__)
+
+#: revisits after everything else: new articles first, then the listings that lead to them
+REVISIT_PRIORITY = -1
+
+
+def revisit_cutoffs(outlet: Outlet, now: datetime) -> tuple[str, str]:
+    """(published after, last checked before) for the outlet's due articles, ISO 8601 UTC."""
+    published_after = now - timedelta(seconds=outlet.revisit.window_seconds)
+    checked_before = now - timedelta(seconds=outlet.revisit.interval_seconds)
+    return published_after.isoformat(timespec="seconds"), checked_before.isoformat(
+        timespec="seconds")
+
+
+def due_revisits(store: Store, outlet: Outlet, limit: int,
+                 now: datetime | None = None) -> list[dict[str, Any]]:
+    published_after, checked_before = revisit_cutoffs(outlet, now or datetime.now(UTC))
+    return store.due_for_revisit(
+        outlet.name, published_after=published_after, checked_before=checked_before,
+        removal_checks=outlet.revisit.removal_checks, limit=limit)
+
+
+def revisit_headers(due: dict[str, Any]) -> dict[str, str]:
+    """Ask for the page only if it changed since the stored version was fetched."""
+    headers = {}
+    if due.get("etag"):
+        headers["If-None-Match"] = due["etag"]
+    if due.get("last_modified"):
+        headers["If-Modified-Since"] = due["last_modified"]
+    return headers
+
+
+class RevisitRecorder:
+    """Writes what revisits found that is not a new version: seen unchanged (304), or
+    removed. Collected as requests end and written in the background every
+    ``STORE_FLUSH_SECONDS`` and when the crawl closes; a write that fails is logged and
+    left to the next revisit, which asks again."""
+
+    def __init__(self, crawler: Crawler) -> None:
+        self.crawler = crawler
+        self.context = crawl_context(crawler)
+        self.flush_seconds = crawler.settings.getfloat("STORE_FLUSH_SECONDS")
+        self._lock = threading.Lock()
+        self._seen: list[str] = []
+        self._removed: dict[str, str] = {}  # canonical URL -> outlet
+        self._timer: threading.Timer | None = None
+        crawler.signals.connect(self.request_finished, signal=signals.request_finished)
+        crawler.signals.connect(self.flush, signal=scrapy_signals.spider_closed)
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler) -> RevisitRecorder:
+        return cls(crawler)
+
+    def request_finished(self, request: Request | None, outcome: str, **_: Any) -> None:
+        if request is None or not request.meta.get(meta.REVISIT):
+            return
+        outlet = self.context.catalog.get(request.meta[meta.OUTLET])
+        key = outlet.canonical_url(request.url)
+        with self._lock:
+            if outcome == "not_modified":
+                self._seen.append(key)
+            elif outcome == "not_found":
+                self._removed[key] = outlet.name
+            else:
+                return
+            if self._timer is None:
+                self._timer = threading.Timer(self.flush_seconds, self.flush)
+                self._timer.daemon = True
+                self._timer.start()
+
+    def flush(self, **_: Any) -> None:
+        with self._lock:
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+            seen, self._seen = self._seen, []
+            removed, self._removed = self._removed, {}
+        when = datetime.now(UTC).isoformat(timespec="seconds")
+        store = self.context.store
+        if seen:
+            self._write("seen", lambda: store.seen_unchanged(seen, when))
+            self.crawler.stats.inc_value("revisits/not_modified", len(seen))
+        if removed:
+            removals = self._write("removed", lambda: store.mark_removed(list(removed), when))
+            for removal in removals or []:
+                outlet = removed[removal.canonical_url]
+                if removal.checks == 1:  # newly removed: counted once
+                    self.crawler.stats.inc_value("articles/removed")
+                    self.crawler.signals.send_catch_log(signals.article_removed,
+                                                        outlet=outlet, removal=removal)
+                logger.info("Removed from every mirror of %s (%s check%s): %s", outlet,
+                            removal.checks, "" if removal.checks == 1 else "s",
+                            removal.canonical_url)
+
+    def _write(self, what: str, write: Callable[[], Any]) -> Any:
+        try:
+            return write()
+        except StoreError as exc:
+            logger.warning("Could not record revisits (%s): %s; the next revisit asks again",
+                           what, exc)
+            return None
