@@ -271,6 +271,12 @@ class NginxOutlet:
     ``max_section_pages`` goes into the outlet file (demo: default 5; corpus: enough for
     every article). nginx's files (configuration, site copies, logs) are written under
     ``<directory>/nginx``.
+
+    ``name`` names the outlet (its file and ``name:``; default the site's), so that several
+    outlets can be crawled at once; ``corpus_pages`` picks the corpus pages served (by
+    position, sorted by id; all by default). ``limit_rate`` (nginx's size syntax: ``"4k"``)
+    makes every mirror a slow server: each answer is sent at that many bytes a second
+    (nginx's ``limit_rate``), so a page of twice the rate takes about a second to arrive.
     """
 
     def __init__(
@@ -289,6 +295,9 @@ class NginxOutlet:
         nginx: str | None = None,
         discovery: Iterable[str] = ("listings",),
         newest: datetime | None = None,
+        name: str | None = None,
+        corpus_pages: slice | None = None,
+        limit_rate: str | None = None,
     ) -> None:
         if isinstance(behaviours, str):
             behaviours = behaviours.split(",")
@@ -305,6 +314,7 @@ class NginxOutlet:
         self.server_dir = self.outlet_dir / "nginx"
         self.politeness = dict(politeness) if politeness else None
         self.gzip_level = gzip_level
+        self.limit_rate = limit_rate
         #: what the demo outlet's file reads: "listings", "feeds", "sitemaps"
         self.discovery = tuple(discovery)
         self.site: DemoSite | corpus_site.CorpusSite
@@ -314,12 +324,13 @@ class NginxOutlet:
         else:
             if not has_corpus(corpus):
                 raise FileNotFoundError(f"the AEB corpus is not at {corpus}")
-            self.site = corpus_site.CorpusSite(list(_corpus_pages(corpus)), copies)
+            chosen = list(_corpus_pages(corpus))[corpus_pages or slice(None)]
+            self.site = corpus_site.CorpusSite(chosen, copies)
             self.max_section_pages = (
                 self.site.max_section_pages + 1 if max_section_pages is None
                 else max_section_pages
             )
-        self.name = self.site.name
+        self.name = name or self.site.name
         self.outlet_file = self.outlet_dir / f"{self.name}.yaml"
         self.mirrors_: list[NginxMirror] = []
         self._reserved: dict[int, socket.socket] = {}  # mirror index -> bound, not listening
@@ -505,7 +516,8 @@ class NginxOutlet:
             document["max_section_pages"] = self.max_section_pages
             if self.politeness:
                 document["politeness"] = dict(self.politeness)
-            Outlet.model_validate(document)
+        document["name"] = self.name
+        Outlet.model_validate(document)
         self.outlet_dir.mkdir(parents=True, exist_ok=True)
         self.outlet_file.write_text(
             yaml.safe_dump(document, sort_keys=False, allow_unicode=True), encoding="utf-8"
@@ -601,6 +613,7 @@ http {{
     gzip_proxied any;
     gzip_vary on;
     gzip_types {gzip_types};
+    {f"limit_rate {self.limit_rate};" if self.limit_rate else "# no limit_rate"}
     log_format mirror '{_LOG_FORMAT}';
     access_log off;
     # a listing's page N also answers at ?page=N: written as <path>/index@page=N.html

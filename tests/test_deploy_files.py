@@ -297,7 +297,10 @@ def find_compose() -> list[str] | None:
     return None
 
 
-def compose_config(*files: Path, quiet: bool = True) -> subprocess.CompletedProcess:
+def compose_config(*files: Path, quiet: bool = True,
+                   env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """``config`` of ``files`` with .env.example; ``env`` overrides its variables, as the
+    environment of the shell running compose does."""
     command = find_compose()
     if command is None:
         pytest.skip("neither docker-compose (apt-get install docker-compose) "
@@ -306,7 +309,8 @@ def compose_config(*files: Path, quiet: bool = True) -> subprocess.CompletedProc
     for file in files:
         args += ["-f", str(file)]
     args += ["config", *(["-q"] if quiet else [])]
-    return subprocess.run(args, capture_output=True, text=True, timeout=60, cwd=REPO)
+    return subprocess.run(args, capture_output=True, text=True, timeout=60, cwd=REPO,
+                          env={**os.environ, **(env or {})})
 
 
 def test_compose_config_is_valid():
@@ -323,6 +327,22 @@ def test_compose_config_is_valid_with_the_outlets_overlay():
         # the overlay adds outlets without dropping the base environment
         assert "CRAWLER_REDIS_URL" in services[name]["environment"]
         assert any(":/etc/crawler/outlets:ro" in str(v) for v in services[name]["volumes"])
+
+
+def test_compose_pgbouncer_profile_puts_pgbouncer_between_workers_and_postgres():
+    result = compose_config(COMPOSE, quiet=False, env={
+        "COMPOSE_PROFILES": "pgbouncer", "STORE_ADDRESS": "pgbouncer:6432"})
+    assert result.returncode == 0, result.stderr
+    services = yaml.safe_load(result.stdout)["services"]
+    assert "pgbouncer" in services
+    for name in ("worker", "beat"):
+        assert "@pgbouncer:6432/" in services[name]["environment"]["CRAWLER_STORE"]
+    # by default the store is PostgreSQL itself (compose 1.29 lists a service of an inactive
+    # profile all the same; the plugin leaves it out)
+    result = compose_config(COMPOSE, quiet=False)
+    assert result.returncode == 0, result.stderr
+    services = yaml.safe_load(result.stdout)["services"]
+    assert "@postgres:5432/" in services["worker"]["environment"]["CRAWLER_STORE"]
 
 
 def test_compose_config_rejects_a_broken_file(tmp_path):
@@ -416,6 +436,28 @@ def test_compose_urls_carry_the_passwords_the_servers_use():
             f"@postgres:5432/{postgres['POSTGRES_DB']}"
         )
     assert services["redis-exporter"]["environment"]["REDIS_PASSWORD"] == redis_password
+
+
+def test_compose_pgbouncer_pools_transactions_with_the_crawler_credentials():
+    env = env_example()
+    services = compose_services(env)
+    pgbouncer = services["pgbouncer"]
+    assert pgbouncer["profiles"] == ["pgbouncer"]
+    assert "ports" not in pgbouncer
+    settings = pgbouncer["environment"]
+    assert settings["POOL_MODE"] == "transaction"
+    postgres = services["postgres"]["environment"]
+    assert (settings["DB_HOST"], settings["DB_PORT"]) == ("postgres", "5432")
+    assert settings["DB_USER"] == postgres["POSTGRES_USER"]
+    assert settings["DB_PASSWORD"] == postgres["POSTGRES_PASSWORD"]
+    assert pgbouncer["depends_on"]["postgres"]["condition"] == "service_healthy"
+    assert str(settings["LISTEN_PORT"]) in [str(p) for p in pgbouncer["expose"]]
+    # the crawler's URL through it: same user, password and database, PgBouncer's port
+    through = compose_services({**env, "STORE_ADDRESS": f"pgbouncer:{settings['LISTEN_PORT']}"})
+    assert through["worker"]["environment"]["CRAWLER_STORE"] == (
+        f"postgresql://{postgres['POSTGRES_USER']}:{postgres['POSTGRES_PASSWORD']}"
+        f"@pgbouncer:{settings['LISTEN_PORT']}/{postgres['POSTGRES_DB']}"
+    )
 
 
 def test_every_compose_variable_is_documented_in_the_env_example():
@@ -672,3 +714,57 @@ def test_selectors_pick_the_pods_they_mean():
                     ["matchLabels"]) == {"crawler-beat"}
     service = k8s_object("Service", "crawler-worker-metrics")
     assert selected(service["spec"]["selector"]) == {"crawler-worker"}
+
+
+def pgbouncer_ini() -> dict[str, dict[str, str]]:
+    import configparser
+
+    ini = configparser.ConfigParser(interpolation=None)
+    ini.optionxform = str
+    ini.read_string(k8s_object("ConfigMap", "crawler-pgbouncer")["data"]["pgbouncer.ini"])
+    return {name: dict(ini[name]) for name in ini.sections()}
+
+
+def test_pgbouncer_manifest_pools_transactions_behind_its_service():
+    ini = pgbouncer_ini()
+    settings = ini["pgbouncer"]
+    assert settings["pool_mode"] == "transaction"
+    deployment = k8s_object("Deployment", "crawler-pgbouncer")
+    pod = deployment["spec"]["template"]
+    (container,) = containers(deployment)
+    assert re.fullmatch(r"edoburu/pgbouncer:v\d+\.\d+\.\d+(-p\d+)?", container["image"])
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    assert ports["postgres"] == int(settings["listen_port"])
+    service = k8s_object("Service", "crawler-pgbouncer")
+    assert service["spec"]["selector"].items() <= pod["metadata"]["labels"].items()
+    (port,) = service["spec"]["ports"]
+    assert ports.get(port["targetPort"], port["targetPort"]) == int(settings["listen_port"])
+    # the configuration and the users are where pgbouncer.ini says
+    volumes = {v["name"]: v for v in pod["spec"]["volumes"]}
+    mounts = {m["mountPath"]: volumes[m["name"]] for m in container["volumeMounts"]}
+    assert container["command"] == ["pgbouncer", "/etc/pgbouncer/pgbouncer.ini"]
+    assert mounts["/etc/pgbouncer"]["configMap"]["name"] == "crawler-pgbouncer"
+    auth_dir, _, auth_key = settings["auth_file"].rpartition("/")
+    users = k8s_object("Secret", mounts[auth_dir]["secret"]["secretName"])
+    assert auth_key in users["stringData"]
+    assert pod["spec"]["securityContext"]["runAsNonRoot"] is True
+    resources = container["resources"]
+    assert {"cpu", "memory"} <= set(resources["requests"]) and "memory" in resources["limits"]
+    # PgBouncer's server connections, all replicas together, fit PostgreSQL's default 100
+    assert deployment["spec"]["replicas"] * int(settings["max_db_connections"]) < 100
+
+
+def test_pgbouncer_users_match_the_store_url_through_pgbouncer():
+    from urllib.parse import urlsplit
+
+    service = k8s_object("Service", "crawler-pgbouncer")
+    settings = pgbouncer_ini()["pgbouncer"]
+    users = k8s_object("Secret", "crawler-pgbouncer")["stringData"]
+    (line,) = users[settings["auth_file"].rpartition("/")[2]].splitlines()
+    user, password = re.fullmatch(r'"([^"]+)" "([^"]*)"', line).groups()
+    store = urlsplit(k8s_object("Secret", "crawler-secrets")["stringData"]["CRAWLER_STORE"])
+    assert (store.username, store.password) == (user, password)
+    # the Secret's comment names the URL through PgBouncer: the Service's name and port
+    text = (K8S / "secret.yaml").read_text(encoding="utf-8")
+    through = f"@{service['metadata']['name']}:{service['spec']['ports'][0]['port']}/"
+    assert through in text

@@ -289,3 +289,26 @@ def test_corpus_pages_are_served_unchanged_behind_listings(nginx_outlet):
         assert answer.body == truth.html  # byte for byte
     assert overlap(truth.text, truth.text) == 1.0
     assert overlap(truth.text, "nothing in common at all here") == 0.0
+
+
+def test_outlets_with_names_of_their_own_and_slow_mirrors(nginx_outlet):
+    first = nginx_outlet(HEALTHY, articles=20, name="slow1", limit_rate="4k")
+    second = nginx_outlet(HEALTHY, articles=20, name="slow2", seed=8)
+    assert (first.name, second.name) == ("slow1", "slow2")
+    assert first.outlet_file.name == "slow1.yaml" and first.outlet().name == "slow1"
+    assert not first.expected_articles() & second.expected_articles()
+    # the slow mirror sends every answer at 4 KB/s: all of it arrives, as it would
+    assert "limit_rate 4k;" in (first.server_dir / "nginx.conf").read_text()
+    assert "limit_rate" not in (second.server_dir / "nginx.conf").read_text().replace(
+        "# no limit_rate", "")
+    article = sorted(first.expected_articles())[0]
+    answer = get(first.canonical, urlsplit(article).path)
+    assert answer.status == 200
+    assert first.truth(article).title.encode() in answer.body
+
+
+def test_a_slice_of_the_corpus(nginx_outlet):
+    fx = nginx_outlet(HEALTHY, pages="corpus", copies=1, corpus_pages=slice(10, 20))
+    assert len(fx.site.pages) == 10 and len(fx.expected_articles()) == 10
+    first = fx.truth(sorted(fx.expected_articles(), key=lambda u: int(u.split("/")[-2]))[0])
+    assert first.html == fx.site.pages[0].html

@@ -7,7 +7,10 @@ Many workers write into one database, so everything here is built for concurrenc
 - ``write()`` upserts a whole batch in one statement (one round trip), keys sorted so two
   writers with overlapping batches lock rows in the same order;
 - the previous version of a changed article (a new ``revision``) is kept by a trigger, which
-  sees exactly the row it replaces even when another writer got there first.
+  sees exactly the row it replaces even when another writer got there first;
+- nothing lasts beyond a transaction: no session settings, transaction-scoped locks, and no
+  prepared statements (psycopg prepares a statement once it ran 5 times on a connection;
+  here it never does), so a transaction-pooling PgBouncer may sit in front, of any version.
 
 A server that is away (unreachable, restarting, connection dropped) raises
 :class:`StoreUnavailable`; the caller keeps its batch and retries, and the pool reconnects by
@@ -271,6 +274,13 @@ _SERVER_AWAY = ("starting up", "shutting down", "in recovery", "too many clients
 #: times a write is retried after a deadlock or serialization failure before giving up
 _CONFLICT_RETRIES = 5
 
+#: every connection: statements are never prepared on the server. Behind a transaction-
+#: pooling PgBouncer (before 1.21, or without max_prepared_statements) a statement prepared on
+#: one server connection is missing on the next, or clashes with another client's of the same
+#: name. Planned each time, 3,000 articles written and checked in batches of 100 take 0.26 s
+#: against 0.23 s prepared: about 0.01 ms an article, next to a worker's 11-15 ms of CPU.
+_CONNECT_KWARGS = {"autocommit": True, "prepare_threshold": None}
+
 
 class PostgresStore:
     """Articles in PostgreSQL through a small connection pool (see the module docstring)."""
@@ -296,7 +306,7 @@ class PostgresStore:
             conninfo,
             min_size=1,
             max_size=pool_size,
-            kwargs={"autocommit": True},
+            kwargs=_CONNECT_KWARGS,
             timeout=timeout,
             reconnect_timeout=reconnect_timeout,
             name=f"store {self.where}",
@@ -450,7 +460,7 @@ class PostgresStore:
 
     def _migrate_on_open(self) -> None:
         try:
-            conn = psycopg.connect(self._conninfo, autocommit=True)
+            conn = psycopg.connect(self._conninfo, **_CONNECT_KWARGS)
         except psycopg.OperationalError as exc:
             reason = _connect_failure(exc)
             if reason.startswith("FATAL:"):  # the server answered and refused
