@@ -62,10 +62,11 @@ default; ``--pages corpus --rounds 2`` on the shared VM, one run after the other
 per stored article (x1.54 against trafilatura alone, which measured 17.2 ms that run), and
 with ``-s EXTRACTION_SECOND_OPINION=False`` 24.9 ms (x1.36; trafilatura alone 18.2 ms): the
 second opinion costs the crawl about 1.6 ms (7 %) per article.
-``--warc --rounds 2`` (twice, the machine loaded by others; the second opinion still off): with WARC 26.15 and 25.70 ms CPU
-per article against 24.21 and 24.32 ms without, +1.93 and +1.38 ms (x1.080 and x1.056), of
-which +1.42 and +1.26 ms in the crawling process (the record pairs are gzipped there: 0.5 ms
-of zlib on an already gzipped page of 37 KB); 38.6 KB of WARC per article.
+``--warc --rounds 2`` (twice, the machine loaded by others; the second opinion still off):
+with WARC 26.15 and 25.70 ms CPU per article against 24.21 and 24.32 ms without, +1.93 and
++1.38 ms (x1.080 and x1.056), of which +1.42 and +1.26 ms in the crawling process (the
+record pairs are gzipped there: 0.5 ms of zlib on an already gzipped page of 37 KB); 38.6 KB
+of WARC per article.
 
 Counting checked on a shared 2-vCPU VM (demo pages, 300 articles, dead,healthy,
 EXTRACTION_PROCESSES=2, COMPRESSION_ENABLED=False): RUSAGE_CHILDREN 4.12 s for the crawl, of
