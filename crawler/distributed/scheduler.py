@@ -254,7 +254,8 @@ class LeasingScheduler(RedisScheduler):
             self._redis_back()
         except RedisError as exc:
             self._redis_failed(exc)
-            # the script ran entirely or not at all: sent again, its checks hold
+            # sent again as they are: the script ran entirely or not at all (asked again, its
+            # checks give the same answers), and what a dupefilter let through here stays so
             self._unsent.append((entries, []))
 
     def _entries(self, batch: list[tuple[str, Request]]) -> list[Entry]:
