@@ -62,6 +62,10 @@ the retention may be changed at any time, keys that exist keep the expiry they w
 The period number comes from each worker's clock: a worker whose clock is off by s seconds
 shifts its window by s, nothing worse, since every live period is checked.
 
+The workers' scheduler runs the same test-and-set inside the script that queues new requests
+(:meth:`CompactDupeFilter.seen_check`, ``LUA_SEEN_OR_ADD``): a batch of links is checked and
+queued in one round trip, and a link is never recorded as seen without being queued.
+
 Settings: DUPEFILTER_KEY (default ``<REDIS_KEY_PREFIX>:dupefilter``), DUPEFILTER_BUCKETS,
 DUPEFILTER_RETENTION_DAYS, DUPEFILTER_PERIOD_DAYS, DUPEFILTER_DEBUG; the Redis connection
 comes from REDIS_URL (and the other ``REDIS_*`` settings) through ``scrapy_redis.connection``.
