@@ -38,32 +38,38 @@ block, so one more run per scenario counts client round trips with MONITOR (a MU
 block is one, as is each command sent outside one; commands from scripts are none).
 Figures are medians over the rounds; the ratios are of throughput, b/a and c/b.
 
-Measured on a shared 2-CPU machine (load 2-7 from other jobs: the wall time of one variant
-varies by up to x1.9 between rounds, so the wall ratios move by +-0.2 from one full run to
+Measured on a shared 2-CPU machine (load 5-8 from other jobs: the wall time of one variant
+varies by up to x1.6 between rounds, so the wall ratios move by +-0.2 from one full run to
 the next; CPU figures hold within about 10 %), Redis 7.0.15, defaults (600 articles, 598
-expected, 3 rounds, delay 0.02 s), two full runs:
+expected, 3 rounds, delay 0.02 s), one full run:
 
-    scenario                  b/a (two runs)   c/b (two runs)   take s (b)
-    healthy, 0.02 s           x0.80  x1.04     x1.06  x0.90     4.99  4.99
-    healthy, no delay         x1.02  x0.76     x0.89  x0.93     4.98  4.98
-    dead,seized,healthy       x0.79  x0.99     x0.92  x1.03     4.98  5.00
+    scenario                  b/a      c/b      take s (b)
+    healthy, 0.02 s           x1.12    x0.88    0.58
+    healthy, no delay         x0.97    x1.15    0.60
+    dead,seized,healthy       x0.85    x1.22    0.58
 
-    CPU per stored article, all scenarios: a 20.0-24.7, b 21.9-25.6, c 25.9-29.4 ms;
-    of it the main processes: a 6.9-9.1, b 9.1-10.9 ms; Redis server 0.27-0.32 ms/art; a worker
-    that starts and stops with no work: 1.4-1.7 s CPU (2.4-2.9 ms/art of this crawl)
-    Redis per stored article, one worker: 10.0-10.3 commands, 4.1-4.2 round trips
-    (EVALSHA take 1.4, HSETNX dupefilter 1.4, MULTI..EXEC push 1.1, HDEL ack 0.15)
+    CPU per stored article, all scenarios: a 10.6-11.1, b 10.7-11.1, c 13.7-14.4 ms;
+    of it the main processes: a 4.5-4.6, b 4.7-4.8 ms; Redis server 0.05-0.07 ms/art; a worker
+    that starts and stops with no work: 0.86-0.91 s CPU (1.4-1.5 ms/art of this crawl)
+    Redis per stored article, one worker: 4.7-4.9 commands, 0.44-0.53 round trips
+    (EVALSHA take, acknowledge and push 0.26-0.32, HGET validators 0.13-0.14, SMEMBERS 0.04-0.06)
 
-"take" is the engine's heartbeat: a worker asks the scheduler for work only when something
-of its own finished or was queued, or on its 5 s heartbeat, so seeds queued while it is idle
-wait up to 5 s (here the whole 5 s, as the schedule follows the worker's start; 2.5 s on
-average when schedules come at random times). At 0.02 s per answer the crawl is CPU-bound
-here (parsing and extraction), not network-bound; c/b near 1 says so too. With 0.3 s per
-answer (``--scenario 1 --delay 0.3 --rounds 2``) it is network-bound: b/a x1.01, c/b x1.20,
-take 5.01 s. The same with a scheduler that wakes the engine every 0.2 s while its last
-next_request found nothing (``--worker-set SCHEDULER=...``, an experiment outside the
-repository): take 0.89 s (the schedule command's own run), b/a x1.09, c/b x1.56; at 0.02 s:
-take 1.29 s, b/a x1.49.
+Before workers took several requests per script, acknowledged with the next take and checked
+and queued new requests in one script (one take and one MULTI..EXEC acknowledgement per
+request, the dupefilter's HSETNX pipelined per batch), the same machine and day gave, one
+scenario at a time: 10.3-11.4 commands and 4.2-4.6 round trips per article (EVALSHA take
+1.35-1.76, HSETNX 1.41-1.47, MULTI..EXEC push and acknowledge 1.20-1.22; MONITOR cannot see
+a pipeline, so each pipelined HSETNX counted as one: about 3 network round trips), Redis
+server 0.13-0.18 ms/art; the workers' own CPU moved within the noise (b main 5.3-5.6 ms
+before, 4.7-5.5 after, side by side).
+
+"take" is how soon an idle worker notices the seeds: it looks for queued work every
+``SCHEDULER_IDLE_POLL`` (0.2 s), and the schedule command's own run comes first. At 0.02 s
+per answer the crawl is CPU-bound here (parsing and extraction), not network-bound; c/b near
+1 says so too. With 0.3 s per answer (``--scenario 1 --delay 0.3 --rounds 2``) it is
+network-bound: b/a x1.02, c/b x1.64, take 0.53 s; 0.67 round trips per article (EVALSHA
+0.39, SMEMBERS 0.13, HGET 0.13: a worker that waits on the network takes fewer requests per
+script, and looks for queues more often).
 """
 
 from __future__ import annotations

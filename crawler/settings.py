@@ -66,6 +66,14 @@ LISTING_MAX_LINKS = 1000
 #: this many, one round trip each (a listing's links would otherwise cost one each); a batch
 #: is also sent at the engine's next tick and before any lease is acknowledged
 SCHEDULER_PUSH_BATCH = 100
+#: workers: requests leased per take from Redis (at most CONCURRENT_REQUESTS); those the
+#: engine cannot start yet wait in the worker, leased, and go back to the queue when it stops
+#: or dies
+SCHEDULER_TAKE_BATCH = 8
+#: workers: seconds an acknowledgement may wait to go with the next take rather than alone
+#: (0: at once); a worker killed meanwhile has those requests run again, which stores nothing
+#: twice
+SCHEDULER_ACK_DELAY = 1.0
 #: where documents wait while no mirror can take them: in the process here, in Redis for
 #: workers
 WAITING_ROOM_CLASS = "crawler.waiting.WaitingRoom"

@@ -1,5 +1,6 @@
 """A huge listing: capped at LISTING_MAX_LINKS, and its links queued in Redis in batches, a
-bounded number of round trips rather than one or two per link."""
+bounded number of round trips rather than one or two per link; and the scheduler's batches
+(takes, delayed acknowledgements) keep every lease until its request has ended."""
 
 from __future__ import annotations
 
@@ -53,8 +54,9 @@ def test_a_huge_listing_is_capped_and_queued_in_few_round_trips(
     elapsed = time.monotonic() - started
     reads = client.info("stats")["total_reads_processed"] - reads_before
     transactions = calls(client, "exec")
+    scripts = calls(client, "evalsha")
     checked = calls(client, "hsetnx")
-    print(f"{elapsed=:.1f} s {reads=} {polls=} {transactions=} {checked=}")
+    print(f"{elapsed=:.1f} s {reads=} {polls=} {transactions=} {scripts=} {checked=}")
     worker.stop(signal.SIGTERM)
     # queued once each: back in the queue now, but for the few the worker finished
     assert CAP - 50 <= client.zcard(KEYS.queue(fx.name)) <= CAP
@@ -62,8 +64,10 @@ def test_a_huge_listing_is_capped_and_queued_in_few_round_trips(
     assert elapsed < 60
     assert "LISTING_MAX_LINKS" in log and f"{LINKS - CAP} further links left out" in log
     assert "'listing/links_capped': 1" in log
-    # one MULTI/EXEC per batch of 100, not one per link
-    assert transactions < CAP / 50, transactions
+    # one push script per batch of 100, not one per link: each adds the outlet to the set of
+    # queues once (the other scripts, takes and politeness, add nothing)
+    pushes = calls(client, "sadd")
+    assert pushes < CAP / 50, (pushes, scripts, transactions)
     # every read of the server, the dupefilter's pipelines and the worker's other traffic
     # included (a batch of 100 requests, about 100 KB, takes a few 16 KB reads): link by
     # link it would be at least two round trips per link
@@ -71,8 +75,8 @@ def test_a_huge_listing_is_capped_and_queued_in_few_round_trips(
     assert checked >= CAP  # every link was checked by the dupefilter
 
 
-def test_a_listing_is_acknowledged_only_once_its_links_are_in_redis(redis_url):
-    from scrapy import Request
+def leasing_scheduler(redis_url: str, **settings):
+    """A worker's scheduler on its own, opened on ``redis_url`` (no engine, no heartbeat)."""
     from scrapy.utils.test import get_crawler
 
     from crawler import settings as defaults
@@ -80,20 +84,29 @@ def test_a_listing_is_acknowledged_only_once_its_links_are_in_redis(redis_url):
     from crawler.distributed.scheduler import LeasingScheduler
 
     names = ("WORKER_HEARTBEAT", "WORKER_TIMEOUT", "REDIS_RETRY_MAX", "SCHEDULER_IDLE_POLL",
-             "SCHEDULER_PUSH_BATCH")
+             "SCHEDULER_PUSH_BATCH", "SCHEDULER_TAKE_BATCH", "SCHEDULER_ACK_DELAY")
     crawler = get_crawler(settings_dict={
         **{name: getattr(defaults, name) for name in names}, "REDIS_URL": redis_url,
-        "DUPEFILTER_CLASS": "crawler.distributed.dupefilter.CompactDupeFilter",
+        "DUPEFILTER_CLASS": "crawler.distributed.dupefilter.CompactDupeFilter", **settings,
     })
     spider = crawler._create_spider()
     scheduler = LeasingScheduler.from_crawler(crawler)
     scheduler.spider = spider
-    scheduler.queues = queues = OutletQueues(scheduler.server, KEYS, scheduler.worker, spider)
-    client = scheduler.server
+    scheduler.queues = OutletQueues(scheduler.server, KEYS, scheduler.worker, spider)
+    return scheduler
+
+
+def test_a_listing_is_acknowledged_only_once_its_links_are_in_redis(redis_url):
+    from scrapy import Request
+
+    # acknowledgements wait for the next take, however slow this machine is
+    scheduler = leasing_scheduler(redis_url, SCHEDULER_ACK_DELAY=3600)
+    queues, client = scheduler.queues, scheduler.server
+    inflight = KEYS.inflight(scheduler.worker)
     queues.push([("demo", Request("http://a.example/section/x", meta={"outlet": "demo"},
                                   dont_filter=True))])
-    listing = queues.take("demo")
-    assert "lease" in listing.meta
+    [listing] = queues.take("demo")
+    lease = listing.meta["lease"]
 
     def article(n: int) -> Request:
         return Request(f"http://a.example/news/{n}", meta={"outlet": "demo"})
@@ -102,11 +115,57 @@ def test_a_listing_is_acknowledged_only_once_its_links_are_in_redis(redis_url):
         assert scheduler.enqueue_request(article(n))
     assert client.zcard(KEYS.queue("demo")) == 200  # two full batches; 50 wait for the tick
     scheduler.on_request_finished(listing, "listing_handled")
-    assert client.zcard(KEYS.queue("demo")) == 250  # sent before the lease went
-    assert client.hlen(KEYS.inflight(scheduler.worker)) == 0
+    assert client.hexists(inflight, lease)  # the acknowledgement waits for the next take
+    scheduler.next_request()  # the engine's tick: the rest of the links, then take and ack
+    assert not client.hexists(inflight, lease)
+    taken = client.hlen(inflight)
+    assert taken == scheduler.take_count
+    assert client.zcard(KEYS.queue("demo")) + taken == 250
 
     for n in range(300):  # 250 seen already, 50 new
         scheduler.enqueue_request(article(n))
-    scheduler.next_request()  # the engine's next tick sends the rest
-    assert client.zcard(KEYS.queue("demo")) + 1 == 300  # one was taken by next_request
-    assert crawler.stats.get_value("dupefilter/filtered") == 250
+    scheduler.next_request()  # served from what was taken; the rest of the links go out
+    assert client.zcard(KEYS.queue("demo")) + client.hlen(inflight) == 300
+    assert scheduler.crawler.stats.get_value("dupefilter/filtered") == 250
+
+
+def test_a_stopping_worker_acknowledges_what_ended_and_returns_what_it_took(redis_url):
+    from scrapy import Request
+
+    scheduler = leasing_scheduler(redis_url, SCHEDULER_ACK_DELAY=3600, SCHEDULER_TAKE_BATCH=4)
+    queues, client = scheduler.queues, scheduler.server
+    queues.push(("demo", Request(f"http://a.example/news/{n}", meta={"outlet": "demo"}))
+                for n in range(10))
+    first, second = scheduler.next_request(), scheduler.next_request()
+    assert client.hlen(KEYS.inflight(scheduler.worker)) == 4  # two started, two waiting here
+    assert client.zcard(KEYS.queue("demo")) == 6
+    scheduler.on_request_finished(first, "stored")  # its acknowledgement waits
+    scheduler.close("shutdown")
+    # the ended request is gone for good; the one in flight and the two never started are back
+    assert client.hlen(KEYS.inflight(scheduler.worker)) == 0
+    queued = {r.url for r in queues.take("demo", 10)}
+    assert len(queued) == 9 and first.url not in queued and second.url in queued
+
+
+def test_a_duplicate_retry_releases_its_lease_in_the_same_script(redis_url):
+    from scrapy import Request
+
+    scheduler = leasing_scheduler(redis_url)
+    queues, client = scheduler.queues, scheduler.server
+    queues.push([("demo", Request("http://a.example/news/1", meta={"outlet": "demo"}))])
+    [taken] = queues.take("demo")
+    # the same document, already seen by the dupefilter, queued again with its lease
+    scheduler.df.request_seen(taken)
+    retry = taken.replace(priority=5)
+    assert not scheduler.enqueue_request(retry)
+    assert client.hlen(KEYS.inflight(scheduler.worker)) == 0
+    assert client.zcard(KEYS.queue("demo")) == 0
+
+
+def test_batch_decisions():
+    from crawler.distributed.scheduler import ack_due, may_take, take_size
+
+    assert take_size(8, 16) == 8 and take_size(32, 16) == 16 and take_size(0, 16) == 1
+    assert not ack_due(None, 10.0, 1.0)
+    assert not ack_due(9.5, 10.0, 1.0) and ack_due(9.0, 10.0, 1.0) and ack_due(10.0, 10.0, 0)
+    assert may_take(None, 10.0, 0.2) and not may_take(9.9, 10.0, 0.2) and may_take(9.7, 10.0, 0.2)

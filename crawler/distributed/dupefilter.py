@@ -62,6 +62,10 @@ the retention may be changed at any time, keys that exist keep the expiry they w
 The period number comes from each worker's clock: a worker whose clock is off by s seconds
 shifts its window by s, nothing worse, since every live period is checked.
 
+The workers' scheduler runs the same test-and-set inside the script that queues new requests
+(:meth:`CompactDupeFilter.seen_check`, ``LUA_SEEN_OR_ADD``): a batch of links is checked and
+queued in one round trip, and a link is never recorded as seen without being queued.
+
 Settings: DUPEFILTER_KEY (default ``<REDIS_KEY_PREFIX>:dupefilter``), DUPEFILTER_BUCKETS,
 DUPEFILTER_RETENTION_DAYS, DUPEFILTER_PERIOD_DAYS, DUPEFILTER_DEBUG; the Redis connection
 comes from REDIS_URL (and the other ``REDIS_*`` settings) through ``scrapy_redis.connection``.
@@ -78,6 +82,7 @@ import math
 import re
 import time
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from scrapy.dupefilters import BaseDupeFilter
@@ -108,18 +113,35 @@ FIELD_BYTES = 8
 # Commands per pipeline in the batch methods: bounded so one batch never holds Redis long.
 PIPELINE_BATCH = 5000
 
-# KEYS[1]: the bucket in the current period; KEYS[2..]: the same bucket in older live periods.
-# ARGV[1]: the field; ARGV[2]: milliseconds until the current period leaves the window.
+# The test-and-set as a Lua function, for this filter's script and for scripts that check
+# requests and queue them in one step (crawler.distributed.queue). keys[first]: the bucket in
+# the current period; keys[first + 1 .. first + count - 1]: the same bucket in older live
+# periods; expire_ms: milliseconds until the current period leaves the window (0: never).
 # Returns 0 if the field is in any of them, else records it in the current one and returns 1,
 # as HSETNX does.
-SEEN_OR_ADD = """
-for i = 2, #KEYS do
-    if redis.call('HEXISTS', KEYS[i], ARGV[1]) == 1 then return 0 end
+LUA_SEEN_OR_ADD = """
+local function seen_or_add(keys, first, count, field, expire_ms)
+    for i = first + 1, first + count - 1 do
+        if redis.call('HEXISTS', keys[i], field) == 1 then return 0 end
+    end
+    if redis.call('HSETNX', keys[first], field, '') == 0 then return 0 end
+    if expire_ms > 0 and redis.call('PTTL', keys[first]) == -1 then
+        redis.call('PEXPIRE', keys[first], expire_ms)
+    end
+    return 1
 end
-if redis.call('HSETNX', KEYS[1], ARGV[1], '') == 0 then return 0 end
-if redis.call('PTTL', KEYS[1]) == -1 then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
-return 1
 """
+# KEYS: as keys above, from 1; ARGV[1]: the field; ARGV[2]: expire_ms.
+SEEN_OR_ADD = LUA_SEEN_OR_ADD + "return seen_or_add(KEYS, 1, #KEYS, ARGV[1], tonumber(ARGV[2]))\n"
+
+
+@dataclass(frozen=True)
+class SeenCheck:
+    """What a script needs to test-and-set one fingerprint (see ``LUA_SEEN_OR_ADD``)."""
+
+    keys: tuple[str, ...]
+    field: bytes
+    expire_ms: int
 
 
 class LayoutMismatch(RuntimeError):
@@ -274,6 +296,11 @@ class CompactDupeFilter(BaseDupeFilter):
             results += self._seen_batch(batch, now)
         return results
 
+    def seen_check(self, request: Request) -> SeenCheck:
+        """The test-and-set of ``request`` for a script to run (``LUA_SEEN_OR_ADD``), so that
+        a request is checked and queued in one atomic step."""
+        return self._check(self.fingerprinter.fingerprint(request), self.clock())
+
     def forget(self, request: Request) -> bool:
         """Forget a request, so it can be fetched again; True if it was recorded."""
         return self.forget_fingerprint(self.fingerprinter.fingerprint(request))
@@ -360,11 +387,16 @@ class CompactDupeFilter(BaseDupeFilter):
     def _ask(self, client, fingerprint: bytes, now: float):
         """Send the test-and-set through ``client`` (the server or a pipeline); the reply is
         1 if the fingerprint was new and has been recorded, 0 if it was seen before."""
-        bucket, field = self._locate(fingerprint)
-        keys = self._live_keys(bucket, now)
+        check = self._check(fingerprint, now)
         if self._older_periods is None:
-            return client.hsetnx(keys[0], field, "")
-        return self._seen_or_add(keys=keys, args=[field, self._expires_in_ms(now)], client=client)
+            return client.hsetnx(check.keys[0], check.field, "")
+        return self._seen_or_add(keys=check.keys, args=[check.field, check.expire_ms],
+                                 client=client)
+
+    def _check(self, fingerprint: bytes, now: float) -> SeenCheck:
+        bucket, field = self._locate(fingerprint)
+        expire_ms = 0 if self._older_periods is None else self._expires_in_ms(now)
+        return SeenCheck(tuple(self._live_keys(bucket, now)), field, expire_ms)
 
     def _seen_batch(self, fingerprints: list[bytes], now: float) -> list[bool]:
         pipe = self.server.pipeline(transaction=False)

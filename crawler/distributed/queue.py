@@ -16,16 +16,73 @@ from scrapy import Request, Spider
 from scrapy.utils.request import request_from_dict
 from scrapy_redis import picklecompat
 
+from crawler.distributed.dupefilter import LUA_SEEN_OR_ADD, SeenCheck
 from crawler.distributed.keys import RedisKeys
 
-# Take the best request of one outlet's queue and lease it to a worker. The lease id is the
-# payload's SHA1, so it can be derived inside the script, atomically with the move.
-_TAKE = """
-local item = redis.call('ZPOPMIN', KEYS[1])
-if #item == 0 then return false end
-local lease = redis.sha1hex(item[1])
-redis.call('HSET', KEYS[2], lease, ARGV[1] .. '\\0' .. item[2] .. '\\0' .. item[1])
-return {item[1], lease}
+# HDEL of many fields, in slices: Lua's unpack() has a bounded stack.
+_LUA_HDEL = """
+local function hdel(key, args, first, last)
+    for i = first, last, 1000 do
+        redis.call('HDEL', key, unpack(args, i, math.min(i + 999, last)))
+    end
+end
+"""
+
+# Acknowledge leases of a worker, then take the best requests of one outlet's queue and lease
+# them to it. The lease id is the payload's SHA1, so it can be derived inside the script,
+# atomically with the move.
+# KEYS: the queue, the worker's leases, then a hash per acknowledged field.
+# ARGV: the outlet, how many to take, how many leases to release, the leases, then (field,
+# value) per hash in KEYS[3..]. Returns payload, lease, payload, lease, ...
+_TAKE = _LUA_HDEL + """
+local released = tonumber(ARGV[3])
+hdel(KEYS[2], ARGV, 4, 3 + released)
+local a = 4 + released
+for i = 3, #KEYS do
+    redis.call('HSET', KEYS[i], ARGV[a], ARGV[a + 1])
+    a = a + 2
+end
+local items = redis.call('ZPOPMIN', KEYS[1], tonumber(ARGV[2]))
+local taken = {}
+for i = 1, #items, 2 do
+    local lease = redis.sha1hex(items[i])
+    redis.call('HSET', KEYS[2], lease, ARGV[1] .. '\\0' .. items[i + 1] .. '\\0' .. items[i])
+    taken[#taken + 1] = items[i]
+    taken[#taken + 1] = lease
+end
+return taken
+"""
+
+# Queue requests the dupefilter has not seen, recording them as seen, and release leases of
+# the worker, in one atomic step: a request is never recorded as seen yet not queued.
+# KEYS: the worker's leases, the set of queues, then per request its queue and its
+# dupefilter keys (none when it is not checked).
+# ARGV: how many leases to release, the leases, then per request: outlet, score, payload,
+# number of dupefilter keys, dupefilter field, expiry (ms). Returns 1 per request queued, 0
+# per duplicate.
+_PUSH_UNSEEN = LUA_SEEN_OR_ADD + _LUA_HDEL + """
+local released = tonumber(ARGV[1])
+hdel(KEYS[1], ARGV, 2, 1 + released)
+local k, a = 3, 2 + released
+local queued, outlets = {}, {}
+while a <= #ARGV do
+    local count = tonumber(ARGV[a + 3])
+    local new = 1
+    if count > 0 then
+        new = seen_or_add(KEYS, k + 1, count, ARGV[a + 4], tonumber(ARGV[a + 5]))
+    end
+    if new == 1 then
+        redis.call('ZADD', KEYS[k], ARGV[a + 1], ARGV[a + 2])
+        if not outlets[ARGV[a]] then
+            redis.call('SADD', KEYS[2], ARGV[a])
+            outlets[ARGV[a]] = true
+        end
+    end
+    queued[#queued + 1] = new
+    k = k + 1 + count
+    a = a + 6
+end
+return queued
 """
 
 # Put every lease of a worker back on its outlet's queue and forget the worker.
@@ -88,6 +145,7 @@ class OutletQueues:
         self.spider = spider
         self.serializer = picklecompat
         self._take = server.register_script(_TAKE)
+        self._push_unseen = server.register_script(_PUSH_UNSEEN)
         self._requeue = server.register_script(_REQUEUE)
         self._heartbeat = server.register_script(_HEARTBEAT)
         self._release = server.register_script(_RELEASE)
@@ -148,13 +206,37 @@ class OutletQueues:
         return sorted(m.decode() if isinstance(m, bytes) else m
                       for m in self.server.smembers(self.keys.waitings))
 
-    def take(self, outlet: str) -> Request | None:
-        result = self._take(keys=[self.keys.queue(outlet), self.keys.inflight(self.worker)],
-                            args=[outlet])
-        if not result:
-            return None
-        payload, lease = result
-        return self.decode(payload, lease.decode() if isinstance(lease, bytes) else lease)
+    def take(self, outlet: str, count: int = 1, ack: Iterable[str] = (),
+             fields: Iterable[tuple[str, str, str]] = ()) -> list[Request]:
+        """Lease at most ``count`` of the outlet's best requests to this worker; first, in
+        the same script, acknowledge the leases ``ack`` as :meth:`ack` does."""
+        ack, fields = list(ack), list(fields)
+        result = self._take(
+            keys=[self.keys.queue(outlet), self.keys.inflight(self.worker),
+                  *(key for key, _, _ in fields)],
+            args=[outlet, count, len(ack), *ack,
+                  *(v for _, field, value in fields for v in (field, value))],
+        )
+        return [self.decode(payload, lease.decode() if isinstance(lease, bytes) else lease)
+                for payload, lease in zip(result[::2], result[1::2], strict=True)]
+
+    def push_unseen(self, entries: Iterable[tuple[str, Request, SeenCheck | None]],
+                    release: Iterable[str] = ()) -> list[bool]:
+        """Queue each (outlet, request, check) whose dupefilter ``check`` finds it new (None:
+        unchecked), and release the given leases of this worker, in one script: whether each
+        was queued."""
+        keys = [self.keys.inflight(self.worker), self.keys.queues]
+        leases = list(release)
+        args: list[Any] = [len(leases), *leases]
+        for outlet, request, check in entries:
+            keys.append(self.keys.queue(outlet))
+            args += [outlet, -request.priority, self.encode(request)]
+            if check is None:
+                args += [0, "", 0]
+            else:
+                keys += check.keys
+                args += [len(check.keys), check.field, check.expire_ms]
+        return [bool(queued) for queued in self._push_unseen(keys=keys, args=args)]
 
     def ack(self, leases: Iterable[str], fields: Iterable[tuple[str, str, str]] = ()) -> None:
         """Release leases of this worker; in the same transaction, set the hash ``fields``

@@ -12,12 +12,20 @@ it differs where that one loses work:
   that stops returns its unfinished leases itself.
 - Requests flow continuously: ``next_request`` takes from the outlets' queues in turn
   whenever the engine has room, and seeds are ordinary queued requests (``crawler
-  schedule``), so nothing waits for the spider to go idle.
+  schedule``), so nothing waits for the spider to go idle. One take leases up to
+  ``SCHEDULER_TAKE_BATCH`` requests (never more than ``CONCURRENT_REQUESTS``); those the
+  engine cannot start yet wait here, leased, and go back to the queue with the worker's
+  other leases when it stops or dies.
+- Acknowledgements wait up to ``SCHEDULER_ACK_DELAY`` seconds to ride on the next take (one
+  script). A worker killed meanwhile has those requests run again, which stores nothing
+  twice (storage is idempotent; a listing's links are in the dupefilter already); a worker
+  that stops sends them before it returns its leases.
 - New requests (a listing's links) are checked against the dupefilter and queued in
-  batches of ``SCHEDULER_PUSH_BATCH``, one pipeline each, sent when full, at the engine's
-  next tick and before any lease is acknowledged: a listing is acknowledged only once its
-  follow-ups are in Redis. Requests carrying a lease (a retry on another mirror) are queued
-  one by one, releasing their lease in the same transaction.
+  batches of ``SCHEDULER_PUSH_BATCH``, one script each (check and queueing in one atomic
+  step), sent when full, at the engine's next tick and before any lease is acknowledged: a
+  listing is acknowledged only once its follow-ups are in Redis. Requests carrying a lease
+  (a retry on another mirror) are queued one by one, releasing their lease in the same
+  script.
 - While Redis is unreachable, new requests and acknowledgements wait in memory and are
   retried; the worker logs, backs off and resumes. Its leases stay in Redis meanwhile, so a
   worker dying during the outage still loses nothing.
@@ -41,6 +49,7 @@ from twisted.internet.task import LoopingCall
 
 from crawler import meta, signals
 from crawler.context import crawl_context
+from crawler.distributed.dupefilter import SeenCheck
 from crawler.distributed.keys import RedisKeys
 from crawler.distributed.queue import OutletQueues
 from crawler.ledger import LOST
@@ -49,6 +58,28 @@ if TYPE_CHECKING:
     from scrapy.crawler import Crawler
 
 logger = logging.getLogger(__name__)
+
+#: a request to queue, with the dupefilter's check for the push script (None: not checked)
+Entry = tuple[str, Request, SeenCheck | None]
+
+
+def take_size(batch: int, concurrency: int) -> int:
+    """Requests to lease per take: the batch, but no more than the engine runs at once, so
+    what waits in the worker is bounded by what it will start next."""
+    return max(1, min(batch, concurrency))
+
+
+def ack_due(pending_since: float | None, now: float, delay: float) -> bool:
+    """Whether acknowledgements pending since ``pending_since`` go now rather than with the
+    next take."""
+    return pending_since is not None and now - pending_since >= delay
+
+
+def may_take(starved_at: float | None, now: float, idle_poll: float) -> bool:
+    """Whether to ask Redis for work. Once every queue came back empty, not before the idle
+    poll is over (the waker, or this worker's own new requests, say sooner): each finished
+    download would otherwise cost an empty take."""
+    return starved_at is None or now - starved_at >= idle_poll
 
 
 class LeasingScheduler(RedisScheduler):
@@ -67,10 +98,17 @@ class LeasingScheduler(RedisScheduler):
         # new requests gathered for one round trip (see _flush_batch)
         self.push_batch = max(1, settings.getint("SCHEDULER_PUSH_BATCH"))
         self._batch: list[tuple[str, Request]] = []
-        # what could not reach Redis yet: requests to queue (with the lease each releases, and
-        # whether the dupefilter has let it through already) and leases to acknowledge
-        self._unsent: deque[tuple[str, Request, str | None, bool]] = deque()
+        # taken in one go, leased, not started by the engine yet
+        self.take_count = take_size(settings.getint("SCHEDULER_TAKE_BATCH"),
+                                    settings.getint("CONCURRENT_REQUESTS"))
+        self._taken: deque[Request] = deque()
+        # what could not reach Redis yet: requests to queue, with their checks and the leases
+        # they release
+        self._unsent: deque[tuple[list[Entry], list[str]]] = deque()
+        # leases to acknowledge, with the next take or once pending for ack_delay
         self._unacked: set[str] = set()
+        self._unacked_since: float | None = None
+        self.ack_delay = settings.getfloat("SCHEDULER_ACK_DELAY")
         # what becomes true with the acknowledgements: validators of documents read
         self._ack_fields: list[tuple[str, str, str]] = []
         self._outlets: list[str] = []
@@ -81,7 +119,8 @@ class LeasingScheduler(RedisScheduler):
         self._retry_delay = 0.5
         self._heartbeat: LoopingCall | None = None
         self.idle_poll = settings.getfloat("SCHEDULER_IDLE_POLL")
-        self._starved = False
+        # when every queue last came back empty; None while there may be work
+        self._starved_at: float | None = None
         self._waker: LoopingCall | None = None
         connect = crawler.signals.connect
         connect(self.on_request_finished, signal=signals.request_finished)
@@ -100,7 +139,7 @@ class LeasingScheduler(RedisScheduler):
         self.df.open()
         self._heartbeat = LoopingCall(self.beat)
         self._heartbeat.start(self.heartbeat_interval, now=True)
-        self._waker = LoopingCall(self._wake_if_work)
+        self._waker = LoopingCall(self._tick)
         self._waker.start(self.idle_poll, now=False)
         logger.info("Worker %s taking work from Redis", self.worker)
 
@@ -110,7 +149,8 @@ class LeasingScheduler(RedisScheduler):
                 loop.stop()
         self._flush_batch()
         self._flush_unsent()
-        self._flush_unacked()
+        self._flush_unacked()  # before the leases go back: what has ended must not run again
+        self._taken.clear()  # leased: they go back to the queue with the rest
         try:
             returned = self.queues.requeue_worker(self.worker)
         except RedisError as exc:
@@ -123,7 +163,7 @@ class LeasingScheduler(RedisScheduler):
             logger.info("Returned %d unfinished requests to the queue", returned)
         if self._unsent or self._batch:
             logger.error("%d new requests could not be queued: Redis unreachable",
-                         len(self._unsent) + len(self._batch))
+                         sum(len(e) for e, _ in self._unsent) + len(self._batch))
         self.df.close(reason)
 
     def on_spider_idle(self) -> None:
@@ -151,6 +191,7 @@ class LeasingScheduler(RedisScheduler):
             logger.warning("Worker %s went silent: returned its %d requests to the queue",
                            worker, moved)
             self.stats.inc_value("scheduler/requeued_from_dead_workers", moved)
+            self._starved_at = None
 
     # -- Redis outages ---------------------------------------------------------------------------
 
@@ -185,43 +226,61 @@ class LeasingScheduler(RedisScheduler):
                 self._flush_batch()
             return True
         self._flush_batch()
+        entries: list[Entry] = [(outlet, request, None)]
         try:
-            if not request.dont_filter and self.df.request_seen(request):
-                self.df.log(request, self.spider)
-                # a duplicate: the request it came from is finished with this link
-                if lease is not None:
-                    self.queues.ack([lease])
-                return False
-            self.queues.push([(outlet, request)], release=[lease] if lease else [])
+            entries = self._entries([(outlet, request)])
+            # a duplicate releases the lease too: its request is finished with this link
+            queued = self._push(entries, [lease])
             self._redis_back()
         except RedisError as exc:
             self._redis_failed(exc)
-            self._unsent.append((outlet, request, lease, False))
+            self._unsent.append((entries, [lease]))
             return True
-        self.stats.inc_value("scheduler/enqueued/redis")
-        return True
+        return queued > 0
 
     def _flush_batch(self) -> None:
-        """Queue the gathered new requests: one dupefilter pipeline, one MULTI/EXEC."""
+        """Queue the gathered new requests the dupefilter has not seen: one script."""
         if not self._batch or not self._redis_usable():
             return
         batch, self._batch = self._batch, []
         try:
-            fresh = self._unseen(batch)
+            entries = self._entries(batch)
         except RedisError as exc:
             self._redis_failed(exc)
             self._batch = batch + self._batch
             return
         try:
-            if fresh:
-                self.queues.push(fresh)
+            self._push(entries)
             self._redis_back()
         except RedisError as exc:
             self._redis_failed(exc)
-            # let through already: asked again, the dupefilter would call them seen
-            self._unsent.extend((outlet, request, None, True) for outlet, request in fresh)
-            return
-        self.stats.inc_value("scheduler/enqueued/redis", len(fresh))
+            # sent again as they are: the script ran entirely or not at all (asked again, its
+            # checks give the same answers), and what a dupefilter let through here stays so
+            self._unsent.append((entries, []))
+
+    def _entries(self, batch: list[tuple[str, Request]]) -> list[Entry]:
+        """The requests of ``batch`` with the dupefilter's check of each, for the push script
+        to run. A dupefilter that cannot give one is asked here, and what it has seen left
+        out (two round trips, and not atomic with the push)."""
+        seen_check = getattr(self.df, "seen_check", None)
+        if seen_check is None:
+            return [(outlet, request, None) for outlet, request in self._unseen(batch)]
+        return [(outlet, request, None if request.dont_filter else seen_check(request))
+                for outlet, request in batch]
+
+    def _push(self, entries: list[Entry], release: list[str] | tuple = ()) -> int:
+        """Queue what the checks let through and release the leases; how many were queued."""
+        if not entries and not release:
+            return 0
+        queued = self.queues.push_unseen(entries, release)
+        for (_, request, _), was_queued in zip(entries, queued, strict=True):
+            if not was_queued:
+                self.df.log(request, self.spider)
+        count = sum(queued)
+        if count:
+            self.stats.inc_value("scheduler/enqueued/redis", count)
+            self._starved_at = None  # work this worker may take at once
+        return count
 
     def _unseen(self, batch: list[tuple[str, Request]]) -> list[tuple[str, Request]]:
         """The requests of ``batch`` the dupefilter has not seen (recording them as seen)."""
@@ -239,47 +298,68 @@ class LeasingScheduler(RedisScheduler):
         return [(outlet, r) for outlet, r in batch if id(r) not in duplicates]
 
     def next_request(self) -> Request | None:
-        if not self._redis_usable():
-            return None
         self._flush_batch()  # the engine's tick: what a callback yielded goes out now
+        if not self._taken:
+            self._take()
+        if not self._taken:
+            return None
+        self.stats.inc_value("scheduler/dequeued/redis")
+        return self._taken.popleft()
+
+    def _take(self) -> None:
+        """Lease the next requests, from the outlets' queues in turn, and send the pending
+        acknowledgements in the same script."""
+        now = time.monotonic()
+        if not self._redis_usable() or not may_take(self._starved_at, now, self.idle_poll):
+            return
+        leases, fields = self._acks_to_send()
         try:
-            now = time.monotonic()
             if not self._outlets or now - self._outlets_read > 2.0:
                 self._outlets = self.queues.outlets()
                 self._outlets_read = now
             for _ in range(len(self._outlets)):
                 outlet = self._outlets[self._turn % len(self._outlets)]
                 self._turn += 1
-                request = self.queues.take(outlet)
-                if request is not None:
-                    self._redis_back()
-                    self._starved = False
-                    self.stats.inc_value("scheduler/dequeued/redis")
-                    return request
+                taken = self.queues.take(outlet, self.take_count, leases, fields)
+                self._acks_sent()
+                leases, fields = set(), []
+                if taken:
+                    self._taken.extend(taken)
+                    self._starved_at = None
+                    break
+            else:
+                self._starved_at = now
             self._redis_back()
         except RedisError as exc:
             self._redis_failed(exc)
-        self._starved = True
-        return None
+            self._starved_at = now
+        # not sent (no outlet has a queue, or Redis failed): they wait for the next chance
+        self._unacked |= leases
+        self._ack_fields[:0] = fields
+
+    def _tick(self) -> None:
+        if ack_due(self._unacked_since, time.monotonic(), self.ack_delay):
+            self._flush_unacked()
+        self._wake_if_work()
 
     def _wake_if_work(self) -> None:
         """While the engine has found nothing, look for work others queued (a schedule, a
         worker's new links) and wake it: it would otherwise wait for its 5 s heartbeat."""
-        if not self._starved or not self._redis_usable():
+        if self._starved_at is None or not self._redis_usable():
             return
         try:
             depths = self.queues.depths(self.queues.outlets())
         except RedisError:
             return
         if any(depths.values()):
-            self._starved = False
+            self._starved_at = None
             # Scrapy has no public call that makes the engine ask its scheduler again
             slot = getattr(self.crawler.engine, "_slot", None)
             if slot is not None:
                 slot.nextcall.schedule()
 
     def has_pending_requests(self) -> bool:
-        if self._unsent or self._batch:
+        if self._unsent or self._batch or self._taken:
             return True
         try:
             return any(self.queues.depths(self.queues.outlets()).values())
@@ -288,9 +368,10 @@ class LeasingScheduler(RedisScheduler):
 
     def __len__(self) -> int:
         try:
-            return sum(self.queues.depths(self.queues.outlets()).values())
+            queued = sum(self.queues.depths(self.queues.outlets()).values())
         except RedisError:
-            return 0
+            queued = 0
+        return queued + len(self._taken)
 
     def flush(self) -> None:
         """Never: the queues and the dupefilter belong to every worker."""
@@ -314,7 +395,23 @@ class LeasingScheduler(RedisScheduler):
         for request in requests:
             if request is not None and meta.VALIDATORS in request.meta:
                 self._ack_fields.append(tuple(request.meta[meta.VALIDATORS]))
-        self._flush_unacked()
+        if self._unacked_since is None:
+            self._unacked_since = time.monotonic()
+        if ack_due(self._unacked_since, time.monotonic(), self.ack_delay):
+            self._flush_unacked()
+
+    def _acks_to_send(self) -> tuple[set[str], list[tuple[str, str, str]]]:
+        """The pending acknowledgements, taken out, if they may go: only once the requests
+        that follow from them are in Redis."""
+        if not self._unacked or self._batch or self._unsent:
+            return set(), []
+        leases, self._unacked = self._unacked, set()
+        fields, self._ack_fields = self._ack_fields, []
+        return leases, fields
+
+    def _acks_sent(self) -> None:
+        if not self._unacked:
+            self._unacked_since = None
 
     def _flush_unacked(self) -> None:
         if not self._unacked or not self._redis_usable():
@@ -322,25 +419,22 @@ class LeasingScheduler(RedisScheduler):
         # a lease is acknowledged only once the requests that follow from it are in Redis
         self._flush_batch()
         self._flush_unsent()
-        if self._batch or self._unsent:
+        leases, fields = self._acks_to_send()
+        if not leases:
             return
-        leases, self._unacked = self._unacked, set()
-        fields, self._ack_fields = self._ack_fields, []
         try:
             self.queues.ack(leases, fields)
+            self._acks_sent()
         except RedisError as exc:
             self._unacked |= leases
-            self._ack_fields = fields + self._ack_fields
+            self._ack_fields[:0] = fields
             self._redis_failed(exc)
 
     def _flush_unsent(self) -> None:
         while self._unsent and self._redis_usable():
-            outlet, request, lease, checked = self._unsent[0]
+            entries, release = self._unsent[0]
             try:
-                if checked or request.dont_filter or not self.df.request_seen(request):
-                    self.queues.push([(outlet, request)], release=[lease] if lease else [])
-                elif lease:
-                    self.queues.ack([lease])
+                self._push(entries, release)
             except RedisError as exc:
                 self._redis_failed(exc)
                 return
