@@ -34,49 +34,54 @@ seen: per day of ``DUPEFILTER_RETENTION_DAYS`` at the fleet's rate, at the 14 by
 that benchmarks/dupefilter.py measures at a million URLs (a small crawl's dupefilter is
 mostly its empty buckets).
 
-Measured on a shared 2-CPU machine (load 2-8 from other jobs; Redis 7.0, PostgreSQL 15),
-defaults (600 articles, 598 expected, delay 0.05 s, workers 1 and 4):
+Measured on a shared 2-CPU machine (load 3-8 from other jobs and a test run; Redis 7.0,
+PostgreSQL 15), defaults (600 articles, 598 expected, delay 0.05 s, workers 1 and 4), with
+batched takes and acknowledgements (SCHEDULER_TAKE_BATCH 8):
 
                                                       1 worker   4 workers
-  articles per second per worker                          61.1        12.9
-  worker CPU ms/article (with extraction)                 11.4        14.8
-  worker RSS MiB (main process, most)                      126         128
-  worker PSS MiB (with forkserver, extraction)             208         194
-  Redis commands/article                                  11.0        13.8
-  Redis network bytes/article                             1894        2107
-  Redis server CPU ms/article                             0.20        0.27
-  Redis used_memory growth, bytes/article                  984         986
-    of it dupefilter, bytes/URL (URLs/article)       87 (1.13)   87 (1.13)
-  Redis bytes per queued request (largest queue)      750 (23)    736 (30)
+  articles per second per worker                          81.2        27.1
+  worker CPU ms/article (with extraction)                 10.0        12.0
+  worker RSS MiB (main process, most)                      122         127
+  worker PSS MiB (with forkserver, extraction)             205         196
+  Redis commands/article                                   4.6         5.4
+  Redis network bytes/article                             1752        1942
+  Redis server CPU ms/article                             0.07        0.07
+  Redis used_memory growth, bytes/article                 1080        1211
+    of it dupefilter, bytes/URL (URLs/article)       86 (1.13)   86 (1.13)
+  Redis bytes per queued request (largest queue)      761 (14)    769 (14)
   Redis client connections (most)                            1           4
-  PostgreSQL commits/article                              0.14        0.17
+  PostgreSQL commits/article                              0.14        0.15
   PostgreSQL rows written/article                         1.00        1.00
   PostgreSQL connections (most)                              1           4
 
-  model at 61.1 articles/s per worker (one worker here, CPU-bound), costs of the 4-worker run:
+  model at 81.2 articles/s per worker (one worker here, CPU-bound), costs of the 4-worker run:
    workers   art/s  Redis cmd/s  Redis CPU Redis MB/s Redis MB/day  PG conns PG commit/s PG rows/s
-        10     611        8,429       16%        1.3          834        20         104       611
-       100    6106       84,294      163%       12.9        8,336       200       1,041     6,106
-      1000   61056      842,944     1634%      128.6       83,363      2000      10,414    61,056
+        10     812        4,400        5%        1.6        1,108        20         119       812
+       100    8116       43,998       54%       15.8       11,081       200       1,194     8,116
+      1000   81155      439,975      543%      157.6      110,805      2000      11,943    81,155
   limits, in the order met: PostgreSQL max_connections (100, without PgBouncer) at 48 workers;
-  Redis's one core at 61 workers; 100,000 Redis commands/s at 118 workers
+  Redis's one core at 184 workers; 100,000 Redis commands/s at 227 workers
 
   model at 1 article/s per worker (held back by politeness, --per-worker-rate 1):
-        10      10          138        0%        0.0           14        20           2        10
-       100     100        1,381        3%        0.2          137       200          17       100
-      1000    1000       13,806       27%        2.1        1,365      2000         171     1,000
-  limits: PostgreSQL max_connections at 48 workers; Redis's one core at 3,737 workers;
-  100,000 Redis commands/s at 7,243 workers
+        10      10           54        0%        0.0           14        20           1        10
+       100     100          542        1%        0.2          137       200          15       100
+      1000    1000        5,421        7%        1.9        1,365      2000         147     1,000
+  limits: PostgreSQL max_connections at 48 workers; Redis's one core at 14,950 workers;
+  100,000 Redis commands/s at 18,445 workers
+
+Before takes and acknowledgements were batched (same machine, same defaults): 11.0 and 13.8
+Redis commands an article, 0.20 and 0.27 ms of Redis CPU; Redis's core was the limit at 61
+CPU-bound workers (3,700 at 1 article/s).
 
 So the first limit is PostgreSQL's connections, at 48 workers (2 each; the fleet test saw 1
 per worker, now and then 2): past it, PgBouncer (deploy/README.md) or a larger
-``max_connections``. Then Redis's single thread: a fleet that stores about 3,700 articles a
-second keeps one Redis core busy (0.27 ms of Redis CPU an article, measured where other jobs
-share the CPU): 61 CPU-bound workers, or thousands held back by politeness. Redis
+``max_connections``. Then Redis's single thread: a fleet that stores about 15,000 articles a
+second keeps one Redis core busy (0.07 ms of Redis CPU an article, measured where other jobs
+share the CPU): 184 CPU-bound workers, or thousands held back by politeness. Redis
 memory grows with URLs, not workers: about 14 bytes per URL (at a million URLs; the 87
 bytes per URL above is a small crawl's empty buckets), 1.1 URLs an article, plus the queues
-(about 740 bytes per queued request). Workers add only their connections: PostgreSQL's
-commits (0.17 an article: a batch write a second or per 100 articles, a stored check per
+(about 760 bytes per queued request). Workers add only their connections: PostgreSQL's
+commits (0.15 an article: a batch write a second or per 100 articles, a stored check per
 listing page) and rows (1 an article) stay modest at these rates.
 """
 
