@@ -8,7 +8,7 @@ answer. What a revisit finds:
 - the same version, or HTTP 304: the article was seen (``last_seen``);
 - gone: every mirror in rotation answered 404/410 or redirected to the home page or a
   section (the failover's agreement, outcome ``not_found``): the article is marked removed,
-  and revisited until ``revision.removal_checks`` revisits agreed; one that comes back is
+  and revisited until ``revisit.removal_checks`` revisits agreed; one that comes back is
   no longer removed.
 
 Standalone, ``crawler crawl --revisit`` adds the due articles to the crawl; in distributed
@@ -17,9 +17,9 @@ mode the beat queues them (:mod:`crawler.distributed.revisits`), below new artic
 
 from __future__ import annotations
 
+import asyncio
 import logging
-import threading
-from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -28,7 +28,7 @@ from scrapy import signals as scrapy_signals
 from crawler import meta, signals
 from crawler.context import crawl_context
 from crawler.discovery import conditional_headers
-from crawler.storage import StoreError
+from crawler.storage import Removal, StoreError
 
 if TYPE_CHECKING:
     from scrapy import Request
@@ -67,20 +67,20 @@ def revisit_headers(due: dict[str, Any]) -> dict[str, str]:
 
 class RevisitRecorder:
     """Writes what revisits found that is not a new version: seen unchanged (304), or
-    removed. Collected as requests end and written in the background every
-    ``STORE_FLUSH_SECONDS`` and when the crawl closes; a write that fails is logged and
+    removed. Collected on the event loop as requests end, written on one background thread
+    every ``STORE_FLUSH_SECONDS`` and when the crawl closes; a write that fails is logged and
     left to the next revisit, which asks again."""
 
     def __init__(self, crawler: Crawler) -> None:
         self.crawler = crawler
         self.context = crawl_context(crawler)
         self.flush_seconds = crawler.settings.getfloat("STORE_FLUSH_SECONDS")
-        self._lock = threading.Lock()
         self._seen: list[str] = []
         self._removed: dict[str, str] = {}  # canonical URL -> outlet
-        self._timer: threading.Timer | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="revisits")
         crawler.signals.connect(self.request_finished, signal=signals.request_finished)
-        crawler.signals.connect(self.flush, signal=scrapy_signals.spider_closed)
+        crawler.signals.connect(self.close, signal=scrapy_signals.spider_closed)
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> RevisitRecorder:
@@ -91,46 +91,63 @@ class RevisitRecorder:
             return
         outlet = self.context.catalog.get(request.meta[meta.OUTLET])
         key = outlet.canonical_url(request.url)
-        with self._lock:
-            if outcome == "not_modified":
-                self._seen.append(key)
-            elif outcome == "not_found":
-                self._removed[key] = outlet.name
-            else:
-                return
-            if self._timer is None:
-                self._timer = threading.Timer(self.flush_seconds, self.flush)
-                self._timer.daemon = True
-                self._timer.start()
+        if outcome == "not_modified":
+            self._seen.append(key)
+        elif outcome == "not_found":
+            self._removed[key] = outlet.name
+        else:
+            return
+        if self._timer is None:
+            self._timer = asyncio.get_running_loop().call_later(self.flush_seconds,
+                                                                self._flush_later)
 
-    def flush(self, **_: Any) -> None:
-        with self._lock:
-            if self._timer is not None:
-                self._timer.cancel()
-                self._timer = None
-            seen, self._seen = self._seen, []
-            removed, self._removed = self._removed, {}
+    def _flush_later(self) -> None:
+        self._timer = None
+        seen, removed = self._take()
+        future = asyncio.get_running_loop().run_in_executor(self._writer, self._write, seen,
+                                                            removed)
+        future.add_done_callback(lambda done: self._report(seen, removed, done.result()))
+
+    def close(self) -> None:
+        """The crawl ends: what was found so far is written before the store closes."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._writer.shutdown(wait=True)  # a write under way finishes first
+        seen, removed = self._take()
+        self._report(seen, removed, self._write(seen, removed))
+
+    def _take(self) -> tuple[list[str], dict[str, str]]:
+        seen, self._seen = self._seen, []
+        removed, self._removed = self._removed, {}
+        return seen, removed
+
+    def _write(self, seen: list[str], removed: dict[str, str]) -> list[Removal]:
+        """On the writer thread (or at close): the store calls only."""
         when = datetime.now(UTC).isoformat(timespec="seconds")
         store = self.context.store
-        if seen:
-            self._write("seen", lambda: store.seen_unchanged(seen, when))
-            self.crawler.stats.inc_value("revisits/not_modified", len(seen))
-        if removed:
-            removals = self._write("removed", lambda: store.mark_removed(list(removed), when))
-            for removal in removals or []:
-                outlet = removed[removal.canonical_url]
-                if removal.checks == 1:  # newly removed: counted once
-                    self.crawler.stats.inc_value("articles/removed")
-                    self.crawler.signals.send_catch_log(signals.article_removed,
-                                                        outlet=outlet, removal=removal)
-                logger.info("Removed from every mirror of %s (%s check%s): %s", outlet,
-                            removal.checks, "" if removal.checks == 1 else "s",
-                            removal.canonical_url)
-
-    def _write(self, what: str, write: Callable[[], Any]) -> Any:
+        removals: list[Removal] = []
         try:
-            return write()
+            if seen:
+                store.seen_unchanged(seen, when)
+            if removed:
+                removals = store.mark_removed(list(removed), when)
         except StoreError as exc:
-            logger.warning("Could not record revisits (%s): %s; the next revisit asks again",
-                           what, exc)
-            return None
+            logger.warning("Could not record %d revisits: %s; the next revisit asks again",
+                           len(seen) + len(removed), exc)
+        return removals
+
+    def _report(self, seen: list[str], removed: dict[str, str],
+                removals: list[Removal]) -> None:
+        """On the event loop: stats, signals, log lines."""
+        if seen:
+            self.crawler.stats.inc_value("revisits/not_modified", len(seen))
+        for removal in removals:
+            outlet = removed[removal.canonical_url]
+            if removal.checks == 1:  # newly removed: counted once
+                self.crawler.stats.inc_value("articles/removed")
+                self.crawler.signals.send_catch_log(signals.article_removed, outlet=outlet,
+                                                    removal=removal)
+            logger.info("Removed from every mirror of %s (%s check%s): %s", outlet,
+                        removal.checks, "" if removal.checks == 1 else "s",
+                        removal.canonical_url)
