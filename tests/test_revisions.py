@@ -3,11 +3,20 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 
 import pytest
+from scrapy import Request
+from scrapy.utils.test import get_crawler
 
+from crawler import settings as project_settings
+from crawler.context import crawl_context
+from crawler.judging import NOT_FOUND, judge_redirect
+from crawler.meta import REVISIT
 from crawler.revisions import is_revision, normalize_published, revision_hash, version_diff
+from crawler.revisits import RevisitRecorder
+from crawler.spiders.outlet import OutletSpider
 from crawler.storage import open_store
 
 URL = "https://www.example-outlet.test/news/2026/11/20/101/a-story"
@@ -162,3 +171,69 @@ def test_due_revisits_follow_the_window_the_interval_and_the_removal_checks(stor
     assert old in due("2026-11-22T00:00:00+00:00", checks=2)
     store.mark_removed([old], "2026-11-21T15:00:00+00:00")
     assert old not in due("2026-11-22T00:00:00+00:00", checks=2)
+
+
+# -- judging and recording what a revisit found ---------------------------------------------------
+
+OUTLET_FILE = """
+name: example
+mirrors: [https://www.example-outlet.test, https://mirror.example-outlet.test]
+sections: {politics: /section/politics/}
+article_url: '^/news/'
+"""
+
+
+@pytest.fixture
+def crawler(tmp_path):
+    (tmp_path / "example.yaml").write_text(OUTLET_FILE)
+    project = {k: v for k, v in vars(project_settings).items()
+               if k.isupper() and k != "TWISTED_REACTOR"}  # no reactor: get_crawler's own
+    crawler = get_crawler(OutletSpider, settings_dict={
+        **project, "OUTLETS_DIR": str(tmp_path), "STORE_URI": f"sqlite:///{tmp_path}/c.db",
+        "STORE_FLUSH_SECONDS": 0.05})
+    crawler.stats.open_spider()
+    return crawler
+
+
+@pytest.mark.parametrize(("location", "gone"), [
+    (b"/", True), (b"https://mirror.example-outlet.test/", True),
+    (b"/section/politics", True), (b"/news/2026/11/20/102/another-story", False),
+])
+def test_an_article_sent_to_the_home_page_or_a_section_is_gone(crawler, location, gone):
+    outlet = crawl_context(crawler).catalog.get("example")
+    verdict = judge_redirect(URL, 301, location, outlet, article=True)
+    assert (verdict is not None and verdict.answer == NOT_FOUND) is gone
+    # a listing or feed redirected home is not an article taken down
+    assert judge_redirect(URL, 301, location, outlet, article=False) is None
+
+
+def test_the_recorder_writes_removals_and_304s_in_the_background_and_at_close(crawler):
+    context = crawl_context(crawler)
+    unchanged = URL.replace("101", "102")
+    context.store.write([record(), record(url=unchanged)])
+    recorder = RevisitRecorder.from_crawler(crawler)
+    outlet = context.catalog.get("example")
+    spider = OutletSpider()
+    due = {"canonical_url": URL, "etag": '"abc"'}
+
+    async def revisits_end() -> None:
+        revisit = spider.revisit_request(outlet, due)
+        assert revisit.headers["If-None-Match"] == b'"abc"' and revisit.meta[REVISIT]
+        recorder.request_finished(revisit, "not_found")
+        recorder.request_finished(spider.revisit_request(
+            outlet, {**due, "canonical_url": unchanged}), "not_modified")
+        recorder.request_finished(Request(URL, meta={"outlet": "example"}), "not_found")
+        await asyncio.sleep(0.5)  # the flush timer (50 ms) and the write
+
+    asyncio.run(revisits_end())
+    rows = {r["canonical_url"]: r for r in context.store.read()}
+    assert rows[URL]["removed_at"] is not None
+    assert rows[unchanged]["removed_at"] is None
+    assert rows[unchanged]["last_seen"] > record()["fetched_at"]
+    assert crawler.stats.get_value("articles/removed") == 1
+    assert crawler.stats.get_value("revisits/not_modified") == 1
+
+    recorder.close()  # nothing left to write
+    history = context.store.history(URL)
+    assert history[-1]["removal_checks"] == 1
+    context.store.close()
