@@ -4,11 +4,13 @@ else trafilatura; then the outlet's boilerplate rules.
 :func:`extract_article` does the work for one page. :class:`ExtractorPool` runs it in worker
 processes so that a page trafilatura chokes on costs at most ``timeout`` seconds: the worker
 is killed and replaced, and the caller gets :class:`ExtractionTimeout`.
+
+The workers import this module and trafilatura, nothing of the crawling side (Scrapy, asyncio,
+pydantic and the outlet files): each crawl pays for their start-up once.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import copy
 import logging
@@ -18,14 +20,13 @@ import re
 import signal
 import threading
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
 from multiprocessing.connection import Connection
-
-from crawler.outlets import Boilerplate, Selectors
+from typing import Protocol
 
 __all__ = [
     "ExtractionError",
@@ -48,6 +49,59 @@ class Extracted:
     categories: tuple[str, ...]
     #: the outlet names the body by selector, but it found nothing here: trafilatura's text
     selector_fallback: bool = False
+
+
+class BoilerplateRules(Protocol):
+    """An outlet's text rules (``crawler.outlets.Boilerplate``, or :class:`PlainBoilerplate`)."""
+
+    @property
+    def cut_from(self) -> Sequence[str]: ...
+    @property
+    def drop_lines(self) -> Sequence[str]: ...
+
+
+class SelectorRules(Protocol):
+    """An outlet's CSS selectors (``crawler.outlets.Selectors``, or :class:`PlainSelectors`)."""
+
+    @property
+    def body(self) -> str | None: ...
+    @property
+    def title(self) -> str | None: ...
+    @property
+    def published(self) -> str | None: ...
+    @property
+    def author(self) -> str | None: ...
+
+
+@dataclass(frozen=True)
+class PlainBoilerplate:
+    """The rules as plain data: what a worker is sent, so that it never imports the models."""
+
+    cut_from: tuple[str, ...] = ()
+    drop_lines: tuple[str, ...] = ()
+
+    @classmethod
+    def of(cls, rules: BoilerplateRules | None) -> PlainBoilerplate | None:
+        return None if rules is None else cls(tuple(rules.cut_from), tuple(rules.drop_lines))
+
+
+@dataclass(frozen=True)
+class PlainSelectors:
+    """The selectors as plain data, as :class:`PlainBoilerplate`."""
+
+    body: str | None = None
+    title: str | None = None
+    published: str | None = None
+    author: str | None = None
+
+    @classmethod
+    def of(cls, selectors: SelectorRules | None) -> PlainSelectors | None:
+        if selectors is None:
+            return None
+        return cls(selectors.body, selectors.title, selectors.published, selectors.author)
+
+
+_SELECTOR_FIELDS = ("body", "title", "published", "author")
 
 
 class ExtractionTimeout(Exception):
@@ -120,9 +174,9 @@ _HTML_LANG = re.compile(
 def extract_article(
     body: bytes | str,
     url: str,
-    boilerplate: Boilerplate | None = None,
+    boilerplate: BoilerplateRules | None = None,
     encoding: str | None = None,
-    selectors: Selectors | None = None,
+    selectors: SelectorRules | None = None,
     second: bool = True,
 ) -> Extracted | None:
     """The article in ``body``, or None when the page has no article text.
@@ -134,7 +188,7 @@ def extract_article(
     (:func:`agreed_lines`); ``second=False`` is trafilatura's text alone.
     """
     html = _decode(body, encoding)
-    found = _by_selectors(html, selectors) if selectors is not None and selectors.any else {}
+    found = _by_selectors(html, selectors) if selectors is not None else {}
     listen = second and "body" not in found  # the outlet's selector found the body: no need
     document, summary = trafilatura_with_readability(html, url, listen=listen)
     if document is None and "body" not in found:
@@ -467,8 +521,10 @@ _BLOCK_TAGS = frozenset({
 })
 
 
-def _by_selectors(html: bytes | str, selectors: Selectors) -> dict[str, str]:
+def _by_selectors(html: bytes | str, selectors: SelectorRules) -> dict[str, str]:
     """The fields the outlet's selectors find in the page: name -> text; a miss is absent."""
+    if not any(getattr(selectors, name) for name in _SELECTOR_FIELDS):
+        return {}
     from lxml import etree
     from lxml import html as lxml_html
     from lxml.cssselect import CSSSelector
@@ -482,7 +538,7 @@ def _by_selectors(html: bytes | str, selectors: Selectors) -> dict[str, str]:
     except (etree.ParserError, ValueError):  # an empty or unparsable page
         return {}
     found: dict[str, str] = {}
-    for name in ("body", "title", "published", "author"):
+    for name in _SELECTOR_FIELDS:
         selector = getattr(selectors, name)
         if not selector:
             continue
@@ -569,7 +625,7 @@ def _compile(cut_from: tuple[str, ...], drop_lines: tuple[str, ...]) -> _Compile
     return _CompiledRules(alternation(cut_from), alternation(drop_lines))
 
 
-def apply_boilerplate(text: str, rules: Boilerplate) -> str:
+def apply_boilerplate(text: str, rules: BoilerplateRules) -> str:
     """``text`` (one paragraph per line) without the outlet's boilerplate.
 
     The first line holding a ``cut_from`` marker ends the article: it and all after it go.
@@ -693,13 +749,16 @@ class ExtractorPool:
         self,
         body: bytes | str,
         url: str,
-        boilerplate: Boilerplate | None = None,
+        boilerplate: BoilerplateRules | None = None,
         encoding: str | None = None,
-        selectors: Selectors | None = None,
+        selectors: SelectorRules | None = None,
     ) -> Extracted | None:
+        import asyncio  # here: the workers import this module and never need it
+
         if self._closed:
             raise RuntimeError("the extractor pool is closed")
-        job = (body, url, boilerplate, encoding, selectors, self.second_opinion)
+        job = (body, url, PlainBoilerplate.of(boilerplate), encoding,
+               PlainSelectors.of(selectors), self.second_opinion)
         if self._executor is None:
             try:
                 return extract_article(*job)

@@ -70,10 +70,6 @@ class Selectors(BaseModel):
             raise ValueError(f"not a valid CSS selector: {detail}") from None
         return selector
 
-    @property
-    def any(self) -> bool:
-        return any((self.body, self.title, self.published, self.author))
-
 
 class Politeness(BaseModel):
     """Limits for the whole outlet, across every mirror and (in distributed mode) every worker."""
