@@ -26,6 +26,7 @@ import shlex
 import shutil
 import subprocess
 import tempfile
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -117,13 +118,13 @@ class PrivateServer(PostgresServer):
                     logfile=str(self.log), startparams="-w -t 60", dbname="postgres",
                     postgres_options="-c listen_addresses=127.0.0.1",
                 )  # fmt: skip
+                self.port = port
                 try:
                     self._start()
                 except NoPostgres:
                     if attempt == 2:
                         raise
                     continue
-                self.port = port
                 return
         self._start()
 
@@ -136,6 +137,13 @@ class PrivateServer(PostgresServer):
             raise NoPostgres(
                 f"PostgreSQL did not start: {exc}\n{output.decode(errors='replace')}{log}"
             ) from None
+        # pg_ctl's process may still be waiting while the server already counts as running,
+        # and a client then meets "the database system is starting up"
+        deadline = time.monotonic() + 60
+        while not self.answers():
+            if time.monotonic() > deadline:
+                raise NoPostgres(f"PostgreSQL started but does not answer: {self.log}")
+            time.sleep(0.1)
 
     def stop(self) -> None:
         """Stop the server (fast shutdown: clients are disconnected)."""
