@@ -78,6 +78,14 @@ class CrawlerMetrics:
             "crawler_article_last_stored_timestamp_seconds", "When this process last stored a"
             " new article of the outlet (Unix time)", ["outlet"], registry=r,
         )
+        self.warc_records = Counter(
+            "crawler_warc_records", "Stored articles written to WARC (answer and request)",
+            ["outlet"], registry=r,
+        )
+        self.warc_bytes = Counter(
+            "crawler_warc_bytes", "Bytes of WARC file written (compressed records)", ["outlet"],
+            registry=r,
+        )
         self.extraction_failures = Counter(
             "crawler_extraction_failures", "Pages that gave no article text", ["outlet"],
             registry=r,
@@ -124,6 +132,7 @@ class PrometheusMetrics:
         connect(self.on_articles_stored, signal=signals.articles_stored)
         connect(self.on_request_finished, signal=signals.request_finished)
         connect(self.on_article_removed, signal=signals.article_removed)
+        connect(self.on_warc_written, signal=signals.warc_written)
         connect(self.on_spider_opened, signal=scrapy_signals.spider_opened)
         connect(self.on_spider_closed, signal=scrapy_signals.spider_closed)
 
@@ -154,6 +163,8 @@ class PrometheusMetrics:
             m.failovers.labels(outlet.name)
             m.revisions.labels(outlet.name)
             m.removed.labels(outlet.name)
+            m.warc_records.labels(outlet.name)
+            m.warc_bytes.labels(outlet.name)
             for outcome in ENDED_OUTCOMES:
                 m.requests_ended.labels(outlet.name, outcome)
             for section in outlet.sections:
@@ -187,6 +198,10 @@ class PrometheusMetrics:
     def on_mirror_state_changed(self, outlet: str, mirror: str, up: bool) -> None:
         if self.metrics.mirror_up is not None:
             self.metrics.mirror_up.labels(outlet, mirror).set(1 if up else 0)
+
+    def on_warc_written(self, outlet: str, size: int) -> None:
+        self.metrics.warc_records.labels(outlet).inc()
+        self.metrics.warc_bytes.labels(outlet).inc(size)
 
     def on_mirror_failover(self, outlet: str, **_: Any) -> None:
         self.metrics.failovers.labels(outlet).inc()

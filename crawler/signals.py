@@ -34,3 +34,7 @@ articles_stored = object()
 #: a revisit found an article gone from every mirror, for the first time.
 #: kwargs: outlet, removal (crawler.storage.Removal)
 article_removed = object()
+
+#: a stored article's answer and request were written to a WARC file.
+#: kwargs: outlet, size (bytes of file the two records took, compressed)
+warc_written = object()

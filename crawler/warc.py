@@ -53,7 +53,7 @@ from http import HTTPStatus
 from importlib.metadata import PackageNotFoundError, version
 from io import BytesIO
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any, NamedTuple
 from urllib.parse import urlsplit
 from weakref import WeakKeyDictionary
 
@@ -157,6 +157,16 @@ def software() -> str:
     return f"news-crawler/{ours} (Scrapy {scrapy.__version__}, warcio {warcio_version})"
 
 
+
+class WarcWrite(NamedTuple):
+    """One article's records written: the file's name (relative to the directory, as it is
+    once closed), the response record's id, and the bytes both records took (compressed)."""
+
+    file: str
+    record_id: str
+    size: int
+
+
 class WarcWriter:
     """Writes record pairs to rotating WARC files in ``WARC_DIR``, owning their names.
 
@@ -229,9 +239,9 @@ class WarcWriter:
         """The name of the file being written (it is ``<name>.open`` until closed)."""
         return self._name
 
-    def write(self, raw: RawResponse) -> tuple[str, str]:
-        """Write the response record and its request record; returns the file's name
-        (relative to the directory, as it is once closed) and the response's record id."""
+    def write(self, raw: RawResponse) -> WarcWrite:
+        """Write the response record and its request record: where they went, and how many
+        bytes of file they took."""
         with self._lock:
             if self._warc is not None and self._too_old():
                 self._close_file()
@@ -239,12 +249,14 @@ class WarcWriter:
                 self._open()
             warc, name = self._warc, self._name
             response, request = self._records(warc, raw)
+            start = self._file.tell()
             warc.write_request_response_pair(request, response)
             self._file.flush()  # a killed process loses at most the record being written
+            size = self._file.tell() - start
             self.records += 1
             if self._file.tell() >= self.max_size:
                 self._close_file()
-        return name, response.rec_headers.get_header("WARC-Record-ID")
+        return WarcWrite(name, response.rec_headers.get_header("WARC-Record-ID"), size)
 
     def close(self) -> None:
         with self._lock:
@@ -366,15 +378,17 @@ class WarcPipeline:
             return item
         loop = asyncio.get_running_loop()
         try:
-            item.warc_file, item.warc_record_id = await loop.run_in_executor(
-                self._thread, self.writer.write, raw)
+            written = await loop.run_in_executor(self._thread, self.writer.write, raw)
         except OSError as exc:
             logger.error("Cannot write to WARC_DIR, stopping the crawl: %s", exc)
             self.crawler.stats.inc_value("warc/write_failed")
             asyncio.ensure_future(self.crawler.engine.close_spider_async(reason="warc_error"))
             return item
+        item.warc_file, item.warc_record_id = written.file, written.record_id
         self.crawler.stats.inc_value("warc/records")
-        self.crawler.stats.inc_value("warc/bytes", len(raw.body))
+        self.crawler.stats.inc_value("warc/bytes", written.size)
+        self.crawler.signals.send_catch_log(signals.warc_written, outlet=item.outlet,
+                                            size=written.size)
         return item
 
     def open_spider(self) -> None:

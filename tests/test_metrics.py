@@ -436,7 +436,8 @@ def test_a_standalone_crawl_serves_the_families_while_it_runs(demo_outlet, tmp_p
     log = (tmp_path / "crawl.log").open("w")
     crawl = subprocess.Popen(
         [sys.executable, "-m", "crawler.cli", "crawl", fx.name, "--outlets-dir",
-         str(fx.outlet_dir), "--store", store, "--metrics-port", str(port), *FAST, *LOOPBACK],
+         str(fx.outlet_dir), "--store", store, "--metrics-port", str(port),
+         "--warc", str(tmp_path / "warc"), *FAST, *LOOPBACK],
         stdout=log, stderr=subprocess.STDOUT, cwd=REPO, env=crawler_env(),
     )
     try:
@@ -456,6 +457,10 @@ def test_a_standalone_crawl_serves_the_families_while_it_runs(demo_outlet, tmp_p
         up = metrics.by("crawler_mirror_up", "mirror", zeros=True, outlet=fx.name)
         assert [up[m] for m in fx.mirrors] == [0, 0, 1]
         mid_crawl = metrics.total("crawler_articles_stored_total")
+        # an article's records are written before it is stored, and counted as written
+        warc_records = metrics.by("crawler_warc_records_total", "outlet")
+        assert warc_records.get(fx.name, 0) >= mid_crawl > 0
+        warc_bytes = metrics.total("crawler_warc_bytes_total", outlet=fx.name)
         assert crawl.wait(120) == 0, (tmp_path / "crawl.log").read_text()[-3000:]
     finally:
         if crawl.poll() is None:
@@ -463,5 +468,7 @@ def test_a_standalone_crawl_serves_the_families_while_it_runs(demo_outlet, tmp_p
             crawl.wait()
         log.close()
     assert mid_crawl < store_count(store) == len(fx.expected_articles())
+    # what was counted is in the files (which only grew since), beside their warcinfo records
+    assert 0 < warc_bytes < sum(f.stat().st_size for f in (tmp_path / "warc").iterdir())
     # the metrics server went away with the crawl
     assert scrape(port) is None

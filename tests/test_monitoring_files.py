@@ -50,6 +50,8 @@ FAMILIES: dict[str, set[str]] = {
     "crawler_articles_removed_total": {"outlet"},
     "crawler_article_freshness_seconds": {"outlet"},
     "crawler_article_last_stored_timestamp_seconds": {"outlet"},
+    "crawler_warc_records_total": {"outlet"},
+    "crawler_warc_bytes_total": {"outlet"},
     "up": {"job", "instance"},
 }
 HISTOGRAMS = {"crawler_response_seconds", "crawler_extraction_seconds",
@@ -428,6 +430,8 @@ class SimulatedWorker:
             m.failovers.labels(outlet).inc()
             m.revisions.labels(outlet).inc()
             m.removed.labels(outlet).inc()
+            m.warc_records.labels(outlet).inc(4)
+            m.warc_bytes.labels(outlet).inc(4 * 39_000)
             m.freshness.labels(outlet).observe(60 * (self.step % 90))
             m.last_stored.labels(outlet).set_to_current_time()
             m.response_seconds.labels(outlet).observe(0.05 * (self.step % 40))

@@ -176,7 +176,15 @@ def test_the_writer_rotates_files_each_opened_by_warcinfo_and_closed_by_name(tmp
     # serials count up within the process
     assert [n.rsplit("-", 1)[1] for n in writer.closed] == [
         f"{i:05d}.warc.gz" for i in range(len(writer.closed))]
-    for (name, record_id), response in written:
+    for name in writer.closed:
+        # what each write reported it took is the file, beside the warcinfo record opening it
+        with (tmp_path / name).open("rb") as stream:
+            records = ArchiveIterator(stream)
+            next(records)
+            warcinfo = records.get_record_offset() + records.get_record_length()
+        sizes = [write.size for write, _ in written if write.file == name]
+        assert warcinfo + sum(sizes) == (tmp_path / name).stat().st_size
+    for (name, record_id, _), response in written:
         records = {r.id: r for r in read_warc(tmp_path / name)}
         assert records[record_id].raw == response.body  # as sent: still gzipped
         assert records[record_id].http_headers.get_header("Content-Encoding") == "gzip"
