@@ -14,6 +14,8 @@ KIND = "kind"
 FOUND_BY = "found_by"
 #: set on a request that fetches a stored article again (crawler.revisits)
 REVISIT = "revisit"
+#: a revisit's: the revision hash (crawler.revisions) of the version stored when it was queued
+STORED_VERSION = "stored_version"
 #: an article request's title and publication date from a feed, for a page that lacks them
 HINTS = "hints"
 #: set on a section's next listing page: dropped when every article of the page that led

@@ -66,6 +66,7 @@ from warcio.warcwriter import WARCWriter
 from crawler import meta, signals
 from crawler.context import crawl_context
 from crawler.items import ArticleItem
+from crawler.revisions import revision_hash
 
 if TYPE_CHECKING:
     from scrapy import Request
@@ -348,6 +349,13 @@ class RawResponseMiddleware:
         return response
 
 
+def is_stored_version(item: ArticleItem) -> bool:
+    """Whether a revisit found the version of the article it was queued for."""
+    request = item.request
+    stored = request.meta.get(meta.STORED_VERSION) if request is not None else None
+    return bool(stored) and stored == revision_hash(item.record())
+
+
 class WarcPipeline:
     """Item pipeline (700, before the store): writes a stored article's answer and request
     (:class:`WarcWriter`) and names them on the item (``warc_file``, ``warc_record_id``).
@@ -375,6 +383,11 @@ class WarcPipeline:
         if raw is None:
             # the item names a request other than the one downloaded: nothing to write
             self.crawler.stats.inc_value("warc/no_capture")
+            return item
+        if is_stored_version(item):
+            # a revisit answered 200 with the version stored: its record is in the WARC already
+            # (the article names it), and the store notes that it was seen
+            self.crawler.stats.inc_value("warc/unchanged")
             return item
         loop = asyncio.get_running_loop()
         try:

@@ -471,11 +471,15 @@ class NginxOutlet:
         shutil.rmtree(target, ignore_errors=True)  # the page's folder; hard links go too
         target.write_bytes(body)
 
-    def serve_page(self, key: int | str, path: str, body: bytes) -> None:
-        """Make one mirror serve the HTML ``body`` at ``path`` instead of its page."""
+    def serve_page(self, key: int | str, path: str, body: bytes,
+                   modified: float | None = None) -> None:
+        """Make one mirror serve the HTML ``body`` at ``path`` instead of its page;
+        ``modified`` (Unix time) sets what nginx's Last-Modified and ETag are made of."""
         target = self.mirror(key).root / _file_name(path)
         target.unlink(missing_ok=True)  # a hard link shared with the other mirrors
         target.write_bytes(body)
+        if modified is not None:
+            os.utime(target, (modified, modified))
 
     # -- internals: ports ------------------------------------------------------------------------
 

@@ -143,11 +143,12 @@ def test_removal_is_marked_once_counted_per_revisit_and_undone_by_a_return(store
 
 def test_due_revisits_follow_the_window_the_interval_and_the_removal_checks(store):
     old = URL.replace("101", "99")
-    store.write([
+    written = [
         record(),
         record(url=old, published="2026-11-01T08:00:00+00:00"),
         record(url=URL + "-undated", published=None),
-    ])
+    ]
+    store.write(written)
 
     def due(checked_before: str, checks: int = 3) -> set[str]:
         rows = store.due_for_revisit("example", published_after="2026-11-18T00:00:00+00:00",
@@ -161,6 +162,9 @@ def test_due_revisits_follow_the_window_the_interval_and_the_removal_checks(stor
         "example", published_after="2026-11-18", checked_before="2026-11-21",
         removal_checks=3, limit=1)]
     assert row["etag"] == '"abc"' and row["removed"] is False
+    # the version it was queued for: a revisit that finds it again writes no WARC record
+    versions = {r["canonical_url"]: revision_hash(r) for r in written}
+    assert row["revision_hash"] == versions[row["canonical_url"]]
 
     store.seen_unchanged([URL], "2026-11-21T09:00:00+00:00")
     assert due("2026-11-21T08:00:00+00:00") == {URL + "-undated"}

@@ -305,23 +305,34 @@ def test_an_edit_found_by_a_revisit_is_written_and_the_revision_keeps_the_old_re
     edited = (original[: longest.end(1)] + b" The ministry corrected the figures."
               + original[longest.end(1):])
     fx.serve_page(0, path, edited)
+    # another is served again as it was, but as a new file: its validators no longer match,
+    # so the revisit is answered 200 with the same page
+    same = sorted(fx.expected_articles())[1]
+    same_path = urlsplit(same).path
+    fx.serve_page(0, same_path, served(same, None)[1], modified=time.time() + 120)
     time.sleep(1.5)  # the revisit interval (1 s) is over
     second = run_crawler(*crawl, "--revisit")
     assert second.returncode == 0, second.stderr[-3000:]
-    # the unchanged articles answered 304: only the edited one was written again
+    assert re.search(r"'warc/unchanged': 1\b", second.stderr), second.stderr[-3000:]
+    # the unchanged articles answered 304, or 200 with the stored version: only the edited
+    # one was written again
     new_files = set(warc_files(warc)) - first_files
     assert len(new_files) == 1
     [(record_id, response)] = assert_pairs(read_warc(new_files.pop())).items()
     assert response.uri == target
     db = open_store(store)
     try:
-        versions = db.history(target)
+        versions, [unchanged] = db.history(target), db.history(same)
     finally:
         db.close()
     assert [v["revision"] for v in versions] == [1, 2]
     for version, body in zip(versions, (original, edited), strict=True):
         assert response_content(warc / version["warc_file"], version["warc_record_id"]) == body
     assert versions[1]["warc_record_id"] == record_id
+    # the one answered 200 unchanged still names the record of its only version
+    assert unchanged["warc_file"] in {p.name for p in first_files}
+    assert response_content(warc / unchanged["warc_file"], unchanged["warc_record_id"]) == \
+        served(same, None)[1]
 
 
 # -- workers ----------------------------------------------------------------------------------

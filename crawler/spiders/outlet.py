@@ -169,6 +169,8 @@ class OutletSpider(Spider):
         info = {meta.OUTLET: outlet.name, meta.SECTION: due.get("section"),
                 meta.KIND: "article", meta.FOUND_BY: "revisit", meta.REVISIT: True,
                 "download_slot": outlet.name, "handle_httpstatus_list": [304]}
+        if due.get("revision_hash"):
+            info[meta.STORED_VERSION] = due["revision_hash"]
         return Request(outlet.fetch_url(due["canonical_url"]), callback=self.parse_article,
                        errback=self.failed, priority=REVISIT_PRIORITY, dont_filter=True,
                        headers=revisit_headers(due), meta=info)

@@ -75,7 +75,7 @@ class Store(Protocol):
         """Articles to fetch again, least recently checked first: published (or first seen)
         after ``published_after`` and not checked since ``checked_before``; removed ones
         until ``removal_checks`` revisits agreed. Each: canonical_url, url, section, etag,
-        last_modified, removed."""
+        last_modified, revision_hash (of the stored version), removed."""
 
     def seen_unchanged(self, canonical_urls: list[str], when: str) -> None:
         """A revisit found these as stored (HTTP 304)."""

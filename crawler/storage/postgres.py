@@ -425,14 +425,16 @@ class PostgresStore:
                         removal_checks: int, limit: int) -> list[dict[str, Any]]:
         rows = self._run(lambda conn: conn.execute(
             """
-            SELECT canonical_url, url, section, etag, last_modified, removed_at IS NOT NULL
+            SELECT canonical_url, url, section, etag, last_modified, revision_hash,
+                   removed_at IS NOT NULL
             FROM articles
             WHERE outlet = %s AND checked_at <= %s AND (
                 (removed_at IS NULL AND coalesce(published, first_seen) >= %s)
                 OR (removed_at IS NOT NULL AND removal_checks < %s))
             ORDER BY checked_at LIMIT %s
             """, [outlet, checked_before, published_after, removal_checks, limit]).fetchall())
-        names = ("canonical_url", "url", "section", "etag", "last_modified", "removed")
+        names = ("canonical_url", "url", "section", "etag", "last_modified", "revision_hash",
+                 "removed")
         return [dict(zip(names, row, strict=True)) for row in rows]
 
     def seen_unchanged(self, canonical_urls: list[str], when: str) -> None:

@@ -260,7 +260,8 @@ class SQLiteStore:
     def due_for_revisit(self, outlet: str, *, published_after: str, checked_before: str,
                         removal_checks: int, limit: int) -> list[dict[str, Any]]:
         query = """
-            SELECT canonical_url, url, section, etag, last_modified, removed_at IS NOT NULL
+            SELECT canonical_url, url, section, etag, last_modified, revision_hash,
+                   removed_at IS NOT NULL
             FROM articles
             WHERE outlet = ? AND checked_at <= ? AND (
                 (removed_at IS NULL AND coalesce(published, first_seen) >= ?)
@@ -377,7 +378,8 @@ class SQLiteStore:
         return StoreError(f"cannot {doing} SQLite store {self.path}: {exc}")
 
 
-_DUE_FIELDS = ("canonical_url", "url", "section", "etag", "last_modified", "removed")
+_DUE_FIELDS = ("canonical_url", "url", "section", "etag", "last_modified", "revision_hash",
+               "removed")
 
 
 def _latest_copies(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
