@@ -89,6 +89,9 @@ class Revisit(BaseModel):
     window: str = "3d"
     #: each of them at most this often
     interval: str = "6h"
+    #: and, as it ages, only once it has gone unchecked this many times its age at the last
+    #: check (1: checks at about twice the age each time; 0: every ``interval``)
+    backoff: float = Field(default=1.0, ge=0, le=100)
     #: revisits that must find an article gone before its removal is final
     removal_checks: int = Field(default=3, ge=1)
 

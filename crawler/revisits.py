@@ -1,8 +1,10 @@
 """Fetching stored articles again: which are due, and what their revisits found.
 
 An article published (or first seen) within its outlet's ``revisit.window`` is fetched again
-at most every ``revisit.interval``, asking conditionally with the validators of its last
-answer. What a revisit finds:
+at most every ``revisit.interval`` and, as it ages, once it has gone unchecked
+``revisit.backoff`` times its age at the last check (edits come early: a 6 h interval over
+3 days is 12 revisits, with a backoff of 1 about 4), asking conditionally with the validators
+of its last answer. What a revisit finds:
 
 - a new version (title, date or text changed): the store pipeline stores a revision;
 - the same version, or HTTP 304: the article was seen (``last_seen``);
@@ -53,10 +55,12 @@ def revisit_cutoffs(outlet: Outlet, now: datetime) -> tuple[str, str]:
 
 def due_revisits(store: Store, outlet: Outlet, limit: int,
                  now: datetime | None = None) -> list[dict[str, Any]]:
-    published_after, checked_before = revisit_cutoffs(outlet, now or datetime.now(UTC))
+    now = now or datetime.now(UTC)
+    published_after, checked_before = revisit_cutoffs(outlet, now)
     return store.due_for_revisit(
         outlet.name, published_after=published_after, checked_before=checked_before,
-        removal_checks=outlet.revisit.removal_checks, limit=limit)
+        removal_checks=outlet.revisit.removal_checks, limit=limit,
+        now=now.isoformat(timespec="seconds"), backoff=outlet.revisit.backoff)
 
 
 def revisit_headers(due: dict[str, Any]) -> dict[str, str]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+from datetime import datetime, timedelta
 
 import pytest
 from scrapy import Request
@@ -14,8 +15,9 @@ from crawler import settings as project_settings
 from crawler.context import crawl_context
 from crawler.judging import NOT_FOUND, judge_redirect
 from crawler.meta import REVISIT
+from crawler.outlets import load_outlet_file
 from crawler.revisions import is_revision, normalize_published, revision_hash, version_diff
-from crawler.revisits import RevisitRecorder
+from crawler.revisits import RevisitRecorder, due_revisits
 from crawler.spiders.outlet import OutletSpider
 from crawler.storage import open_store
 
@@ -175,6 +177,48 @@ def test_due_revisits_follow_the_window_the_interval_and_the_removal_checks(stor
     assert old in due("2026-11-22T00:00:00+00:00", checks=2)
     store.mark_removed([old], "2026-11-21T15:00:00+00:00")
     assert old not in due("2026-11-22T00:00:00+00:00", checks=2)
+
+
+def test_with_a_backoff_an_article_is_revisited_less_often_as_it_ages(store):
+    young, old, future = URL, URL.replace("101", "99"), URL.replace("101", "98")
+    store.write([
+        record(),  # published 08:00, checked at 09:00: 1 h old
+        record(url=old, published="2026-11-18T09:00:00+00:00"),  # 48 h old when checked
+        record(url=future, published="2026-11-25T00:00:00+00:00"),  # a wrong date: age 0
+    ])
+
+    def due(now: str, backoff: float) -> set[str]:
+        at = datetime.fromisoformat(now)
+        rows = store.due_for_revisit(
+            "example", published_after="2026-11-17T00:00:00+00:00",
+            checked_before=(at - timedelta(hours=6)).isoformat(), removal_checks=3,
+            limit=10, now=now, backoff=backoff)
+        return {row["canonical_url"] for row in rows}
+
+    # every interval (6 h) without a backoff
+    assert due("2026-11-20T15:00:00+00:00", 0) == {young, old, future}
+    # with one, the article 48 h old at its check waits 48 h; the young one the interval
+    assert due("2026-11-20T15:00:00+00:00", 1) == {young, future}
+    assert due("2026-11-22T08:00:00+00:00", 1) == {young, future}
+    assert due("2026-11-22T09:00:00+00:00", 1) == {young, old, future}
+    # ten times its age: the young one (1 h) after 10 h, not after the 6 h interval
+    assert young not in due("2026-11-20T18:00:00+00:00", 10)
+    assert young in due("2026-11-20T19:00:00+00:00", 10)
+
+
+def test_an_outlets_revisits_back_off_by_default(store, tmp_path):
+    (tmp_path / "example.yaml").write_text(OUTLET_FILE)
+    outlet = load_outlet_file(tmp_path / "example.yaml")
+    assert (outlet.revisit.interval, outlet.revisit.backoff) == ("6h", 1.0)
+    old = URL.replace("101", "99")
+    store.write([record(url=old, published="2026-11-19T09:00:00+00:00")])  # 24 h at its check
+
+    def due(now: str) -> list[str]:
+        return [row["canonical_url"]
+                for row in due_revisits(store, outlet, 10, datetime.fromisoformat(now))]
+
+    assert due("2026-11-20T21:00:00+00:00") == []  # 12 h on: the interval alone would say due
+    assert due("2026-11-21T09:00:00+00:00") == [old]
 
 
 # -- judging and recording what a revisit found ---------------------------------------------------

@@ -38,7 +38,7 @@ def crawl(fx, store: str, *extra: str):
 
 def revisit_every_second(fx, removal_checks: int = 2) -> None:
     document = yaml.safe_load(fx.outlet_file.read_text())
-    document["revisit"] = {"window": "30d", "interval": "1s",
+    document["revisit"] = {"window": "30d", "interval": "1s", "backoff": 0,
                            "removal_checks": removal_checks}
     fx.outlet_file.write_text(yaml.safe_dump(document, sort_keys=False))
 

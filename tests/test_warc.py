@@ -289,7 +289,7 @@ def test_an_edit_found_by_a_revisit_is_written_and_the_revision_keeps_the_old_re
     fx = nginx_outlet("healthy", pages="demo", articles=10,
                       newest=datetime.now(UTC) - timedelta(hours=1))
     document = yaml.safe_load(fx.outlet_file.read_text())
-    document["revisit"] = {"window": "30d", "interval": "1s"}
+    document["revisit"] = {"window": "30d", "interval": "1s", "backoff": 0}
     fx.outlet_file.write_text(yaml.safe_dump(document, sort_keys=False))
     store, warc = f"sqlite:///{tmp_path}/crawl.db", tmp_path / "warc"
     crawl = ("crawl", fx.name, "--outlets-dir", str(fx.outlet_dir), "--store", store,

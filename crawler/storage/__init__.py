@@ -71,11 +71,14 @@ class Store(Protocol):
         ``crawler rekey``), merging those that collapse to one; returns how many changed."""
 
     def due_for_revisit(self, outlet: str, *, published_after: str, checked_before: str,
-                        removal_checks: int, limit: int) -> list[dict[str, Any]]:
+                        removal_checks: int, limit: int, now: str | None = None,
+                        backoff: float = 0.0) -> list[dict[str, Any]]:
         """Articles to fetch again, least recently checked first: published (or first seen)
-        after ``published_after`` and not checked since ``checked_before``; removed ones
-        until ``removal_checks`` revisits agreed. Each: canonical_url, url, section, etag,
-        last_modified, revision_hash (of the stored version), removed."""
+        after ``published_after``, not checked since ``checked_before`` and, with a
+        ``backoff``, unchecked until ``now`` for at least ``backoff`` times their age when
+        last checked; removed ones until ``removal_checks`` revisits agreed (every interval).
+        Each: canonical_url, url, section, etag, last_modified, revision_hash (of the stored
+        version), removed."""
 
     def seen_unchanged(self, canonical_urls: list[str], when: str) -> None:
         """A revisit found these as stored (HTTP 304)."""

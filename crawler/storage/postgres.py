@@ -422,17 +422,22 @@ class PostgresStore:
         return versions
 
     def due_for_revisit(self, outlet: str, *, published_after: str, checked_before: str,
-                        removal_checks: int, limit: int) -> list[dict[str, Any]]:
+                        removal_checks: int, limit: int, now: str | None = None,
+                        backoff: float = 0.0) -> list[dict[str, Any]]:
+        # a publication date after the check counts as age 0
         rows = self._run(lambda conn: conn.execute(
             """
             SELECT canonical_url, url, section, etag, last_modified, revision_hash,
                    removed_at IS NOT NULL
             FROM articles
             WHERE outlet = %s AND checked_at <= %s AND (
-                (removed_at IS NULL AND coalesce(published, first_seen) >= %s)
+                (removed_at IS NULL AND coalesce(published, first_seen) >= %s
+                 AND checked_at + %s * greatest(interval '0',
+                     checked_at - coalesce(published, first_seen)) <= %s::timestamptz)
                 OR (removed_at IS NOT NULL AND removal_checks < %s))
             ORDER BY checked_at LIMIT %s
-            """, [outlet, checked_before, published_after, removal_checks, limit]).fetchall())
+            """, [outlet, checked_before, published_after, backoff, now or checked_before,
+                  removal_checks, limit]).fetchall())
         names = ("canonical_url", "url", "section", "etag", "last_modified", "revision_hash",
                  "removed")
         return [dict(zip(names, row, strict=True)) for row in rows]

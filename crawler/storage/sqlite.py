@@ -258,20 +258,26 @@ class SQLiteStore:
     # -- revisits ------------------------------------------------------------------------------
 
     def due_for_revisit(self, outlet: str, *, published_after: str, checked_before: str,
-                        removal_checks: int, limit: int) -> list[dict[str, Any]]:
+                        removal_checks: int, limit: int, now: str | None = None,
+                        backoff: float = 0.0) -> list[dict[str, Any]]:
+        # ages in days (julianday); a publication date after the check counts as age 0
         query = """
             SELECT canonical_url, url, section, etag, last_modified, revision_hash,
                    removed_at IS NOT NULL
             FROM articles
             WHERE outlet = ? AND checked_at <= ? AND (
-                (removed_at IS NULL AND coalesce(published, first_seen) >= ?)
+                (removed_at IS NULL AND coalesce(published, first_seen) >= ?
+                 AND julianday(checked_at) + ? * max(0, julianday(checked_at) - coalesce(
+                     julianday(published), julianday(first_seen), julianday(checked_at)))
+                     <= julianday(?))
                 OR (removed_at IS NOT NULL AND removal_checks < ?))
             ORDER BY checked_at LIMIT ?
         """
         with self._lock:
             try:
-                rows = self.db.execute(query, (outlet, checked_before, published_after,
-                                               removal_checks, limit)).fetchall()
+                rows = self.db.execute(query, (
+                    outlet, checked_before, published_after, backoff, now or checked_before,
+                    removal_checks, limit)).fetchall()
             except sqlite3.Error as exc:
                 raise self._translate(exc, "read") from None
         return [{**dict(zip(_DUE_FIELDS, row, strict=True)), "removed": bool(row[-1])}
