@@ -175,6 +175,14 @@ def test_due_revisits_follow_the_window_the_interval_and_the_removal_checks(stor
     # a removed article is revisited until enough revisits agreed, even out of the window
     store.mark_removed([old], "2026-11-21T09:00:00+00:00")
     assert old in due("2026-11-22T00:00:00+00:00", checks=2)
+    # recent and removed articles together, least recently checked first, up to the limit
+    rows = store.due_for_revisit("example", published_after="2026-11-18T00:00:00+00:00",
+                                 checked_before="2026-11-22T00:00:00+00:00", removal_checks=3,
+                                 limit=3)
+    found = [(r["canonical_url"], r["removed"]) for r in rows]
+    # checked on the 20th, then the two checked on the 21st, one of them removed
+    assert found[0] == (URL + "-undated", False)
+    assert set(found[1:]) == {(URL, False), (old, True)}
     store.mark_removed([old], "2026-11-21T15:00:00+00:00")
     assert old not in due("2026-11-22T00:00:00+00:00", checks=2)
 

@@ -94,6 +94,20 @@ class Store(Protocol):
     def close(self) -> None: ...
 
 
+#: the fields of a due article (Store.due_for_revisit), in the order the stores select them
+DUE_FIELDS = ("canonical_url", "url", "section", "etag", "last_modified", "revision_hash",
+              "removed")
+
+
+def least_recently_checked(*selections: list[tuple], limit: int) -> list[dict[str, Any]]:
+    """The due articles of the stores' selections (each a list of rows of ``DUE_FIELDS``
+    and then checked_at, each in that order), least recently checked first, ``limit`` of
+    them. A store selects recent and removed articles apart, each by its own index."""
+    rows = sorted((row for rows in selections for row in rows), key=lambda row: row[-1])
+    return [{**dict(zip(DUE_FIELDS, row[:-1], strict=True)), "removed": bool(row[-2])}
+            for row in rows[:limit]]
+
+
 def open_store(uri: str, *, pool_size: int | None = None) -> Store:
     """The store ``uri`` names; :class:`StoreError` (one line, no password) if it cannot be
     opened. ``pool_size``: at most this many connections (PostgreSQL)."""

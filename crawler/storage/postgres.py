@@ -35,7 +35,15 @@ from psycopg_pool import ConnectionPool, PoolClosed, PoolTimeout
 from crawler.items import ARTICLE_FIELDS, EXPORT_FIELDS, VALIDATOR_FIELDS
 from crawler.redact import redact_text
 from crawler.revisions import moment, revision_hash
-from crawler.storage import Removal, StoreError, StoreUnavailable, Written, rekeyed
+from crawler.storage import (
+    DUE_FIELDS,
+    Removal,
+    StoreError,
+    StoreUnavailable,
+    Written,
+    least_recently_checked,
+    rekeyed,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -188,7 +196,10 @@ MIGRATIONS: list[tuple[str, str | Callable[[psycopg.Connection], None]]] = [
             last_seen = a.fetched_at, checked_at = a.fetched_at,
             revision = 1 + (SELECT count(*) FROM article_revisions v
                             WHERE v.canonical_url = a.canonical_url);
-        CREATE INDEX articles_outlet_checked_at ON articles (outlet, checked_at);
+        -- the articles due for a revisit: the recent ones, and the removed ones (a few)
+        CREATE INDEX articles_outlet_born ON articles (outlet, (coalesce(published, first_seen)));
+        CREATE INDEX articles_outlet_removed ON articles (outlet, checked_at)
+            WHERE removed_at IS NOT NULL;
         CREATE INDEX articles_removed_at ON articles (removed_at) WHERE removed_at IS NOT NULL;
 
         CREATE OR REPLACE FUNCTION articles_keep_revision() RETURNS trigger
@@ -424,23 +435,28 @@ class PostgresStore:
     def due_for_revisit(self, outlet: str, *, published_after: str, checked_before: str,
                         removal_checks: int, limit: int, now: str | None = None,
                         backoff: float = 0.0) -> list[dict[str, Any]]:
-        # a publication date after the check counts as age 0
-        rows = self._run(lambda conn: conn.execute(
-            """
-            SELECT canonical_url, url, section, etag, last_modified, revision_hash,
-                   removed_at IS NOT NULL
-            FROM articles
-            WHERE outlet = %s AND checked_at <= %s AND (
-                (removed_at IS NULL AND coalesce(published, first_seen) >= %s
-                 AND checked_at + %s * greatest(interval '0',
-                     checked_at - coalesce(published, first_seen)) <= %s::timestamptz)
-                OR (removed_at IS NOT NULL AND removal_checks < %s))
-            ORDER BY checked_at LIMIT %s
-            """, [outlet, checked_before, published_after, backoff, now or checked_before,
-                  removal_checks, limit]).fetchall())
-        names = ("canonical_url", "url", "section", "etag", "last_modified", "revision_hash",
-                 "removed")
-        return [dict(zip(names, row, strict=True)) for row in rows]
+        columns = ", ".join(DUE_FIELDS[:-1])
+
+        def select(conn: psycopg.Connection) -> list[dict[str, Any]]:
+            # a publication date after the check counts as age 0
+            recent = conn.execute(f"""
+                SELECT {columns}, false, checked_at FROM articles
+                WHERE outlet = %s AND coalesce(published, first_seen) >= %s
+                    AND removed_at IS NULL AND checked_at <= %s
+                    AND checked_at + %s * greatest(interval '0',
+                        checked_at - coalesce(published, first_seen)) <= %s::timestamptz
+                ORDER BY checked_at LIMIT %s
+                """, [outlet, published_after, checked_before, backoff,
+                      now or checked_before, limit]).fetchall()
+            removed = conn.execute(f"""
+                SELECT {columns}, true, checked_at FROM articles
+                WHERE outlet = %s AND removed_at IS NOT NULL AND removal_checks < %s
+                    AND checked_at <= %s
+                ORDER BY checked_at LIMIT %s
+                """, [outlet, removal_checks, checked_before, limit]).fetchall()
+            return least_recently_checked(recent, removed, limit=limit)
+
+        return self._run(select)
 
     def seen_unchanged(self, canonical_urls: list[str], when: str) -> None:
         self._run(lambda conn: conn.execute(

@@ -17,10 +17,12 @@ from typing import Any
 from crawler.items import ARTICLE_FIELDS, EXPORT_FIELDS, VALIDATOR_FIELDS
 from crawler.revisions import is_revision, revision_hash
 from crawler.storage import (
+    DUE_FIELDS,
     Removal,
     StoreError,
     StoreUnavailable,
     Written,
+    least_recently_checked,
     path_from_uri,
     rekeyed,
 )
@@ -60,7 +62,10 @@ ALTER TABLE articles ADD COLUMN checked_at TEXT;
 ALTER TABLE articles ADD COLUMN removed_at TEXT;
 ALTER TABLE articles ADD COLUMN removal_checks INTEGER NOT NULL DEFAULT 0;
 UPDATE articles SET first_seen = fetched_at, last_seen = fetched_at, checked_at = fetched_at;
-CREATE INDEX articles_outlet_checked ON articles (outlet, checked_at);
+-- the articles due for a revisit: the recent ones, and the removed ones (a few)
+CREATE INDEX articles_outlet_born ON articles (outlet, coalesce(published, first_seen));
+CREATE INDEX articles_outlet_removed ON articles (outlet, checked_at)
+    WHERE removed_at IS NOT NULL;
 CREATE TABLE article_revisions (
     id INTEGER PRIMARY KEY,
     canonical_url TEXT NOT NULL,
@@ -261,27 +266,33 @@ class SQLiteStore:
                         removal_checks: int, limit: int, now: str | None = None,
                         backoff: float = 0.0) -> list[dict[str, Any]]:
         # ages in days (julianday); a publication date after the check counts as age 0
-        query = """
-            SELECT canonical_url, url, section, etag, last_modified, revision_hash,
-                   removed_at IS NOT NULL
-            FROM articles
-            WHERE outlet = ? AND checked_at <= ? AND (
-                (removed_at IS NULL AND coalesce(published, first_seen) >= ?
-                 AND julianday(checked_at) + ? * max(0, julianday(checked_at) - coalesce(
-                     julianday(published), julianday(first_seen), julianday(checked_at)))
-                     <= julianday(?))
-                OR (removed_at IS NOT NULL AND removal_checks < ?))
+        recent = f"""
+            SELECT {_DUE_COLUMNS}, 0, checked_at
+            FROM articles INDEXED BY articles_outlet_born
+            WHERE outlet = ? AND coalesce(published, first_seen) >= ? AND removed_at IS NULL
+                AND checked_at <= ?
+                AND julianday(checked_at) + ? * max(0, julianday(checked_at) - coalesce(
+                    julianday(published), julianday(first_seen), julianday(checked_at)))
+                    <= julianday(?)
+            ORDER BY checked_at LIMIT ?
+        """
+        removed = f"""
+            SELECT {_DUE_COLUMNS}, 1, checked_at
+            FROM articles INDEXED BY articles_outlet_removed
+            WHERE outlet = ? AND removed_at IS NOT NULL AND removal_checks < ?
+                AND checked_at <= ?
             ORDER BY checked_at LIMIT ?
         """
         with self._lock:
             try:
-                rows = self.db.execute(query, (
-                    outlet, checked_before, published_after, backoff, now or checked_before,
-                    removal_checks, limit)).fetchall()
+                return least_recently_checked(
+                    self.db.execute(recent, (outlet, published_after, checked_before, backoff,
+                                             now or checked_before, limit)).fetchall(),
+                    self.db.execute(removed, (outlet, removal_checks, checked_before,
+                                              limit)).fetchall(),
+                    limit=limit)
             except sqlite3.Error as exc:
                 raise self._translate(exc, "read") from None
-        return [{**dict(zip(_DUE_FIELDS, row, strict=True)), "removed": bool(row[-1])}
-                for row in rows]
 
     def seen_unchanged(self, canonical_urls: list[str], when: str) -> None:
         with self._lock:
@@ -384,8 +395,7 @@ class SQLiteStore:
         return StoreError(f"cannot {doing} SQLite store {self.path}: {exc}")
 
 
-_DUE_FIELDS = ("canonical_url", "url", "section", "etag", "last_modified", "revision_hash",
-               "removed")
+_DUE_COLUMNS = ", ".join(DUE_FIELDS[:-1])
 
 
 def _latest_copies(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
