@@ -158,7 +158,6 @@ def software() -> str:
     return f"news-crawler/{ours} (Scrapy {scrapy.__version__}, warcio {warcio_version})"
 
 
-
 class WarcWrite(NamedTuple):
     """One article's records written: the file's name (relative to the directory, as it is
     once closed), the response record's id, and the bytes both records took (compressed)."""
