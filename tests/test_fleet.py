@@ -49,7 +49,11 @@ def _descendants(pid: int) -> list[int]:
     while todo:
         current = todo.pop()
         pids.append(current)
-        for task in Path(f"/proc/{current}/task").glob("*"):
+        try:  # a process may end while it is read (an extraction worker replaced, say)
+            tasks = list(Path(f"/proc/{current}/task").iterdir())
+        except OSError:
+            continue
+        for task in tasks:
             with contextlib.suppress(OSError):
                 todo += [int(p) for p in (task / "children").read_text().split()]
     return pids
