@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import AsyncIterator, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
@@ -20,7 +21,7 @@ from scrapy import Request
 from scrapy import signals as scrapy_signals
 from scrapy.exceptions import IgnoreRequest
 
-from crawler import meta
+from crawler import meta, signals
 from crawler.context import crawl_context
 from crawler.discovery import DISCOVERY_KINDS, FEED, SITEMAP, conditional_headers
 from crawler.failover import RequestEnded
@@ -34,7 +35,7 @@ from crawler.judging import (
     mirror_failure,
 )
 from crawler.redact import redact_url
-from crawler.storage import StoreError
+from crawler.storage import StoreError, StoreUnavailable
 
 if TYPE_CHECKING:
     from scrapy.crawler import Crawler
@@ -109,17 +110,26 @@ class StoredArticleFilter(_OutletRequests):
     of a section fetches only what is new (one store query per listing page).
 
     The query runs off the event loop, and a store that cannot answer filters nothing: the
-    articles are fetched again and stored idempotently, rather than lost. When every article
-    of a listing page is stored, the section's next page (``meta.IF_NEW``) goes too: the
-    older pages hold nothing new either (``crawler crawl --full`` walks them all).
+    articles are fetched again and stored idempotently, rather than lost. A store that was
+    unavailable is not asked again (each time waiting for its timeout) until a batch was
+    stored or ``STORE_RETRY_MAX`` passed. When every article of a listing page is stored,
+    the section's next page (``meta.IF_NEW``) goes too: the older pages hold nothing new
+    either (``crawler crawl --full`` walks them all).
     """
 
     def __init__(self, crawler: Crawler) -> None:
         super().__init__(crawler)
         self.store = crawl_context(crawler).store
+        self.retry_max = crawler.settings.getfloat("STORE_RETRY_MAX")
+        #: while the store is away: when to ask it again (monotonic seconds)
+        self._ask_again_at: float | None = None
         # one thread: the check waits for nothing but the store
         self._reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="stored-filter")
         crawler.signals.connect(self.close, signal=scrapy_signals.spider_closed)
+        crawler.signals.connect(self._store_answers, signal=signals.articles_stored)
+
+    def _store_answers(self, **_: Any) -> None:
+        self._ask_again_at = None
 
     def close(self) -> None:
         self._reader.shutdown(wait=True)
@@ -134,9 +144,14 @@ class StoredArticleFilter(_OutletRequests):
         return canonical
 
     def _stored(self, urls: list[str]) -> set[str]:
+        if self._ask_again_at is not None and time.monotonic() < self._ask_again_at:
+            self.crawler.stats.inc_value("articles/unchecked", len(urls))
+            return set()
         try:
             return self.store.existing(urls)
         except StoreError as exc:
+            if isinstance(exc, StoreUnavailable):
+                self._ask_again_at = time.monotonic() + self.retry_max
             logger.warning("Store cannot say what is stored (%s): fetching all %d articles",
                            exc, len(urls))
             return set()

@@ -162,6 +162,8 @@ class StorePipeline:
         self._timer: asyncio.TimerHandle | None = None
         #: set while closing: how long the last batches may wait for an unavailable store
         self._give_up_at: float | None = None
+        #: closing, the store stayed away past that: the batches after wait no more
+        self._gave_up = False
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> StorePipeline:
@@ -210,6 +212,8 @@ class StorePipeline:
         delay = self.retry_min
         paused = False
         loop = asyncio.get_running_loop()
+        if self._gave_up:
+            raise StoreUnavailable(f"{len(records)} articles not stored: the store stayed away")
         try:
             while True:
                 try:
@@ -218,6 +222,7 @@ class StorePipeline:
                 except StoreUnavailable as exc:
                     if self._give_up_at is not None and time.monotonic() > self._give_up_at:
                         # stopping: unacknowledged, these go back to the queue (workers)
+                        self._gave_up = True
                         raise StoreUnavailable(f"{len(records)} articles not stored: {exc}") \
                             from None
                     if not paused:

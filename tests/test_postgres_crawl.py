@@ -304,8 +304,10 @@ def test_sigterm_while_postgres_is_down_stops_in_time_and_loses_nothing(
     wait_for(lambda: article_count(uri) >= 10, 120, "some articles stored")
     server.stop()
     wait_for_pause([worker])
-    # the last batch cannot be stored: the worker gives it up in time, unacknowledged
-    assert worker.stop(signal.SIGTERM) < 30
+    # the last batch cannot be stored: the worker gives it up in time, unacknowledged; the
+    # listings it drains meanwhile do not each wait for the store (5 s) to say what it holds
+    took = worker.stop(signal.SIGTERM)
+    assert took < 20, worker.output()[-3000:]
     assert worker.process.returncode == 0, worker.output()[-2000:]
     assert "articles not stored" in worker.output()
     assert inflight(client) == 0  # returned to the queue, not dropped
