@@ -8,6 +8,7 @@ outlet's first mirror.
 from __future__ import annotations
 
 import hashlib
+import logging
 import time
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -22,6 +23,8 @@ from crawler.outlets import Outlet, OutletCatalog
 if TYPE_CHECKING:
     from scrapy import Request
     from scrapy.crawler import Crawler
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -154,10 +157,17 @@ class MirrorHealth:
         if strong or state.consecutive_failures >= self.failure_threshold or not was_up:
             state.down_until = self.clock() + self.cooldown
         if was_up and state.down_until is not None:
-            self._changed(outlet, mirror, up=False)
+            self._changed(outlet, mirror, up=False, reason=reason)
 
-    def _changed(self, outlet: str, mirror: str, up: bool) -> None:
+    def _changed(self, outlet: str, mirror: str, up: bool, reason: str | None = None) -> None:
+        # a mirror leaving rotation is what an operator most needs to see, and why
+        if up:
+            logger.info("Mirror %s of %s back in rotation", mirror, outlet)
+        else:
+            logger.warning("Mirror %s of %s out of rotation: %s", mirror, outlet,
+                           reason or "seen by another worker")
         if self.crawler is not None:
+            self.crawler.stats.inc_value("mirror/back" if up else "mirror/went_out")
             self.crawler.signals.send_catch_log(
                 signals.mirror_state_changed, outlet=outlet, mirror=mirror, up=up
             )

@@ -177,4 +177,4 @@ class RedisMirrorHealth(MirrorHealth):
             return
         self._set_local(outlet, mirror, int(down_until))
         if went_down:
-            self._changed(outlet, mirror, up=False)
+            self._changed(outlet, mirror, up=False, reason=reason)
