@@ -31,6 +31,8 @@ from crawler.judging import (
     TEXT_PREFIX,
     SamePageDetector,
     Verdict,
+    judge_check,
+    links_into_outlet,
     mirror_failure,
     page_fingerprint,
 )
@@ -144,6 +146,14 @@ def wait_delay(waits: int, longest: float) -> float:
     return min(float(2 ** min(waits, 16)), longest)
 
 
+def keeps_last_mirror(others_in_rotation: int, serves_outlet: bool) -> bool:
+    """Whether a mirror that content evidence alone would take out stays in rotation: when
+    no other mirror is in rotation and it still serves pages that link into the outlet, a
+    wrong judgment would park every document of the outlet, and a page judged wrongly costs
+    one document at most."""
+    return others_in_rotation == 0 and serves_outlet
+
+
 def next_step(
     attempts: Attempts,
     in_rotation: Collection[str],
@@ -192,7 +202,15 @@ class Failover:
         self.give_up_after = settings.getfloat("DOCUMENT_GIVE_UP_AFTER")
         self.longest_wait = settings.getfloat("MIRROR_COOLDOWN")
         self.same_pages = SamePageDetector(settings.getint("MIRROR_SAME_PAGE_DOCUMENTS"))
+        self.notice_max_bytes = settings.getint("MIRROR_NOTICE_MAX_BYTES")
         self._empty_sections: set[tuple[str, str]] = set()
+        #: (outlet, mirror) -> whether the last listing it served listed articles
+        self._lists_articles: dict[tuple[str, str], bool] = {}
+        #: outlet -> a listing that listed articles (canonical URL, section): a mirror
+        #: check's document
+        self._known_good: dict[str, tuple[str, str]] = {}
+        #: (outlet, mirror) kept in rotation against content evidence: said once
+        self._kept: set[tuple[str, str]] = set()
 
     def outlet_of(self, request: Request) -> Outlet | None:
         name = request.meta.get(meta.OUTLET)
@@ -206,6 +224,8 @@ class Failover:
         mirror = request.meta.get(meta.MIRROR) or outlet.mirror_of(request.url)
         if mirror is not None:
             self.health.record_failure(outlet.name, mirror, verdict.reason, strong=verdict.strong)
+        if request.meta.get(meta.CHECK):
+            raise self.check_failed(request, verdict.reason)
         attempts = Attempts.of(request)
         if mirror is not None and mirror not in attempts.failed_on:
             attempts.failed_on.append(mirror)
@@ -217,27 +237,105 @@ class Failover:
         ``body``, the page it served, lets a mirror that answers every document with the same
         page (a seizure notice, a bot check) be recognised and taken out.
         """
-        if body and self.serves_one_page(request, body):
-            return self.mirror_failed(request, mirror_failure(
-                f"the same page for different documents ({verdict.reason})", "blocked",
-                strong=True))
         outlet = self.outlet_of(request)
         mirror = request.meta.get(meta.MIRROR) or outlet.mirror_of(request.url)
+        if request.meta.get(meta.CHECK):
+            if mirror is not None:
+                self.health.record_failure(outlet.name, mirror, verdict.reason, strong=True)
+            raise self.check_failed(request, verdict.reason)
+        if body and self.serves_one_page(request, body):
+            same_page = mirror_failure(f"the same page for different documents "
+                                       f"({verdict.reason})", "blocked", strong=True)
+            if not self.spares_last_mirror(request, same_page):
+                return self.mirror_failed(request, same_page)
         attempts = Attempts.of(request)
         if mirror is not None:
             attempts.answers[mirror] = verdict.answer or verdict.reason
         return self._act(request, outlet, mirror, attempts, verdict.reason)
 
-    def serves_one_page(self, request: Request, body: bytes) -> bool:
-        """Whether the request's mirror answered another document with this same page: a
-        notice it serves for every path."""
+    def serves_one_page(self, request: Request, body: bytes, passed: bool = False) -> bool:
+        """Whether the request's mirror answered other documents with this same page: a
+        notice it serves for every path. Only a small page that links nowhere into the
+        outlet can be one; one that ``passed`` the document checks can only be a page that
+        failed them for other documents (:class:`~crawler.judging.SamePageDetector`)."""
         outlet = self.outlet_of(request)
         mirror = request.meta.get(meta.MIRROR) or outlet.mirror_of(request.url)
-        if mirror is None:
+        if (mirror is None or len(body) > self.notice_max_bytes
+                or (passed and not self.same_pages.has_suspects(outlet.name, mirror))
+                or links_into_outlet(body, request.url, outlet)):
             return False
         path = "/" + request.url.split("://", 1)[-1].partition("/")[2]
-        return self.same_pages.same_for_every_document(
-            outlet.name, mirror, outlet.canonical_url(request.url), page_fingerprint(body, path))
+        judge = self.same_pages.join if passed else self.same_pages.suspect
+        return judge(outlet.name, mirror, outlet.canonical_url(request.url),
+                     page_fingerprint(body, path))
+
+    def spares_last_mirror(self, request: Request, verdict: Verdict, body: bytes = b"") -> bool:
+        """Whether the request's mirror stays in rotation against this content evidence
+        (:func:`keeps_last_mirror`): it is the last one in rotation, and the page links into
+        the outlet or the last listing it served listed articles. Says so once."""
+        outlet = self.outlet_of(request)
+        mirror = request.meta.get(meta.MIRROR) or outlet.mirror_of(request.url)
+        if mirror is None or request.meta.get(meta.CHECK):
+            return False
+        others = sum(up for m, up in self.health.states(outlet).items() if m != mirror)
+        serves = (self._lists_articles.get((outlet.name, mirror), False)
+                  or (bool(body) and links_into_outlet(body, request.url, outlet)))
+        if not keeps_last_mirror(others, serves):
+            return False
+        self.crawler.stats.inc_value("mirror/kept_in_rotation")
+        if (outlet.name, mirror) not in self._kept:
+            self._kept.add((outlet.name, mirror))
+            logger.warning(
+                "Mirror %s of %s kept in rotation, though %s at %s: it is the last one in "
+                "rotation and still serves pages that link into the outlet", mirror,
+                outlet.name, verdict.reason, request.url)
+        return True
+
+    # -- listings and mirror checks ------------------------------------------------------------
+
+    def listing_answered(self, request: Request, articles: int) -> None:
+        """A listing page's answer: whether its mirror still serves the outlet, and (when it
+        lists articles) a document a mirror check can ask."""
+        outlet = self.outlet_of(request)
+        mirror = request.meta.get(meta.MIRROR) or outlet.mirror_of(request.url)
+        if mirror is not None:
+            self._lists_articles[(outlet.name, mirror)] = articles > 0
+        if articles and (outlet.name not in self._known_good or request.meta.get(meta.PAGE) == 1):
+            self._known_good[outlet.name] = (outlet.canonical_url(request.url),
+                                             request.meta.get(meta.SECTION) or "")
+
+    def known_good_listing(self, outlet: Outlet) -> tuple[str, str] | None:
+        """(URL, section) of a listing that listed articles; before one did, the first page
+        of the outlet's first section with a listing."""
+        if outlet.name in self._known_good:
+            return self._known_good[outlet.name]
+        for name, section in outlet.sections.items():
+            if section.path is not None:
+                return outlet.section_page_url(name, 1), name
+        return None
+
+    def check_answered(self, request: Request, articles: int) -> None:
+        """A mirror check's listing passed the page checks and lists ``articles``."""
+        outlet = self.outlet_of(request)
+        mirror = request.meta[meta.MIRROR]
+        if not judge_check(None, articles):
+            reason = "the listing of a mirror check lists no articles"
+            self.health.record_failure(outlet.name, mirror, reason, strong=True)
+            self.check_failed(request, reason)
+            return
+        logger.info("Mirror check of %s at %s: it serves %s again", mirror, request.url,
+                    outlet.name)
+        self.crawler.stats.inc_value("mirror/checks/passed")
+        self._lists_articles[(outlet.name, mirror)] = True
+        self.health.record_success(outlet.name, mirror, serves_outlet=True)
+
+    def check_failed(self, request: Request, reason: str) -> RequestEnded:
+        """A mirror check's answer says the mirror still serves something else (its failure
+        is recorded already): the check ends here."""
+        logger.info("Mirror check of %s at %s failed: %s", request.meta.get(meta.MIRROR),
+                    request.url, reason)
+        self.crawler.stats.inc_value("mirror/checks/failed")
+        return RequestEnded(meta.CHECK, f"mirror check failed: {reason}")
 
     def reroute(self, request: Request) -> Request | None:
         """A queued request whose mirror left rotation while it waited: the best mirror now
@@ -314,6 +412,9 @@ class Failover:
 
     def _settled(self, request: Request, outlet: Outlet, attempts: Attempts,
                  step: Settled) -> Request:
+        if agreed_answer(attempts.answers) is not None:
+            # two mirrors served it alike: whatever its page is, it is the outlet's own
+            self.same_pages.acquit(outlet.name, outlet.canonical_url(request.url))
         if step.answer.startswith(TEXT_PREFIX):
             if attempts.accept_from is None and step.mirror is not None:
                 # the text is stored from a fetch that accepts it: fetch it once more there

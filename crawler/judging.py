@@ -15,10 +15,11 @@ Pure functions over a response and its outlet; :mod:`crawler.failover` acts on t
 from __future__ import annotations
 
 import hashlib
+import html
 import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import unquote, urljoin, urlsplit
 
 from scrapy.exceptions import (
     CannotResolveHostError,
@@ -28,6 +29,7 @@ from scrapy.exceptions import (
     ResponseDataLossError,
 )
 from scrapy.http import HtmlResponse, TextResponse
+from scrapy.utils.response import get_meta_refresh
 from twisted.internet import error as net_error
 
 from crawler.redact import redact_url
@@ -39,6 +41,11 @@ if TYPE_CHECKING:
 
 MIRROR = "mirror"
 DOCUMENT = "document"
+
+#: why a mirror is out of rotation: it served something other than the outlet (strong
+#: evidence: a block page, one page for every document), or it could not serve
+CONTENT = "content"
+SERVICE = "service"
 
 #: document answers that are not text (a text answer is "text:<hash>")
 NOT_FOUND = "not_found"
@@ -112,7 +119,12 @@ def judge_redirect(url: str, status: int, location: bytes | None, outlet: Outlet
     An article redirected to the home page or a section: the outlet took it down."""
     if not 300 <= status < 400 or not location:
         return None
-    target = urljoin(url, location.decode("latin-1").strip())
+    return judge_redirect_target(url, location.decode("latin-1"), outlet, article)
+
+
+def judge_redirect_target(url: str, location: str, outlet: Outlet,
+                          article: bool = False) -> Verdict | None:
+    target = urljoin(url, location.strip())
     if outlet.owns(target):
         if article and outlet.is_landing_page(target):
             return document_answer(NOT_FOUND, f"redirected to {urlsplit(target).path or '/'}",
@@ -142,6 +154,37 @@ def judge_page(response: Response, outlet: Outlet, html: bool = True) -> Verdict
     return None
 
 
+def may_probe(evidence: str | None, known_good: bool) -> bool:
+    """Whether a request may probe a mirror out of rotation for ``evidence``.
+
+    Any answer tells whether a mirror that could not serve serves again. Whether a mirror
+    that served something else serves the outlet again, only a document whose healthy answer
+    is known can tell (a listing that listed articles): a document that fails on every
+    mirror would fail the same way there, and keep a healthy mirror out for good.
+    """
+    return evidence != CONTENT or known_good
+
+
+def judge_check(verdict: Verdict | None, articles_listed: int) -> bool:
+    """Whether a mirror check (a known-good listing asked of a mirror out of rotation) found
+    the mirror serving the outlet: its answer passed the page checks and lists articles."""
+    return verdict is None and articles_listed > 0
+
+
+def judge_refresh(response: Response, outlet: Outlet, article: bool,
+                  ignore_tags: list[str], max_delay: float) -> Verdict | None:
+    """A meta refresh that Scrapy's ``MetaRefreshMiddleware`` would follow, judged as the
+    redirect it is, before it is followed (a refresh to one page for every document would
+    otherwise meet the dupefilter, and the documents end nowhere). ``ignore_tags`` and
+    ``max_delay`` are that middleware's settings, so the parse it caches is the one it uses."""
+    if not isinstance(response, HtmlResponse) or not 200 <= response.status < 300:
+        return None
+    delay, target = get_meta_refresh(response, ignore_tags)
+    if target is None or delay >= max_delay:
+        return None
+    return judge_redirect_target(response.url, target, outlet, article)
+
+
 def judge_text(text: str | None, outlet: Outlet) -> Verdict | None:
     """Extracted article text: none, or too short to be taken on one mirror's word."""
     if not text:
@@ -157,26 +200,60 @@ def text_answer(text: str) -> str:
 
 # -- one page for every document -----------------------------------------------------------------
 
-# tokens that change from one answer to the next on the same notice: numbers, request ids,
-# challenge tokens
-_VOLATILE = re.compile(rb"[0-9A-Fa-f]{8,}|\d+|[A-Za-z0-9_-]{24,}")
+# What varies between two answers of one notice, and never tells two articles apart:
+# - long hex runs (request ids, hashes) and long letter-digit tokens (challenge tokens, base64):
+#   words of an article are neither;
+# - digit runs of five or more, with a decimal tail (timestamps, ray ids, counters): the
+#   numbers that tell two articles apart in their text (prices, scores, years, dates) are
+#   shorter, and they are kept;
+# - clock times (a notice stamped with the time it was served).
+_VOLATILE = re.compile(
+    rb"[0-9A-Fa-f]{16,}|(?=[A-Za-z_-]*[0-9])[A-Za-z0-9_-]{20,}|\d{5,}(?:[.,]\d+)?"
+    rb"|\b\d{1,2}:\d{2}(?::\d{2})?\b"
+)
 
 
 def page_fingerprint(body: bytes, path: str) -> str:
     """What stays the same when a mirror answers every path with one page (a seizure notice,
-    a bot check, a parked domain's advertising): the body without the path it was asked
-    for and without the tokens that vary between answers."""
+    a bot check, a parked domain's advertising): the page without the path it was asked for
+    (as sent, percent-decoded and HTML-escaped: a notice may echo it) and without the tokens
+    that vary between answers (:data:`_VOLATILE`). Everything else, the text included, is
+    kept: two different pages never share a fingerprint."""
     if path and path != "/":
-        body = body.replace(path.encode("utf-8", "replace"), b"")
+        for form in {path, unquote(path), html.escape(unquote(path))}:
+            body = body.replace(form.encode("utf-8", "replace"), b"")
     return hashlib.sha1(_VOLATILE.sub(b"", body)).hexdigest()
 
 
-class SamePageDetector:
-    """Remembers, per mirror, which documents got which suspect page; a page (or redirect
-    target) seen for ``documents`` different documents is the mirror's answer to everything.
+_HREF = re.compile(rb"""<a\s[^>]*?href\s*=\s*["']?([^"'\s>]+)""", re.IGNORECASE)
 
-    Only pages that already failed a document check are fed here: a healthy site's own
-    pages differ, and a real article served under two paths must not count.
+
+def links_into_outlet(body: bytes, url: str, outlet: Outlet) -> bool:
+    """Whether a page links to one of the outlet's articles or sections (on any mirror or
+    alias): the outlet's own pages do, a notice served in its place does not (its links go
+    elsewhere, or to the host's root with a challenge token)."""
+    own = urlsplit(url).path
+    for match in _HREF.finditer(body):
+        target = urljoin(url, html.unescape(match.group(1).decode("latin-1")))
+        if not outlet.owns(target):
+            continue
+        path = urlsplit(target).path
+        if path != own and (outlet.article_pattern.search(path)
+                            or (path.strip("/") and outlet.is_landing_page(target))):
+            return True
+    return False
+
+
+class SamePageDetector:
+    """Remembers, per mirror, which documents got which suspect page; a page seen for
+    ``documents`` different documents is the mirror's answer to everything.
+
+    Suspect pages are those that failed a document check (no text, too short, no articles,
+    not readable) and carry no link into the outlet: an outlet's own short page (a brief, its
+    "not found" page) links to its articles and sections; a real article served under two
+    paths passes the checks. A page that passed may still :meth:`join` a suspect already
+    seen (a notice long enough to pass for an article), never start one. A page that two
+    mirrors agreed on is the outlet's own answer: :meth:`acquit` forgets it for good.
     """
 
     def __init__(self, documents: int = 2, memory: int = 64) -> None:
@@ -184,15 +261,43 @@ class SamePageDetector:
         self.memory = memory
         # (outlet, mirror) -> fingerprint -> documents seen with it
         self._seen: dict[tuple[str, str], dict[str, set[str]]] = {}
+        # outlet -> fingerprints two mirrors agreed on
+        self._acquitted: dict[str, set[str]] = {}
 
-    def same_for_every_document(self, outlet: str, mirror: str, document: str,
-                                fingerprint: str) -> bool:
+    def suspect(self, outlet: str, mirror: str, document: str, fingerprint: str) -> bool:
+        """A page that failed a check: whether the mirror served it for other documents too."""
+        if fingerprint in self._acquitted.get(outlet, ()):
+            return False
         pages = self._seen.setdefault((outlet, mirror), {})
         documents = pages.get(fingerprint)
         if documents is None:
             if len(pages) >= self.memory:
                 del pages[next(iter(pages))]  # the oldest
             documents = pages[fingerprint] = set()
+        return self._add(documents, document)
+
+    def join(self, outlet: str, mirror: str, document: str, fingerprint: str) -> bool:
+        """A page that passed the checks: whether it is a suspect page served again."""
+        documents = self._seen.get((outlet, mirror), {}).get(fingerprint)
+        return documents is not None and self._add(documents, document)
+
+    def has_suspects(self, outlet: str, mirror: str) -> bool:
+        """Whether :meth:`join` can say yes (the hot path asks this first)."""
+        return bool(self._seen.get((outlet, mirror)))
+
+    def acquit(self, outlet: str, document: str) -> None:
+        """Two mirrors agreed on the document's answer: its page is the outlet's own."""
+        acquitted = self._acquitted.setdefault(outlet, set())
+        for (name, _), pages in self._seen.items():
+            if name != outlet:
+                continue
+            for fingerprint in [f for f, documents in pages.items() if document in documents]:
+                acquitted.add(fingerprint)
+                del pages[fingerprint]
+        if len(acquitted) > self.memory:
+            acquitted.pop()
+
+    def _add(self, documents: set[str], document: str) -> bool:
         if len(documents) < self.documents:
             documents.add(document)
         return len(documents) >= self.documents

@@ -28,6 +28,9 @@ MIRROR = "mirror"
 #: set when routing chose a mirror out of rotation whose cool-down is over: the request
 #: probes it, so it goes there even though the mirror is not in rotation
 PROBE = "mirror_probe"
+#: set on a mirror check (crawler.mirror_checks): a listing known to list articles, asked
+#: of a mirror out of rotation on content evidence; it ends there, on no other mirror
+CHECK = "mirror_check"
 #: set once routing has chosen a mirror: a request passes the routing middleware once
 ROUTED = "mirror_routed"
 #: what mirrors said about the document so far (crawler.failover.Attempts.to_meta)

@@ -31,6 +31,7 @@ from crawler.judging import (
     judge_exception,
     judge_page,
     judge_redirect,
+    judge_refresh,
     judge_status,
     mirror_failure,
 )
@@ -253,25 +254,34 @@ class MirrorFailoverMiddleware(_OutletRequests):
 
 class PageJudgeMiddleware(_OutletRequests):
     """Downloader middleware (after ``HttpCompressionMiddleware``): judges the decoded page.
-    A block page fails the mirror, and so does a small page the mirror already served for
-    another document (notices are small: a seizure, a bot check, a parked domain); a page
-    that is not HTML is the mirror's answer about the document, asked again elsewhere."""
+    A block page fails the mirror, and so does a page that failed the document checks for
+    other documents (:meth:`Failover.serves_one_page`: a seizure notice, a bot check, a
+    parked domain), unless the mirror is the last one serving the outlet; a page that is not
+    HTML is the mirror's answer about the document, asked again elsewhere."""
 
     def __init__(self, crawler: Crawler) -> None:
         super().__init__(crawler)
-        self.notice_max_bytes = crawler.settings.getint("MIRROR_NOTICE_MAX_BYTES")
+        settings = crawler.settings
+        self.refresh = (settings.getbool("METAREFRESH_ENABLED"),
+                        settings.getlist("METAREFRESH_IGNORE_TAGS"),
+                        settings.getfloat("METAREFRESH_MAXDELAY"))
 
     def process_response(self, request: Request, response: Response) -> Request | Response:
         outlet = self.outlet_of(request)
         if outlet is None or 300 <= response.status < 400:
             return response
-        verdict = judge_page(response, outlet,
-                             html=request.meta.get(meta.KIND) not in (FEED, SITEMAP))
+        kind = request.meta.get(meta.KIND)
+        verdict = judge_page(response, outlet, html=kind not in (FEED, SITEMAP))
+        refresh_enabled, ignore_tags, max_delay = self.refresh
+        if verdict is None and refresh_enabled:
+            verdict = judge_refresh(response, outlet, kind == "article", ignore_tags, max_delay)
         if (verdict is None and 200 <= response.status < 300
-                and len(response.body) <= self.notice_max_bytes
-                and self.failover.serves_one_page(request, response.body)):
+                and self.failover.serves_one_page(request, response.body, passed=True)):
             verdict = mirror_failure("the same page for different documents", "blocked",
                                      strong=True)
+        if (verdict is not None and verdict.strong
+                and self.failover.spares_last_mirror(request, verdict, response.body)):
+            verdict = None  # the page goes on to be judged as a document
         if verdict is not None:
             return _act_on(self.failover, request, verdict)
         outcome = "ok" if response.status < 400 else "http_error"
@@ -292,6 +302,7 @@ class ConditionalRequestMiddleware(_OutletRequests):
     def process_request(self, request: Request) -> None:
         name = request.meta.get(meta.OUTLET)
         if (name is None or request.meta.get(meta.KIND) not in DISCOVERY_KINDS
+                or request.meta.get(meta.CHECK)  # its answer must be the page itself
                 or b"If-None-Match" in request.headers
                 or b"If-Modified-Since" in request.headers):
             return

@@ -18,6 +18,7 @@ from weakref import WeakKeyDictionary
 from w3lib.url import canonicalize_url
 
 from crawler import signals
+from crawler.judging import CONTENT, SERVICE, may_probe
 from crawler.outlets import Outlet, OutletCatalog
 
 if TYPE_CHECKING:
@@ -33,18 +34,22 @@ class MirrorState:
     #: time (the health's clock) until which the mirror is out of rotation; None while it is up
     down_until: float | None = None
     last_reason: str | None = None
+    #: why it is out (CONTENT or SERVICE, :mod:`crawler.judging`); None while it is up
+    evidence: str | None = None
 
 
 def mirror_candidates(
     mirrors: Sequence[str], down_until: Mapping[str, float | None], now: float,
-    exclude: Collection[str] = (),
+    exclude: Collection[str] = (), checked_only: Collection[str] = (),
 ) -> Iterator[tuple[str, bool]]:
     """The mirrors a request may go to, best first, as (mirror, is_probe).
 
     In preference order: a mirror in rotation, or one out of rotation whose cool-down is over
     (the request would probe it: the caller must win the probe first, one per cool-down). A
     cooled-down preferred mirror comes before a working secondary one, so that the preferred
-    mirror carries the crawl again as soon as it recovers.
+    mirror carries the crawl again as soon as it recovers. Mirrors in ``checked_only`` (out
+    on content evidence) are probed by a mirror check, never by a document
+    (:func:`crawler.judging.may_probe`).
     """
     for mirror in mirrors:
         if mirror in exclude:
@@ -52,7 +57,7 @@ def mirror_candidates(
         down = down_until.get(mirror)
         if not down:
             yield mirror, False
-        elif down <= now:
+        elif down <= now and mirror not in checked_only:
             yield mirror, True
 
 
@@ -64,8 +69,12 @@ class MirrorHealth:
     out for ``MIRROR_COOLDOWN`` seconds, then one request probes it: a success brings it
     back, a failure sends it out for another cool-down.
 
+    A mirror out on content evidence (it served something other than the outlet) is probed
+    only by a mirror check (:mod:`crawler.mirror_checks`): a document whose healthy answer is
+    known. A page it serves to a document left in flight does not bring it back.
+
     The distributed mode subclasses this to share the state through Redis: it overrides
-    :meth:`view`, :meth:`claim_probe` and the two ``record_*`` methods.
+    :meth:`view`, :meth:`checked_only`, :meth:`claim_probe` and the two ``record_*`` methods.
     """
 
     def __init__(
@@ -102,6 +111,11 @@ class MirrorHealth:
         """(now, {mirror: down until, None while in rotation}) on the health's clock."""
         return self.clock(), {m: self._state(outlet.name, m).down_until for m in outlet.mirrors}
 
+    def checked_only(self, outlet: Outlet) -> frozenset[str]:
+        """The mirrors out of rotation on content evidence: only a mirror check probes them."""
+        return frozenset(m for m in outlet.mirrors
+                         if not may_probe(self._state(outlet.name, m).evidence, False))
+
     def claim_probe(self, outlet: str, mirror: str) -> bool:
         """Win the one probe of a mirror whose cool-down is over (pushes the next one back)."""
         state = self._state(outlet, mirror)
@@ -117,7 +131,8 @@ class MirrorHealth:
         """The mirror to send a request of ``outlet`` to now; None when every mirror not in
         ``exclude`` is out of rotation and none may be probed yet."""
         now, downs = self.view(outlet)
-        for mirror, probe in mirror_candidates(outlet.mirrors, downs, now, exclude):
+        for mirror, probe in mirror_candidates(outlet.mirrors, downs, now, exclude,
+                                               self.checked_only(outlet)):
             if not probe or self.claim_probe(outlet.name, mirror):
                 return mirror
         return None
@@ -131,18 +146,29 @@ class MirrorHealth:
         return {m: not downs.get(m) for m in outlet.mirrors}
 
     def next_probe_in(self, outlet: Outlet) -> float | None:
-        """Seconds until a mirror out of rotation may be probed; 0 when one may be now, None
-        when every mirror is in rotation."""
+        """Seconds until a document may probe a mirror out of rotation; 0 when one may now,
+        None when none may (every mirror is in rotation, or the rest wait for a check)."""
         now, downs = self.view(outlet)
-        waits = [max(0.0, down - now) for down in downs.values() if down]
+        checked = self.checked_only(outlet)
+        waits = [max(0.0, down - now) for m, down in downs.items() if down and m not in checked]
         return min(waits) if waits else None
+
+    def due_checks(self, outlet: Outlet) -> list[str]:
+        """The mirrors out on content evidence whose cool-down is over: each wants a check
+        (the caller wins its probe first, :meth:`claim_probe`)."""
+        now, downs = self.view(outlet)
+        return [m for m in self.checked_only(outlet) if (downs.get(m) or now + 1) <= now]
 
     # -- updates ---------------------------------------------------------------------------------
 
-    def record_success(self, outlet: str, mirror: str) -> None:
+    def record_success(self, outlet: str, mirror: str, *, serves_outlet: bool = False) -> None:
+        """The mirror answered as a server does; ``serves_outlet``: a mirror check found it
+        serving the outlet, which alone brings back a mirror out on content evidence."""
         state = self._state(outlet, mirror)
         if state.consecutive_failures == 0 and state.down_until is None:
             return  # the hot path: nothing changes
+        if state.evidence == CONTENT and not serves_outlet:
+            return
         was_down = state.down_until is not None
         self._states[(outlet, mirror)] = MirrorState()
         if was_down:
@@ -156,6 +182,9 @@ class MirrorHealth:
         was_up = state.down_until is None
         if strong or state.consecutive_failures >= self.failure_threshold or not was_up:
             state.down_until = self.clock() + self.cooldown
+            # a mirror out on content evidence stays so until a check finds it serving
+            if strong or state.evidence is None:
+                state.evidence = CONTENT if strong else SERVICE
         if was_up and state.down_until is not None:
             self._changed(outlet, mirror, up=False, reason=reason)
 

@@ -218,4 +218,6 @@ ITEM_PIPELINES = {
 EXTENSIONS = {
     "crawler.metrics.PrometheusMetrics": 500,
     "crawler.revisits.RevisitRecorder": 510,
+    # a known-good listing asked of each mirror out on content evidence, to bring it back
+    "crawler.mirror_checks.MirrorChecks": 520,
 }

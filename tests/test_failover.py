@@ -186,10 +186,10 @@ def test_the_same_page_for_every_document_is_recognised_without_wording():
     assert article != other
 
     detector = SamePageDetector(documents=2)
-    assert not detector.same_for_every_document("news", A, f"{A}/a/1", one)
-    assert not detector.same_for_every_document("news", A, f"{A}/a/1", one)  # same document
-    assert not detector.same_for_every_document("news", B, f"{A}/a/2", one)  # other mirror
-    assert detector.same_for_every_document("news", A, f"{A}/a/2", one)
+    assert not detector.suspect("news", A, f"{A}/a/1", one)
+    assert not detector.suspect("news", A, f"{A}/a/1", one)  # same document
+    assert not detector.suspect("news", B, f"{A}/a/2", one)  # other mirror
+    assert detector.suspect("news", A, f"{A}/a/2", one)
 
 
 # -- the decision ----------------------------------------------------------------------------------

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from redis.exceptions import RedisError
 
 from crawler.context import crawl_context
 from crawler.distributed.keys import RedisKeys
+from crawler.judging import CONTENT, SERVICE, may_probe
 from crawler.mirrors import MirrorHealth
 
 if TYPE_CHECKING:
@@ -29,14 +31,18 @@ _NOW = """
 local t = redis.call('TIME')
 local now = t[1] * 1000 + math.floor(t[2] / 1000)
 """
+# a value is "failures|down until ms|reason" and, while out, "|evidence" (values written
+# before there was evidence have three fields, and read as service evidence)
 _PARSE = """
-local failures, down = 0, 0
+local failures, down, evidence = 0, 0, ''
 local v = redis.call('HGET', KEYS[1], ARGV[1])
 if v then
     local a = string.find(v, '|', 1, true)
     local b = string.find(v, '|', a + 1, true)
+    local c = string.find(v, '|', b + 1, true)
     failures = tonumber(string.sub(v, 1, a - 1))
     down = tonumber(string.sub(v, a + 1, b - 1))
+    if c then evidence = string.sub(v, c + 1) end
 end
 """
 # ARGV: mirror, threshold, cooldown ms, strong (0/1), reason -> {went down (0/1), down until}
@@ -45,14 +51,17 @@ failures = failures + 1
 local was_up = down == 0
 if ARGV[4] == '1' or failures >= tonumber(ARGV[2]) or not was_up then
     down = now + tonumber(ARGV[3])
+    if ARGV[4] == '1' then evidence = 'content'
+    elseif evidence == '' then evidence = 'service' end
 end
-redis.call('HSET', KEYS[1], ARGV[1], failures .. '|' .. down .. '|' .. ARGV[5])
+redis.call('HSET', KEYS[1], ARGV[1], failures .. '|' .. down .. '|' .. ARGV[5] .. '|' .. evidence)
 if was_up and down > 0 then return {1, down} end
 return {0, down}
 """
-# ARGV: mirror -> 1 when it came back up
+# ARGV: mirror, serves the outlet (0/1) -> 1 when it came back up
 _SUCCESS = _PARSE + """
 if failures == 0 and down == 0 then return 0 end
+if evidence == 'content' and ARGV[2] ~= '1' then return 0 end
 redis.call('HSET', KEYS[1], ARGV[1], '0|0|')
 if down > 0 then return 1 end
 return 0
@@ -60,7 +69,8 @@ return 0
 # ARGV: mirror, cooldown ms -> 1 when this caller won the probe of a cooled-down mirror
 _CLAIM_PROBE = _NOW + _PARSE + """
 if down > 0 and down <= now then
-    redis.call('HSET', KEYS[1], ARGV[1], failures .. '|' .. (now + tonumber(ARGV[2])) .. '|probe')
+    redis.call('HSET', KEYS[1], ARGV[1],
+               failures .. '|' .. (now + tonumber(ARGV[2])) .. '|probe|' .. evidence)
     return 1
 end
 return 0
@@ -70,12 +80,25 @@ return {now, redis.call('HGETALL', KEYS[1])}
 """
 
 
-def parse_mirror_state(value: bytes | str) -> tuple[int, int, str]:
-    """(consecutive failures, down until in ms on the Redis clock or 0 while up, last
-    reason) from a ``<prefix>:mirrors:<outlet>`` hash value."""
+@dataclass(frozen=True)
+class SharedMirrorState:
+    """A ``<prefix>:mirrors:<outlet>`` hash value."""
+
+    failures: int
+    #: ms on the Redis clock; 0 while in rotation
+    down_until: int
+    reason: str
+    #: CONTENT or SERVICE while out; values written before there was evidence read as SERVICE
+    evidence: str | None
+
+
+def parse_mirror_state(value: bytes | str) -> SharedMirrorState:
     text = value.decode() if isinstance(value, bytes) else value
-    failures, down_until, reason = text.split("|", 2)
-    return int(failures), int(down_until), reason
+    failures, down_until, rest = text.split("|", 2)
+    reason, _, evidence = rest.partition("|")
+    down = int(down_until)
+    return SharedMirrorState(int(failures), down, reason,
+                             (evidence or SERVICE) if down else None)
 
 
 class RedisMirrorHealth(MirrorHealth):
@@ -91,6 +114,8 @@ class RedisMirrorHealth(MirrorHealth):
         self._read = server.register_script(_READ)
         # outlet -> (monotonic time read, Redis time then in ms, {mirror: down until ms})
         self._cache: dict[str, tuple[float, int, dict[str, int]]] = {}
+        # outlet -> the mirrors out on content evidence, as last read or written
+        self._checked_only: dict[str, set[str]] = {}
         # mirrors this worker saw fail since their last success: a success must reset them
         self._failing: set[tuple[str, str]] = set()
 
@@ -118,8 +143,11 @@ class RedisMirrorHealth(MirrorHealth):
                     logger.warning("Mirror health unreadable (%s): treating mirrors as up", exc)
                     return int(time.time() * 1000), {}
                 return cached[1] + int((mono - cached[0]) * 1000), cached[2]
-            downs = {flat[i].decode(): parse_mirror_state(flat[i + 1])[1]
-                     for i in range(0, len(flat), 2)}
+            states = {flat[i].decode(): parse_mirror_state(flat[i + 1])
+                      for i in range(0, len(flat), 2)}
+            downs = {mirror: state.down_until for mirror, state in states.items()}
+            self._checked_only[outlet] = {m for m, state in states.items()
+                                          if not may_probe(state.evidence, False)}
             if cached is not None:
                 for mirror in set(downs) | set(cached[2]):
                     before, after = cached[2].get(mirror, 0) == 0, downs.get(mirror, 0) == 0
@@ -128,16 +156,26 @@ class RedisMirrorHealth(MirrorHealth):
             self._cache[outlet] = cached = (mono, int(now), downs)
         return cached[1] + int((mono - cached[0]) * 1000), cached[2]
 
-    def _set_local(self, outlet: str, mirror: str, down_until: int) -> None:
+    def _set_local(self, outlet: str, mirror: str, down_until: int,
+                   evidence: str | None = None) -> None:
         cached = self._cache.get(outlet)
         if cached is not None:
             cached[2][mirror] = down_until
+        checked = self._checked_only.setdefault(outlet, set())
+        if not down_until:
+            checked.discard(mirror)
+        elif not may_probe(evidence, False):
+            checked.add(mirror)
 
     # -- MirrorHealth ----------------------------------------------------------------------------
 
     def view(self, outlet: Outlet) -> tuple[float, dict[str, float | None]]:
         now, downs = self._view_ms(outlet.name)
         return now / 1000, {m: (downs.get(m, 0) / 1000) or None for m in outlet.mirrors}
+
+    def checked_only(self, outlet: Outlet) -> frozenset[str]:
+        self._view_ms(outlet.name)
+        return frozenset(self._checked_only.get(outlet.name, ()))
 
     def claim_probe(self, outlet: str, mirror: str) -> bool:
         try:
@@ -150,13 +188,16 @@ class RedisMirrorHealth(MirrorHealth):
             self._set_local(outlet, mirror, now + int(self.cooldown * 1000))
         return bool(won)
 
-    def record_success(self, outlet: str, mirror: str) -> None:
+    def record_success(self, outlet: str, mirror: str, *, serves_outlet: bool = False) -> None:
         cached = self._cache.get(outlet)
         if (cached is not None and cached[2].get(mirror, 0) == 0
                 and (outlet, mirror) not in self._failing):
             return  # the hot path: known good, nothing to tell Redis
+        if mirror in self._checked_only.get(outlet, ()) and not serves_outlet:
+            return  # only a mirror check brings it back (the script says so too)
         try:
-            came_back = self._success(keys=[self.keys.mirrors(outlet)], args=[mirror])
+            came_back = self._success(keys=[self.keys.mirrors(outlet)],
+                                      args=[mirror, 1 if serves_outlet else 0])
         except RedisError:
             return
         self._failing.discard((outlet, mirror))
@@ -175,6 +216,6 @@ class RedisMirrorHealth(MirrorHealth):
         except RedisError as exc:
             logger.warning("Could not record a failure of %s (%s)", mirror, exc)
             return
-        self._set_local(outlet, mirror, int(down_until))
+        self._set_local(outlet, mirror, int(down_until), CONTENT if strong else SERVICE)
         if went_down:
             self._changed(outlet, mirror, up=False, reason=reason)

@@ -37,10 +37,13 @@ def read_status(server, keys: RedisKeys, worker_timeout: float) -> dict[str, Any
     for key in server.scan_iter(match=prefix + "*", count=100):
         outlet = key.decode()[len(prefix):]
         for mirror, value in sorted(server.hgetall(key).items()):
-            failures, down_until, reason = parse_mirror_state(value)
+            state = parse_mirror_state(value)
+            failures, down_until, reason = state.failures, state.down_until, state.reason
             down_for = max(0, down_until - now_ms) / 1000 if down_until else 0
             mirrors.setdefault(outlet, {})[mirror.decode()] = {
                 "up": down_until == 0, "consecutive_failures": failures,
+                # content: it served something else, and waits for a mirror check
+                "evidence": state.evidence,
                 # the reason may quote a URL from the web, with a user and password
                 "out_for_seconds": round(down_for, 1),
                 "last_failure": redact_text(reason) or None,

@@ -152,6 +152,16 @@ class OutletSpider(Spider):
     def sitemap_request(self, outlet: Outlet, url: str) -> Request:
         return self._discovery_request(outlet, url, SITEMAP, self.parse_sitemap)
 
+    def check_request(self, outlet: Outlet, mirror: str, url: str, section: str) -> Request:
+        """A mirror check (:mod:`crawler.mirror_checks`): the listing at ``url`` asked of
+        ``mirror`` alone, to see whether it lists articles there."""
+        request = self._discovery_request(
+            outlet, outlet.on_mirror(url, mirror), LISTING, self.parse_check, LISTING_PRIORITY,
+            **{meta.SECTION: section, meta.PAGE: 1, meta.MIRROR: mirror, meta.PROBE: True,
+               meta.ROUTED: True, meta.CHECK: True})
+        request.meta.pop("handle_httpstatus_list")  # a 304 would tell nothing
+        return request
+
     def article_request(self, outlet: Outlet, url: str, section: str | None, found_by: str,
                         hints: dict[str, str] | None = None) -> Request:
         # every source's links are counted, also those another source led to first
@@ -213,9 +223,10 @@ class OutletSpider(Spider):
             elif is_next:
                 next_pages.append(url)
 
+        self.context.failover.listing_answered(response.request, len(articles))
         if not articles:
             # the end of a section, or a mirror serving something else: ask another mirror
-            yield from self._no_articles(response.request)
+            yield from self._no_articles(response.request, body=response.body)
             return
 
         self.crawler.stats.inc_value("listing/pages")
@@ -240,6 +251,13 @@ class OutletSpider(Spider):
                 yield following
         yield self._handled(outlet, response, "listing_handled")
 
+    def parse_check(self, response: Response) -> Iterator[Any]:
+        outlet = self.outlets.get(response.meta[meta.OUTLET])
+        articles = {path for _, path, _ in _outlet_links(outlet, response)
+                    if outlet.article_pattern.search(path)}
+        self.context.failover.check_answered(response.request, len(articles))
+        yield FinishedRequest(response.request, meta.CHECK)
+
     def parse_feed(self, response: Response) -> Iterator[Any]:
         if self._unchanged(response):
             yield FinishedRequest(response.request, "not_modified")
@@ -257,7 +275,8 @@ class OutletSpider(Spider):
                 articles[url] = {k: v for k, v in (("title", entry.title),
                                                    ("published", entry.published)) if v}
         if not articles:
-            yield from self._no_articles(response.request, "feed without article links")
+            yield from self._no_articles(response.request, "feed without article links",
+                                         response.body)
             return
         self.crawler.stats.inc_value("discovery/feeds")
         section = response.meta.get(meta.SECTION)
@@ -308,9 +327,9 @@ class OutletSpider(Spider):
         verdict = document_answer(MALFORMED, f"malformed {what}: {error}")
         yield from self._answered(response.request, verdict, response.body)
 
-    def _no_articles(self, request: Request,
-                     reason: str = "listing without article links") -> Iterator[Any]:
-        yield from self._answered(request, document_answer(NO_ARTICLES, reason))
+    def _no_articles(self, request: Request, reason: str = "listing without article links",
+                     body: bytes = b"") -> Iterator[Any]:
+        yield from self._answered(request, document_answer(NO_ARTICLES, reason), body)
 
     def _answered(self, request: Request, verdict: Any, body: bytes = b"") -> Iterator[Any]:
         try:
