@@ -22,6 +22,7 @@ from crawler import signals
 from crawler.context import crawl_context
 
 if TYPE_CHECKING:
+    from scrapy import Request
     from scrapy.crawler import Crawler
 
 logger = logging.getLogger(__name__)
@@ -61,6 +62,13 @@ class MirrorChecks:
             self._loop.stop()
 
     def tick(self) -> None:
+        for request in self.due_checks():
+            self.crawler.stats.inc_value("mirror/checks/sent")
+            self.crawler.engine.crawl(request)
+
+    def due_checks(self) -> list[Request]:
+        """The checks due now, each one's probe won."""
+        due = []
         for name in list(self._watched):
             outlet = self.catalog.get(name)
             if all(self.health.states(outlet).values()):
@@ -73,6 +81,5 @@ class MirrorChecks:
                 url, section = listing
                 logger.info("Checking whether mirror %s of %s serves it again: %s", mirror,
                             name, url)
-                self.crawler.stats.inc_value("mirror/checks/sent")
-                self.crawler.engine.crawl(
-                    self.crawler.spider.check_request(outlet, mirror, url, section))
+                due.append(self.crawler.spider.check_request(outlet, mirror, url, section))
+        return due

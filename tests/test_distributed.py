@@ -12,7 +12,7 @@ from conftest import run_crawler, store_count, stored_records, wait_for
 
 from crawler.demo.site import VIDEO
 from crawler.distributed.keys import RedisKeys
-from crawler.distributed.mirrors import RedisMirrorHealth
+from crawler.distributed.mirrors import RedisMirrorHealth, parse_mirror_state
 from crawler.outlets import load_outlet_file
 
 KEYS = RedisKeys()
@@ -137,17 +137,38 @@ def test_mirror_health_is_shared_between_workers(demo_outlet, redis_server, tmp_
     one, two = health(), health()
     assert two.choose(outlet) == seized
     one.record_failure(outlet.name, seized, "block page", strong=True)
-    # the other worker stops sending to it
+    # the other worker stops sending to it, and knows only a mirror check may probe it
     assert not two.is_up(outlet, seized)
     assert two.choose(outlet) == healthy
-    # after the cool-down exactly one worker wins the probe
+    assert two.checked_only(outlet) == {seized}
+    # after the cool-down exactly one worker wins the check
+    wait_for(lambda: two.due_checks(outlet) == [seized], 5, "the cool-down to pass",
+             interval=0.05)
+    assert two.next_probe_in(outlet) is None  # no document probes it
+    wins = [one.claim_probe(outlet.name, seized), two.claim_probe(outlet.name, seized)]
+    assert sorted(wins) == [False, True]
+    # a page served to a document still in flight does not bring it back; the check does
+    one.record_success(outlet.name, seized)
+    assert not two.is_up(outlet, seized) and two.checked_only(outlet) == {seized}
+    one.record_success(outlet.name, seized, serves_outlet=True)
+    assert two.is_up(outlet, seized) and two.checked_only(outlet) == frozenset()
+
+    # a mirror that could not serve is probed by a document, as before
+    for _ in range(3):
+        one.record_failure(outlet.name, healthy, "connection refused")
+    assert not two.is_up(outlet, healthy) and two.checked_only(outlet) == frozenset()
     wait_for(lambda: two.next_probe_in(outlet) == 0, 5, "the cool-down to pass",
              interval=0.05)
-    picks = [one.choose(outlet), two.choose(outlet)]
-    assert sorted(picks) == sorted([seized, healthy])
-    # the probe succeeds: the mirror is back for everyone
-    one.record_success(outlet.name, seized)
-    assert two.is_up(outlet, seized)
+    picks = [one.choose(outlet, exclude={seized}), two.choose(outlet, exclude={seized})]
+    assert sorted(picks, key=str) == sorted([healthy, None], key=str)
+    one.record_success(outlet.name, healthy)
+    assert two.is_up(outlet, healthy)
+
+    # a state written before there was evidence reads as service evidence
+    client.hset(KEYS.mirrors(outlet.name), seized, f"3|{10 ** 15}|connection refused")
+    state = parse_mirror_state(client.hget(KEYS.mirrors(outlet.name), seized))
+    assert (state.failures, state.evidence) == (3, "service")
+    assert health().checked_only(outlet) == frozenset()
 
 
 def test_a_seized_mirror_found_by_one_worker_is_avoided_by_all(
