@@ -48,6 +48,12 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 
+#: what a page says of its mirror (Failover.page_suspicion): it served it for every document,
+#: or it may
+SAME_PAGE = "same_page"
+SUSPECT = "suspect"
+
+
 class RequestEnded(IgnoreRequest):
     """A request's final outcome is known; raised where Scrapy expects IgnoreRequest, so the
     request's errback hands ``outcome`` to the ledger."""
@@ -76,6 +82,8 @@ class Attempts:
     waits: int = 0
     #: set once the answers are settled on a short text: take that text from this mirror
     accept_from: str | None = None
+    #: mirrors whose answer was a page that may be a notice served for every document
+    doubted: list[str] = field(default_factory=list)
 
     @classmethod
     def of(cls, request: Request) -> Attempts:
@@ -84,7 +92,8 @@ class Attempts:
 
     def to_meta(self) -> dict[str, Any]:
         return {"failed_on": list(self.failed_on), "answers": dict(self.answers),
-                "since": self.since, "waits": self.waits, "accept_from": self.accept_from}
+                "since": self.since, "waits": self.waits, "accept_from": self.accept_from,
+                "doubted": list(self.doubted)}
 
     @property
     def asked(self) -> frozenset[str]:
@@ -175,6 +184,10 @@ def next_step(
     if mirror is not None:
         return Retry(mirror)
     if attempts.answers and set(in_rotation) <= set(attempts.answers):
+        if attempts.doubted and not attempts.waits:
+            # one mirror's word, on a page that may be a notice it serves for every document:
+            # asked again later, once the other documents it serves have told
+            return Wait(wait_delay(attempts.waits, longest_wait))
         return Settled(*best_answer(attempts.answers))
     if attempts.since is not None and now - attempts.since >= give_up_after:
         if attempts.answers:
@@ -243,7 +256,8 @@ class Failover:
             if mirror is not None:
                 self.health.record_failure(outlet.name, mirror, verdict.reason, strong=True)
             raise self.check_failed(request, verdict.reason)
-        if body and self.serves_one_page(request, body):
+        suspicion = self.page_suspicion(request, body) if body else None
+        if suspicion == SAME_PAGE:
             same_page = mirror_failure(f"the same page for different documents "
                                        f"({verdict.reason})", "blocked", strong=True)
             if not self.spares_last_mirror(request, same_page):
@@ -251,23 +265,31 @@ class Failover:
         attempts = Attempts.of(request)
         if mirror is not None:
             attempts.answers[mirror] = verdict.answer or verdict.reason
+            if suspicion is not None and mirror not in attempts.doubted:
+                attempts.doubted.append(mirror)
         return self._act(request, outlet, mirror, attempts, verdict.reason)
 
-    def serves_one_page(self, request: Request, body: bytes, passed: bool = False) -> bool:
-        """Whether the request's mirror answered other documents with this same page: a
-        notice it serves for every path. Only a small page that links nowhere into the
-        outlet can be one; one that ``passed`` the document checks can only be a page that
-        failed them for other documents (:class:`~crawler.judging.SamePageDetector`)."""
+    def serves_one_page(self, request: Request, body: bytes) -> bool:
+        """Whether the request's mirror served this page, which passed the document checks,
+        for documents whose checks it failed: a notice long enough to pass for an article."""
+        return self.page_suspicion(request, body, passed=True) == SAME_PAGE
+
+    def page_suspicion(self, request: Request, body: bytes, passed: bool = False) -> str | None:
+        """SAME_PAGE when the request's mirror answered other documents with this page (a
+        notice it serves for every path), SUSPECT when it may be one, None when it is not.
+        Only a small page that links nowhere into the outlet can be one; one that ``passed``
+        the document checks only joins a suspect (:class:`~crawler.judging.SamePageDetector`)."""
         outlet = self.outlet_of(request)
         mirror = request.meta.get(meta.MIRROR) or outlet.mirror_of(request.url)
         if (mirror is None or len(body) > self.notice_max_bytes
                 or (passed and not self.same_pages.has_suspects(outlet.name, mirror))
                 or links_into_outlet(body, request.url, outlet)):
-            return False
+            return None
         path = "/" + request.url.split("://", 1)[-1].partition("/")[2]
         judge = self.same_pages.join if passed else self.same_pages.suspect
-        return judge(outlet.name, mirror, outlet.canonical_url(request.url),
+        same = judge(outlet.name, mirror, outlet.canonical_url(request.url),
                      page_fingerprint(body, path))
+        return SAME_PAGE if same else None if passed else SUSPECT
 
     def spares_last_mirror(self, request: Request, verdict: Verdict, body: bytes = b"") -> bool:
         """Whether the request's mirror stays in rotation against this content evidence

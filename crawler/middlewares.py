@@ -276,7 +276,7 @@ class PageJudgeMiddleware(_OutletRequests):
         if verdict is None and refresh_enabled:
             verdict = judge_refresh(response, outlet, kind == "article", ignore_tags, max_delay)
         if (verdict is None and 200 <= response.status < 300
-                and self.failover.serves_one_page(request, response.body, passed=True)):
+                and self.failover.serves_one_page(request, response.body)):
             verdict = mirror_failure("the same page for different documents", "blocked",
                                      strong=True)
         if (verdict is not None and verdict.strong
