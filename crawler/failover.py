@@ -183,7 +183,8 @@ def next_step(
     mirror = choose(attempts.asked)
     if mirror is not None:
         return Retry(mirror)
-    if attempts.answers and set(in_rotation) <= set(attempts.answers):
+    # with no mirror in rotation, nobody has had the last word yet: it waits
+    if attempts.answers and in_rotation and set(in_rotation) <= set(attempts.answers):
         if attempts.doubted and not attempts.waits:
             # one mirror's word, on a page that may be a notice it serves for every document:
             # asked again later, once the other documents it serves have told
