@@ -5,6 +5,7 @@ recognised as one page served for every document."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 import time
@@ -57,7 +58,9 @@ def test_a_mirror_out_on_a_bot_check_comes_back_through_a_check(nginx_outlet, tm
     assert len(urls) == len(set(urls)) and set(urls) == fx.expected_articles()
     for record in records:
         assert "Just a moment" not in record["text"] and "your browser" not in record["text"]
-    assert 1 <= len(while_out) <= 3 and set(while_out) == {"/section/world"}, while_out
+    # a listing that listed articles: a section's first page
+    assert 1 <= len(while_out) <= 3, while_out
+    assert all(re.fullmatch(r"/section/[a-z]+", target) for target in while_out), while_out
 
 
 def test_a_notice_echoing_the_path_and_a_token_is_one_page(nginx_outlet, tmp_path):
