@@ -48,12 +48,12 @@ MIRROR_FAILURE_THRESHOLD = 3
 MIRROR_COOLDOWN = 60.0
 #: HTTP statuses that mean "this mirror cannot serve it now": try the next one
 MIRROR_FAILOVER_HTTP_CODES = [403, 408, 429, 451, 500, 502, 503, 504, 520, 521, 522, 523, 524]
-#: a mirror answering this many different documents with the same suspect page (no text,
-#: short text) serves a notice for everything (a seizure, a bot check): it leaves rotation
+#: a mirror answering this many different documents with the same suspect page (one that
+#: failed a document check and links nowhere into the outlet) serves a notice for everything
+#: (a seizure, a bot check): it leaves rotation, and comes back through a mirror check
 MIRROR_SAME_PAGE_DOCUMENTS = 2
-#: pages up to this size (bytes, decoded) are compared across documents as soon as they
-#: arrive; larger ones only once extraction found them wanting (article pages are larger,
-#: and the same article may be served under two paths)
+#: only pages up to this size (bytes, decoded) can be such a notice: notices are small, and
+#: an outlet's real page that failed a check is not evidence against its mirror
 MIRROR_NOTICE_MAX_BYTES = 24 * 1024
 #: seconds after its first failure that a document no mirror could serve is given up; until
 #: then it waits for a mirror (`crawler crawl --max-wait` sets it for a standalone crawl)
