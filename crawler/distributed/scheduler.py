@@ -192,7 +192,7 @@ class LeasingScheduler(RedisScheduler):
         self._flush_unacked()
         for worker in dead:
             if worker == self.worker:
-                continue  # we were paused past the timeout; our leases are still ours
+                continue  # never: this beat has just renewed its own
             try:
                 moved = self.queues.requeue_worker(worker)
             except RedisError as exc:
