@@ -126,12 +126,13 @@ if redis.call('ZCARD', KEYS[1]) == 0 then redis.call('SREM', KEYS[4], ARGV[1]) e
 return #items
 """
 
-# Heartbeat on the Redis clock, and the workers silent for longer than the timeout.
+# Heartbeat on the Redis clock: whether the worker was missing (its first beat, or another
+# worker returned its leases), and the workers silent for longer than the timeout.
 _HEARTBEAT = """
 local t = redis.call('TIME')
 local now = t[1] * 1000 + math.floor(t[2] / 1000)
-redis.call('ZADD', KEYS[1], now, ARGV[1])
-return redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now - tonumber(ARGV[2]))
+local missing = redis.call('ZADD', KEYS[1], now, ARGV[1])
+return {missing, redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now - tonumber(ARGV[2]))}
 """
 
 
@@ -258,10 +259,19 @@ class OutletQueues:
             args=[self.keys.prefix, worker],
         ))
 
-    def heartbeat(self, timeout_ms: int) -> list[str]:
-        """Record this worker alive; returns the workers silent for ``timeout_ms``."""
-        silent = self._heartbeat(keys=[self.keys.workers], args=[self.worker, timeout_ms])
-        return [w.decode() if isinstance(w, bytes) else w for w in silent]
+    def heartbeat(self, timeout_ms: int) -> tuple[bool, list[str]]:
+        """Record this worker alive; returns whether it was missing (first beat, or its
+        leases were returned by another worker) and the workers silent for ``timeout_ms``."""
+        missing, silent = self._heartbeat(keys=[self.keys.workers],
+                                          args=[self.worker, timeout_ms])
+        return bool(missing), [w.decode() if isinstance(w, bytes) else w for w in silent]
+
+    def held(self, leases: list[str]) -> list[bool]:
+        """Whether each lease is still this worker's."""
+        if not leases:
+            return []
+        values = self.server.hmget(self.keys.inflight(self.worker), leases)
+        return [value is not None for value in values]
 
     # -- reading ---------------------------------------------------------------------------------
 

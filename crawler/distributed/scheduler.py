@@ -9,7 +9,8 @@ it differs where that one loses work:
   crawler's ledger reports its final outcome (``signals.request_finished``), a follow-up
   request is queued in its place, or it is parked in the waiting room. Workers heartbeat;
   the leases of a worker silent for ``WORKER_TIMEOUT`` seconds go back to the queue. A worker
-  that stops returns its unfinished leases itself.
+  that stops returns its unfinished leases itself. One that was only paused that long learns
+  it at its next heartbeat and drops what it had taken and not started, unless leased again.
 - Requests flow continuously: ``next_request`` takes from the outlets' queues in turn
   whenever the engine has room, and seeds are ordinary queued requests (``crawler
   schedule``), so nothing waits for the spider to go idle. One take leases up to
@@ -82,6 +83,11 @@ def may_take(starved_at: float | None, now: float, idle_poll: float) -> bool:
     return starved_at is None or now - starved_at >= idle_poll
 
 
+def still_held(taken: list[Request], held: list[bool]) -> list[Request]:
+    """The requests of ``taken`` whose lease is still this worker's (``held``, in order)."""
+    return [request for request, is_held in zip(taken, held, strict=True) if is_held]
+
+
 class LeasingScheduler(RedisScheduler):
     def __init__(self, crawler: Crawler, server: Any) -> None:
         settings = crawler.settings
@@ -118,6 +124,7 @@ class LeasingScheduler(RedisScheduler):
         self._next_try = 0.0
         self._retry_delay = 0.5
         self._heartbeat: LoopingCall | None = None
+        self._joined = False
         self.idle_poll = settings.getfloat("SCHEDULER_IDLE_POLL")
         # when every queue last came back empty; None while there may be work
         self._starved_at: float | None = None
@@ -172,17 +179,20 @@ class LeasingScheduler(RedisScheduler):
     def beat(self) -> None:
         """Heartbeat, retry what Redis missed, and return the leases of dead workers."""
         try:
-            dead = self.queues.heartbeat(self.timeout_ms)
+            missing, dead = self.queues.heartbeat(self.timeout_ms)
             self._redis_back()
         except RedisError as exc:
             self._redis_failed(exc)
             return
+        if missing and self._joined:
+            self._taken_over()
+        self._joined = True
         self._flush_batch()
         self._flush_unsent()
         self._flush_unacked()
         for worker in dead:
             if worker == self.worker:
-                continue  # we were paused past the timeout; our leases are still ours
+                continue  # never: this beat has just renewed its own
             try:
                 moved = self.queues.requeue_worker(worker)
             except RedisError as exc:
@@ -192,6 +202,26 @@ class LeasingScheduler(RedisScheduler):
                            worker, moved)
             self.stats.inc_value("scheduler/requeued_from_dead_workers", moved)
             self._starved_at = None
+
+    def _taken_over(self) -> None:
+        """This worker was silent past the timeout (paused, stopped) and another returned
+        its leases to the queue: what it took and has not started is others' work now,
+        unless it leased it again since it resumed."""
+        logger.warning("Worker %s was silent for over %d s: its leases went back to the queue",
+                       self.worker, self.timeout_ms // 1000)
+        self.stats.inc_value("scheduler/taken_over")
+        taken = list(self._taken)
+        try:
+            held = self.queues.held([r.meta["lease"] for r in taken])
+        except RedisError as exc:
+            self._redis_failed(exc)
+            return  # run them all: twice is harmless, never is not
+        kept = still_held(taken, held)
+        if len(kept) < len(taken):
+            logger.warning("Dropped %d requests taken before the pause: others run them",
+                           len(taken) - len(kept))
+            self.stats.inc_value("scheduler/dropped_taken_over", len(taken) - len(kept))
+        self._taken = deque(kept)
 
     # -- Redis outages ---------------------------------------------------------------------------
 

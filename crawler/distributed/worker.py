@@ -22,12 +22,21 @@ DISTRIBUTED_SETTINGS = {
     "VALIDATORS_CLASS": "crawler.distributed.validators.RedisValidators",
     "METRICS_COLLECTORS": ["crawler.distributed.status.RedisStateCollector"],
 }
+#: a worker may be paused (SIGSTOP, a paused container): its AutoThrottle must not read the
+#: pause as the outlet's latency (crawler/distributed/throttle.py)
+EXTENSIONS = {
+    "scrapy.extensions.throttle.AutoThrottle": None,
+    "crawler.distributed.throttle.StallAwareThrottle": 0,
+}
 
 
 def apply_distributed(settings: Settings) -> Settings:
     for name, value in DISTRIBUTED_SETTINGS.items():
         if settings.getpriority(name) < 40:  # leave what the user set with -s
             settings.set(name, value, priority="cmdline")
+    # merged into the project's extensions; what the user set wins
+    settings.set("EXTENSIONS", {**EXTENSIONS, **settings.getdict("EXTENSIONS")},
+                 priority=settings.getpriority("EXTENSIONS") or "project")
     return settings
 
 
