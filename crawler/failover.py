@@ -218,8 +218,9 @@ class Failover:
         self.same_pages = SamePageDetector(settings.getint("MIRROR_SAME_PAGE_DOCUMENTS"))
         self.notice_max_bytes = settings.getint("MIRROR_NOTICE_MAX_BYTES")
         self._empty_sections: set[tuple[str, str]] = set()
-        #: (outlet, mirror) -> whether the last listing it served listed articles
-        self._lists_articles: dict[tuple[str, str], bool] = {}
+        #: (outlet, mirror) -> when the last listing it served listed articles (monotonic;
+        #: gone once one listed none)
+        self._listed_at: dict[tuple[str, str], float] = {}
         #: outlet -> a listing that listed articles (canonical URL, section): a mirror
         #: check's document
         self._known_good: dict[str, tuple[str, str]] = {}
@@ -295,13 +296,16 @@ class Failover:
     def spares_last_mirror(self, request: Request, verdict: Verdict, body: bytes = b"") -> bool:
         """Whether the request's mirror stays in rotation against this content evidence
         (:func:`keeps_last_mirror`): it is the last one in rotation, and the page links into
-        the outlet or the last listing it served listed articles. Says so once."""
+        the outlet or the last listing it served, within a cool-down, listed articles. Says
+        so once."""
         outlet = self.outlet_of(request)
         mirror = request.meta.get(meta.MIRROR) or outlet.mirror_of(request.url)
         if mirror is None or request.meta.get(meta.CHECK):
             return False
         others = sum(up for m, up in self.health.states(outlet).items() if m != mirror)
-        serves = (self._lists_articles.get((outlet.name, mirror), False)
+        # what it listed a cool-down ago says little of what it serves now
+        listed_at = self._listed_at.get((outlet.name, mirror))
+        serves = ((listed_at is not None and time.monotonic() - listed_at < self.longest_wait)
                   or (bool(body) and links_into_outlet(body, request.url, outlet)))
         if not keeps_last_mirror(others, serves):
             return False
@@ -322,7 +326,10 @@ class Failover:
         outlet = self.outlet_of(request)
         mirror = request.meta.get(meta.MIRROR) or outlet.mirror_of(request.url)
         if mirror is not None:
-            self._lists_articles[(outlet.name, mirror)] = articles > 0
+            if articles:
+                self._listed_at[(outlet.name, mirror)] = time.monotonic()
+            else:
+                self._listed_at.pop((outlet.name, mirror), None)
         if articles and (outlet.name not in self._known_good or request.meta.get(meta.PAGE) == 1):
             self._known_good[outlet.name] = (outlet.canonical_url(request.url),
                                              request.meta.get(meta.SECTION) or "")
@@ -349,7 +356,7 @@ class Failover:
         logger.info("Mirror check of %s at %s: it serves %s again", mirror, request.url,
                     outlet.name)
         self.crawler.stats.inc_value("mirror/checks/passed")
-        self._lists_articles[(outlet.name, mirror)] = True
+        self._listed_at[(outlet.name, mirror)] = time.monotonic()
         self.health.record_success(outlet.name, mirror, serves_outlet=True)
 
     def check_failed(self, request: Request, reason: str) -> RequestEnded:
