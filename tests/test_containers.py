@@ -11,10 +11,14 @@ the figures: image size, build times, drain time, lease takeover, refetched docu
 from __future__ import annotations
 
 import json
+import os
 import secrets
 import shlex
+import shutil
 import stat
+import subprocess
 import tempfile
+import threading
 import time
 from collections import Counter
 from pathlib import Path
@@ -22,9 +26,10 @@ from urllib.parse import urlsplit
 
 import psycopg
 import pytest
+import yaml
 from conftest import FAST, wait_for
 from nginx_outlet import CORPUS
-from podman_images import Podman, PodmanUnavailable, crawler_images
+from podman_images import Podman, PodmanUnavailable, build_containerfile, crawler_images
 from redis_server import free_loopback_port
 
 from crawler.distributed.keys import RedisKeys
@@ -38,6 +43,7 @@ UID = 10001
 GRACE = 45
 OUTLETS_MOUNT = "/etc/crawler/outlets"
 SITE_PACKAGES = "/opt/venv/lib/python3.11/site-packages"
+COMPOSE = REPO / "deploy" / "docker-compose.yml"
 
 
 @pytest.fixture(scope="session")
@@ -304,3 +310,200 @@ def test_three_worker_containers_stopped_killed_and_scaled_down_store_every_arti
           f"leases held: taken over after {takeover:.1f} s; {refetched} article pages "
           f"fetched twice ({sum(fetches.values())} fetches for {len(fetches)}); the last "
           f"worker stopped in {last_drain:.1f} s")
+
+
+# -- docker-compose through podman's Docker-compatible API ---------------------------------------
+
+#: Redis and PostgreSQL for the compose stack, from Debian's packages on the tests' base
+#: image, standing in for the redis and postgres images no registry here can give
+SERVICES_CONTAINERFILE = """\
+ARG BASE
+FROM ${BASE}
+RUN apt-get update -qq \\
+    && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \\
+       redis-server postgresql \\
+    && rm -rf /var/lib/apt/lists/*
+COPY entrypoint /usr/local/bin/entrypoint
+RUN chmod 755 /usr/local/bin/entrypoint && mkdir /data
+ENV PGDATA=/var/lib/postgresql/data
+WORKDIR /data
+ENTRYPOINT ["/usr/local/bin/entrypoint"]
+CMD ["postgres"]
+"""
+#: what the official images do at start, in brief: redis-server as the compose file asks for
+#: it (on the host's network: a port of the test's own, loopback only); PostgreSQL with a
+#: cluster made at the first start from POSTGRES_USER, POSTGRES_PASSWORD and POSTGRES_DB
+SERVICES_ENTRYPOINT = """\
+#!/bin/sh
+set -eu
+case "$1" in
+redis-server)
+    exec "$@" --port "$REDIS_PORT" --bind 127.0.0.1 --dir /data ;;
+postgres)
+    bin=$(ls -d /usr/lib/postgresql/*/bin)
+    mkdir -p "$PGDATA" /run/postgresql
+    chown postgres:postgres "$PGDATA" /run/postgresql
+    if [ ! -s "$PGDATA/PG_VERSION" ]; then
+        printf '%s\\n' "$POSTGRES_PASSWORD" >/run/postgresql/pw
+        runuser -u postgres -- "$bin/initdb" -D "$PGDATA" -U "$POSTGRES_USER" \\
+            --pwfile=/run/postgresql/pw --auth-local=trust --auth-host=scram-sha-256 \\
+            --encoding=UTF8 --locale=C.UTF-8 >/dev/null
+        rm /run/postgresql/pw
+        echo "CREATE DATABASE \\"$POSTGRES_DB\\"" | runuser -u postgres -- \\
+            "$bin/postgres" --single -D "$PGDATA" -j postgres >/dev/null
+    fi
+    exec runuser -u postgres -- "$bin/postgres" -D "$PGDATA" -p "$PGPORT" \\
+        -c listen_addresses=127.0.0.1 ;;
+*)
+    exec "$@" ;;
+esac
+"""
+
+
+def compose_override(services_image: str, outlets: Path, redis_port: int, pg_port: int,
+                     redis_url: str) -> dict:
+    """Every service on the host's network (so on loopback, at ports of the test's own), the
+    local Redis and PostgreSQL images, the outlet, and short test timeouts for the workers."""
+    host = {"network_mode": "host"}
+    return {"services": {
+        "redis": {**host, "image": services_image, "environment": {"REDIS_PORT": str(redis_port)},
+                  "healthcheck": {"test": ["CMD", "redis-cli", "-p", str(redis_port), "ping"]}},
+        "postgres": {**host, "image": services_image, "environment": {"PGPORT": str(pg_port)}},
+        "worker": {
+            **host,
+            # replicas sharing the host's network cannot share a metrics port: any free one
+            "command": ["worker", "--metrics-port", "0", *FAST],
+            "environment": {"CRAWLER_REDIS_URL": redis_url, "CRAWLER_METRICS_PORT": "0",
+                            "CRAWLER_OUTLETS_DIR": OUTLETS_MOUNT},
+            "volumes": [f"{outlets}:{OUTLETS_MOUNT}:ro"],
+        },
+    }}
+
+
+class Compose:
+    """docker-compose on podman's Docker-compatible API (``podman system service``)."""
+
+    def __init__(self, podman: Podman, directory: Path, files: list[Path],
+                 env: dict[str, str]) -> None:
+        binary = shutil.which("docker-compose")
+        if binary is None:
+            pytest.skip("docker-compose is not installed (apt-get install docker-compose)")
+        self.podman = podman
+        self.project = f"crawler-test-{secrets.token_hex(3)}"
+        self.socket = directory / "podman.sock"
+        self.service_log = (directory / "podman-service.log").open("w")
+        self.service = podman.popen("system", "service", "--time", "0",
+                                    f"unix://{self.socket}", stdout=self.service_log,
+                                    stderr=subprocess.STDOUT)
+        wait_for(self.socket.exists, 30, "podman's API socket")
+        self.command = [binary, "--project-name", self.project, "--ansi", "never"]
+        for file in files:
+            self.command += ["--file", str(file)]
+        self.env = {**os.environ, **env, "DOCKER_HOST": f"unix://{self.socket}"}
+        self._health_stop = threading.Event()
+        self._health = threading.Thread(target=self._run_healthchecks, daemon=True)
+        self._health.start()
+
+    def __call__(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+        return subprocess.run([*self.command, *args], capture_output=True, text=True,
+                              timeout=timeout, env=self.env, cwd=REPO)
+
+    def containers(self, service: str | None = None) -> list[str]:
+        filters = ["--filter", f"label=com.docker.compose.project={self.project}"]
+        if service:
+            filters += ["--filter", f"label=com.docker.compose.service={service}"]
+        result = self.podman("ps", "--all", *filters, "--format", "{{.Names}}")
+        return result.stdout.split()
+
+    def _run_healthchecks(self) -> None:
+        # podman runs healthchecks from systemd timers, and there is no systemd here: run
+        # those of the servers the workers depend on as the timers would, so that
+        # `depends_on: condition: service_healthy` can wait for them
+        while not self._health_stop.wait(2.0):
+            try:
+                for name in self.containers("redis") + self.containers("postgres"):
+                    self.podman("healthcheck", "run", name, check=False, timeout=30)
+            except Exception:  # noqa: BLE001 - a container going away meanwhile
+                continue
+
+    def close(self) -> None:
+        self("down", "--volumes", "--timeout", "5", timeout=120)
+        self._health_stop.set()
+        self._health.join(30)
+        self.podman.remove(*self.containers())
+        self.service.terminate()
+        try:
+            self.service.wait(30)
+        except subprocess.TimeoutExpired:
+            self.service.kill()
+        self.service_log.close()
+
+
+def test_compose_scales_worker_containers_up_and_down_on_podman(
+    podman, images, nginx_outlet, tmp_path
+):
+    fx = nginx_outlet("healthy", articles=60,
+                      politeness={"requests_per_second": 10, "concurrency": 4})
+    services, services_seconds = build_containerfile(
+        podman, "services", SERVICES_CONTAINERFILE, {"entrypoint": SERVICES_ENTRYPOINT},
+        images.base)
+    redis_port, pg_port = free_loopback_port(), free_loopback_port()
+    redis_password, pg_password = secrets.token_hex(8), secrets.token_hex(8)
+    redis_url = f"redis://:{redis_password}@127.0.0.1:{redis_port}/0"
+    pg_uri = f"postgresql://crawler:{pg_password}@127.0.0.1:{pg_port}/crawler"
+    override = tmp_path / "docker-compose.test.yml"
+    override.write_text(yaml.safe_dump(compose_override(
+        services, readable_outlets(fx.outlet_file), redis_port, pg_port, redis_url)))
+    # the stack's own settings, as deploy/.env would give them
+    env = {"REDIS_PASSWORD": redis_password, "POSTGRES_PASSWORD": pg_password,
+           "STORE_ADDRESS": f"127.0.0.1:{pg_port}", "CRAWLER_IMAGE": images.image}
+    compose = Compose(podman, tmp_path, [COMPOSE, override], env)
+    expected = fx.expected_articles()
+    try:
+        def logs(name: str) -> str:
+            result = podman("logs", name, check=False)
+            return result.stdout + result.stderr
+
+        started = time.monotonic()
+        up = compose("up", "--detach", "--no-build", "--scale", "worker=3", "worker")
+        assert up.returncode == 0, up.stdout[-3000:] + up.stderr[-3000:]
+        workers = compose.containers("worker")
+        assert len(workers) == 3, workers
+
+        wait_for(lambda: all("taking work from Redis" in logs(w) for w in workers), 180,
+                 "three workers taking work", interval=1)
+        ready = time.monotonic()
+        # `run --rm worker ...` (deploy/README.md) fails on podman: compose 1.29 links a one-off
+        # container to the service's containers, and podman's API has no links. A worker's
+        # container runs the command instead.
+        scheduled = compose("exec", "-T", "worker", "crawler", "schedule", fx.name)
+        assert scheduled.returncode == 0, scheduled.stderr[-3000:]
+        wait_for(lambda: stored(pg_uri)[1] >= expected, 240, "every article stored", interval=1)
+        crawled = time.monotonic()
+
+        def status() -> dict:
+            result = compose("exec", "-T", "worker", "crawler", "status", "--json")
+            assert result.returncode == 0, result.stderr[-3000:]
+            return json.loads(result.stdout)
+
+        assert len(live_workers(status())) == 3
+        scaling = time.monotonic()
+        down = compose("up", "--detach", "--no-build", "--scale", "worker=1", "worker")
+        assert down.returncode == 0, down.stdout[-3000:] + down.stderr[-3000:]
+        scaled = time.monotonic() - scaling
+        assert len(compose.containers("worker")) == 1
+        wait_for(lambda: len(live_workers(status())) == 1, 60, "one live worker", interval=1)
+        total, urls = stored(pg_uri)
+        assert total == len(urls) == len(expected) and urls == expected
+    except BaseException:
+        for name in compose.containers():  # what went wrong, in the test's report
+            print(f"--- {name}\n{logs(name)[-2000:]}")
+        print(compose("exec", "-T", "worker", "crawler", "status").stdout)
+        raise
+    finally:
+        compose.close()
+    built = ("found built" if services_seconds is None
+             else f"built in {services_seconds:.0f} s")
+    print(f"\ncompose: services image {built}; up --scale worker=3 ready in "
+          f"{ready - started:.0f} s; {len(expected)} articles in {crawled - ready:.0f} s, each "
+          f"stored once; --scale worker=1 took {scaled:.1f} s")
