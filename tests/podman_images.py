@@ -206,6 +206,19 @@ def build_containerfile(podman: Podman, name: str, text: str, files: dict[str, s
     return tag, time.monotonic() - started
 
 
+def prune(podman: Podman, keep: set[str], older_than: str = "24h") -> None:
+    """Drop the tests' images of other inputs, and dangling build layers, once they are a day
+    old: the cache holds what the current inputs need, and a session running alongside (other
+    inputs, a few minutes old) keeps its own."""
+    listed = podman("images", "--filter", "reference=localhost/news-crawler-test*",
+                    "--filter", f"until={older_than}", "--format", "{{.Repository}}:{{.Tag}}",
+                    check=False)
+    stale = [ref for ref in listed.stdout.split() if ref not in keep]
+    if stale:
+        podman("rmi", *stale, check=False)
+    podman("image", "prune", "--force", "--filter", f"until={older_than}", check=False)
+
+
 def crawler_images(podman: Podman) -> Images:
     """The base image and the project's image, built unless a session built them before."""
     with _locked(podman.home / "build.lock"):
@@ -214,4 +227,6 @@ def crawler_images(podman: Podman) -> Images:
         if probe.returncode != 0:
             raise PodmanUnavailable(f"podman cannot run a container here:\n{probe.stderr}")
         image, image_seconds = build_image(podman, base)
+        if base_seconds is not None or image_seconds is not None:
+            prune(podman, {base, image})
     return Images(base, image, base_seconds, image_seconds)
