@@ -40,10 +40,11 @@ cgroup_manager = "cgroupfs"
 events_logger = "file"
 """
 
-#: the base image: Debian 12 with the Python the crawler runs on, without documentation,
-#: manual pages and translations (as Debian's own slim images), and /usr merged by a hook
-#: rather than the usrmerge package, which would bring perl
-BASE_PACKAGES = "python3,python3-venv,python3-pip,python-is-python3,ca-certificates"
+#: the base image: Debian 12 with the Python the crawler runs on and its venv module (whose
+#: own pip wheel starts the builder's pip: Debian's python3-pip would only take space),
+#: without documentation, manual pages and translations (as Debian's own slim images), and
+#: /usr merged by a hook rather than the usrmerge package, which would bring perl
+BASE_PACKAGES = "python3,python3-venv,python-is-python3,ca-certificates"
 MMDEBSTRAP = [
     "mmdebstrap", "--variant=minbase", f"--include={BASE_PACKAGES}",
     "--hook-dir=/usr/share/mmdebstrap/hooks/merged-usr",

@@ -85,14 +85,24 @@ def names(podman):
     podman.remove(*given)
 
 
-def readable_outlets(*outlet_files: Path) -> Path:
-    """A copy of the outlet files that the image's user can read (tmp_path is root's, 0700)."""
-    directory = Path(tempfile.mkdtemp(prefix="crawler-outlets-"))
-    directory.chmod(0o755)
-    for path in outlet_files:
-        (directory / path.name).write_bytes(path.read_bytes())
-        (directory / path.name).chmod(stat.S_IRUSR | stat.S_IWUSR | stat.S_IRGRP | stat.S_IROTH)
-    return directory
+@pytest.fixture
+def readable_outlets():
+    """``readable_outlets(fx.outlet_file)``: a copy of outlet files that the image's user can
+    read (tmp_path is root's, 0700), removed after the test."""
+    made: list[Path] = []
+
+    def copy(*outlet_files: Path) -> Path:
+        made.append(Path(tempfile.mkdtemp(prefix="crawler-outlets-")))
+        made[-1].chmod(0o755)
+        for path in outlet_files:
+            target = made[-1] / path.name
+            target.write_bytes(path.read_bytes())
+            target.chmod(stat.S_IRUSR | stat.S_IWUSR | stat.S_IRGRP | stat.S_IROTH)
+        return made[-1]
+
+    yield copy
+    for directory in made:
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 class Crew:
@@ -240,7 +250,7 @@ def article_fetches(fx) -> Counter[str]:
 
 
 def test_three_worker_containers_stopped_killed_and_scaled_down_store_every_article_once(
-    podman, images, names, redis_server, pg_uri, nginx_outlet
+    podman, images, names, redis_server, pg_uri, nginx_outlet, readable_outlets
 ):
     # slow enough (politeness, for the outlet across all workers) to stop and kill mid-crawl
     fx = nginx_outlet("healthy", articles=120,
@@ -441,7 +451,7 @@ class Compose:
 
 
 def test_compose_scales_worker_containers_up_and_down_on_podman(
-    podman, images, nginx_outlet, tmp_path
+    podman, images, nginx_outlet, readable_outlets, tmp_path
 ):
     fx = nginx_outlet("healthy", articles=60,
                       politeness={"requests_per_second": 10, "concurrency": 4})
