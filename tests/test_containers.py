@@ -252,8 +252,9 @@ def article_fetches(fx) -> Counter[str]:
 def test_three_worker_containers_stopped_killed_and_scaled_down_store_every_article_once(
     podman, images, names, redis_server, pg_uri, nginx_outlet, readable_outlets
 ):
-    # slow enough (politeness, for the outlet across all workers) to stop and kill mid-crawl
-    fx = nginx_outlet("healthy", articles=120,
+    # slow enough (politeness, for the outlet across all workers) to stop and kill mid-crawl:
+    # the others store up to 5 articles a second while the first drains (10-15 s)
+    fx = nginx_outlet("healthy", articles=150,
                       politeness={"requests_per_second": 5, "concurrency": 4})
     crew = Crew(podman, images.image, names, redis_server.url, pg_uri,
                 readable_outlets(fx.outlet_file))
@@ -274,7 +275,7 @@ def test_three_worker_containers_stopped_killed_and_scaled_down_store_every_arti
     scheduled = crew.run("schedule", fx.name)
     assert scheduled.returncode == 0, scheduled.stderr
     scheduled_at = time.monotonic()
-    wait_for(lambda: stored(pg_uri)[0] >= len(expected) // 5, 120, "a fifth stored")
+    wait_for(lambda: stored(pg_uri)[0] >= len(expected) // 10, 120, "a tenth stored")
 
     # podman stop: SIGTERM, then SIGKILL once the grace period is over
     stopping = time.monotonic()
