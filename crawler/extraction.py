@@ -206,7 +206,7 @@ def extract_article(
             text = agreed_lines(
                 second_opinion(text, other), other, lambda: _justext_kept(summary, language)
             )
-    text = _normalize(text, title)
+    text = _normalize(_without_link_markup(text), title)
     if boilerplate is not None:
         text = apply_boilerplate(text, boilerplate)
     if not text:
@@ -223,12 +223,20 @@ def extract_article(
 
 
 def _body_text_of(body) -> str:
-    """trafilatura's text of its result tree, without the links it kept for judging."""
+    """trafilatura's text of its result tree, without the links it kept for judging.
+
+    "" where the tree has no word outside its links: a page that is only navigation has no
+    article text, however its links are written.
+    """
     from lxml import etree
     from trafilatura.xml import xmltotxt
 
-    if body is None:
+    if body is None or body.tag == "ref" or not any(
+        _WORD.search(text) for text in body.xpath(".//text()[not(ancestor::ref)]")
+    ):
         return ""
+    # strip_tags leaves the root alone: a tree that is one link (the tag checked above) would
+    # come out as markdown
     etree.strip_tags(body, "ref")
     return xmltotxt(body, False) or ""
 
@@ -452,6 +460,27 @@ def _decode(body: bytes | str, encoding: str | None) -> bytes | str:
         return body
 
 
+# a markdown link or image to a page: [label](https://...), [label](/path), ![alt](<...>)
+_LINK_MARKUP = re.compile(
+    r"!?\[((?:[^\[\]\n\\]|\\.)*)\]\(\s*"
+    r"(?:<(?:[a-z][a-z0-9+.-]*:|/)[^>\n]*>|(?:[a-z][a-z0-9+.-]*:|/)[^()\s]*(?:\([^()\s]*\)[^()\s]*)*)"
+    r"\s*\)",
+    re.IGNORECASE,
+)
+
+
+def _without_link_markup(text: str) -> str:
+    """``text`` with each markdown link as its label alone, whichever path the text took.
+
+    The links trafilatura keeps to judge link density are stripped from its tree, but a
+    fallback's text, or a page that writes such markup itself, would carry the targets into
+    the stored text.
+    """
+    if "](" not in text:
+        return text
+    return _LINK_MARKUP.sub(lambda m: re.sub(r"\\([\[\]])", r"\1", m.group(1)), text)
+
+
 def _normalize(text: str, title: str | None) -> str:
     """One paragraph per line, runs of whitespace (including no-break spaces) as one space.
 
@@ -569,22 +598,32 @@ def _body_text(elements: list) -> str | None:
 
 
 def _with_breaks(element) -> str:
-    """The element's text with a line break around every block and at every <br>."""
+    """The element's text with a line break around every block and at every <br>.
+
+    A line break in the markup is a space (in <pre>, a line break): it does not end a paragraph.
+    """
     parts: list[str] = []
 
-    def walk(node, tail: bool = True) -> None:
+    def walk(node, tail: bool = True, pre: bool = False) -> None:
         if isinstance(node.tag, str):  # not a comment or processing instruction
             block = node.tag in _BLOCK_TAGS
+            pre = pre or node.tag == "pre"
             parts.append("\n" if block else "")
-            parts.append(node.text or "")
+            parts.append(_spaced(node.text, pre))
             for child in node:
-                walk(child)
+                walk(child, pre=pre)
             parts.append("\n" if block or node.tag == "br" else "")
         if tail:
-            parts.append(node.tail or "")
+            parts.append(_spaced(node.tail, pre and node.tag != "pre"))
 
     walk(element, tail=False)  # the text after the element is not in it
     return "".join(parts)
+
+
+def _spaced(text: str | None, pre: bool) -> str:
+    if not text:
+        return ""
+    return text if pre else text.replace("\r", " ").replace("\n", " ")
 
 
 def _selected_date(element) -> str | None:
