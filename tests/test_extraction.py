@@ -355,7 +355,8 @@ def test_second_opinion_hears_the_readability_trafilatura_asked():
     document, summary = trafilatura_with_readability(ARTICLE_WITH_EXTRAS.encode(), URL, False)
     assert document is not None and summary is None
     # the stored text: the paragraph readability found too, not its credit or teaser
-    extracted = extract_article(ARTICLE_WITH_EXTRAS.encode(), URL, RULES, encoding="utf-8")
+    extracted = extract_article(ARTICLE_WITH_EXTRAS.encode(), URL, RULES, encoding="utf-8",
+                                second=True)
     assert extracted is not None
     assert LONG_PARAGRAPH in extracted.text.split("\n")
     assert CREDIT not in extracted.text and HEADLINE not in extracted.text
@@ -464,14 +465,15 @@ def test_date_without_time_of_day_stays_a_date():
     assert extracted.published == "2024-03-14"
 
 
-def test_language_falls_back_to_the_html_lang_attribute():
+def test_language_falls_back_to_the_html_lang_attribute_then_the_text():
     page = ARTICLE_PAGE.replace('lang="en-US"', 'lang="fa-IR"')
     extracted = extract_article(page, URL, RULES)
     assert extracted is not None
     assert extracted.language == "fa"
+    # a page that does not say: its text does
     no_lang = extract_article(ARTICLE_PAGE.replace(' lang="en-US"', ""), URL, RULES)
     assert no_lang is not None
-    assert no_lang.language is None
+    assert no_lang.language == "en"
 
 
 def test_boilerplate_rules_on_text():
