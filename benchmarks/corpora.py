@@ -1,4 +1,4 @@
-"""The article corpora beside the repository, and extraction run over them in processes.
+"""The article corpora beside the repository, extraction run over them, and its scoring.
 
 The corpora are not part of the project: they live at ``../shared/corpus/<name>``
 (``html/<id>.html.gz`` and ``ground-truth.json``), where a user's clone has none; whatever
@@ -12,14 +12,35 @@ import gzip
 import json
 import logging
 import os
+import re
 from collections.abc import Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from aeb import score
+
+from crawler import extraction
+
 ROOT = Path(__file__).resolve().parents[2] / "shared" / "corpus"
 NAMES = ("wcxb-dev", "fundus-news", "aeb-dev", "htmldate-dev")
+
+
+# the languages of a publisher's country, for pages that do not say theirs
+COUNTRY_LANGUAGES = {
+    "at": {"de"}, "au": {"en"}, "be": {"nl", "fr", "de", "en"}, "ca": {"en", "fr"},
+    "ch": {"de", "fr", "it"}, "cn": {"zh"}, "cz": {"cs"}, "de": {"de"}, "dk": {"da"},
+    "es": {"es", "ca", "de", "en"}, "fr": {"fr"}, "gl": {"da", "kl"}, "id": {"id"},
+    "il": {"he", "en"}, "ind": {"en", "hi"}, "isl": {"is"}, "it": {"it", "de"},
+    "jp": {"ja", "en"}, "kr": {"ko"}, "lb": {"ar", "fr", "en"}, "li": {"de"}, "ls": {"en"},
+    "lt": {"lt"}, "lu": {"de", "fr", "lb"}, "mx": {"es", "en"}, "my": {"en", "ms"},
+    "na": {"en"}, "no": {"no", "nb", "nn"}, "pl": {"pl"}, "pt": {"pt", "en"},
+    "py": {"es", "de"}, "ru": {"ru"}, "se": {"sv"}, "tr": {"tr"}, "tw": {"zh"},
+    "tz": {"en", "sw"}, "ua": {"uk", "ru"}, "uk": {"en"}, "us": {"en"}, "vn": {"vi"},
+    "za": {"en"},
+}
+
 
 
 @dataclass(frozen=True)
@@ -63,3 +84,69 @@ def run(function: Callable[[bytes, str], Any], pages: Iterable[Page], processes:
 
 def _quiet() -> None:
     logging.disable(logging.WARNING)  # trafilatura logs every page it discards
+
+
+# -- scoring ---------------------------------------------------------------------------------
+
+
+def fields(extracted) -> dict[str, Any]:
+    """What an :class:`~crawler.extraction.Extracted` gives to be scored ({} for None)."""
+    if extracted is None:
+        return {}
+    return {"text": extracted.text, "title": extracted.title, "authors": list(extracted.authors),
+            "published": extracted.published, "modified": extracted.modified,
+            "language": extracted.language}
+
+
+def _norm(value: str | None) -> str:
+    return " ".join((value or "").split()).casefold()
+
+
+_CREDIT = re.compile(r"\s*(?:,|;|&|\band\b)\s*", re.IGNORECASE)
+
+
+def author_matches(authors: list[str], truth: str) -> bool:
+    if _norm(", ".join(authors)) == _norm(truth):
+        return True
+    names = {_norm(n) for n in _CREDIT.split(truth) if n.strip()}
+    return bool(authors) and {_norm(a) for a in authors} == names
+
+
+def date_matches(published: str | None, truth: str | None) -> bool:
+    return bool(published and truth) and published[:10] == truth[:10]
+
+
+def page_language(page: Page) -> set[str]:
+    lang = extraction._html_lang(page.html)
+    if lang:
+        return {lang, *({"no"} if lang in ("nb", "nn") else ())}
+    return COUNTRY_LANGUAGES.get(page.truth.get("country", ""), set())
+
+
+def field_scores(pages: list[Page], answers: list[dict[str, Any]]) -> dict[str, Any]:
+    """body (aeb Score), title, author, date, language: shares; and the counts behind them."""
+    scores: dict[str, Any] = {"body": score((p.truth.get("articleBody") or "", a.get("text"))
+                                            for p, a in zip(pages, answers, strict=True))}
+    titled = [(p, a) for p, a in zip(pages, answers, strict=True) if p.truth.get("title")]
+    authored = [(p, a) for p, a in zip(pages, answers, strict=True) if p.truth.get("author")]
+    dated = [(p, a) for p, a in zip(pages, answers, strict=True) if p.truth.get("published")]
+    if titled:
+        scores["title"] = _share(_norm(a.get("title")) == _norm(p.truth["title"])
+                                 for p, a in titled)
+    if authored:
+        scores["author"] = _share(author_matches(a.get("authors") or [], p.truth["author"])
+                                  for p, a in authored)
+    if dated:
+        scores["date"] = _share(date_matches(a.get("published"), p.truth["published"])
+                                for p, a in dated)
+        scores["no date"] = sum(not a.get("published") for _, a in dated)
+    if pages and "country" in pages[0].truth:
+        scores["language"] = _share(
+            extraction._language(a.get("language")) in page_language(p)
+            for p, a in zip(pages, answers, strict=True))
+    return scores
+
+
+def _share(hits: Iterable[bool]) -> float:
+    hits = list(hits)
+    return sum(hits) / len(hits) if hits else 0.0
