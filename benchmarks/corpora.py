@@ -133,9 +133,11 @@ def field_scores(pages: list[Page], answers: list[dict[str, Any]]) -> dict[str, 
     if titled:
         scores["title"] = _share(_norm(a.get("title")) == _norm(p.truth["title"])
                                  for p, a in titled)
+        scores["no title"] = sum(not a.get("title") for _, a in titled)
     if authored:
         scores["author"] = _share(author_matches(a.get("authors") or [], p.truth["author"])
                                   for p, a in authored)
+        scores["no author"] = sum(not a.get("authors") for _, a in authored)
     if dated:
         scores["date"] = _share(date_matches(a.get("published"), p.truth["published"])
                                 for p, a in dated)

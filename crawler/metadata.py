@@ -203,7 +203,7 @@ def clean_authors(names: Iterable[str], site_name: str | None = None) -> tuple[s
         raw = _EMAIL_OR_URL.sub("", _BY.sub("", raw))
         # initials or a role in brackets ("Elena Oberholzer (obe)"), cut or not
         raw = _BRACKETED.sub("", raw).strip(" ,;|-–—:")
-        parts = [p.strip(" .,;|-–—:()") for p in _SPLIT_AUTHORS.split(raw)]
+        parts = [p.strip(" .,;|-–—:()\"'“”„«»") for p in _SPLIT_AUTHORS.split(raw)]
         names_here = [p for p in parts if _is_name(p)]
         for name in names_here:
             if site and _fold(name) == site:

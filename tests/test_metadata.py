@@ -136,3 +136,18 @@ def test_language_from_the_text(text, language):
 def test_language_guessed_where_the_page_does_not_say():
     extracted = extract_article(page(ld=None, lang=None), URL)
     assert extracted is not None and extracted.language == "de"
+
+
+def test_a_date_alone_takes_the_declared_time_of_the_same_day():
+    from crawler.extraction import published_date
+
+    page = Declared(published="2024-03-14T09:42:00+03:30")
+    assert published_date(page, "2024-03-14T00:00:00") == "2024-03-14T09:42:00+03:30"
+    # another day: the chosen source stands (htmldate's first, the declared one after)
+    assert published_date(page, "2024-03-13T00:00:00") == "2024-03-13"
+    assert published_date(page, None) == "2024-03-14T09:42:00+03:30"
+    assert published_date(page, "2024-03-13T00:00:00", declared_first=True) == (
+        "2024-03-14T09:42:00+03:30")
+    assert published_date(Declared(published="0001-01-01"), None) is None  # a placeholder
+    assert published_date(Declared(published="Thu, 14 Mar 2024 06:12:00 GMT"), None) == (
+        "2024-03-14T06:12:00+00:00")
