@@ -180,7 +180,8 @@ DATE_URL_FIRST = True
 DATE_DECLARED_FIRST = False
 #: the authors the page declares (JSON-LD, meta) before those trafilatura finds in the text
 AUTHORS_DECLARED_FIRST = True
-#: the visible <h1> as the headline where there is one, before the declared ones
+#: the visible <h1> as the headline where there is one, before the declared ones: the
+#: declared first did better on the tuning corpora, 0.796 against 0.792
 HEADLINE_SHOWN_FIRST = False
 
 
@@ -195,7 +196,7 @@ def date_params(url_first: bool = DATE_URL_FIRST) -> dict:
     }
 
 
-# the root element's lang attribute: read from the markup so the page is parsed only once
+# the root element's lang attribute, read from the markup
 _HTML_LANG = re.compile(
     r"""<html\b[^>]*?\slang\s*=\s*["']?\s*([A-Za-z]{2,3})(?![A-Za-z])""", re.IGNORECASE
 )
