@@ -106,12 +106,11 @@ REVISIT_CHECK_SECONDS = 60.0
 # -- extraction ------------------------------------------------------------------------------
 #: seconds one page may take to extract (trafilatura has no limit of its own)
 EXTRACTION_TIMEOUT = 20.0
-#: take readability's opinion where trafilatura may have taken more than the article, and
-#: add the lines readability has and trafilatura lacks where jusText agrees
-#: (crawler/extraction.py). Measured on the AEB dev pages by 5-fold cross-validation: F1 0.976
-#: against 0.972 for trafilatura's text alone, recall 0.978 against 0.975, for about 10 % more
-#: extraction CPU (it hears the readability result trafilatura computes anyway)
-EXTRACTION_SECOND_OPINION = True
+#: trafilatura in precision mode judging links, with readability's opinion and jusText's
+#: (crawler/extraction.py): better on the AEB pages it was tuned on (F1 0.979 against 0.957),
+#: worse on pages it was not (wcxb-dev, fundus-news: benchmarks/extraction.py), so not the
+#: default
+EXTRACTION_SECOND_OPINION = False
 #: worker processes for extraction; 0 extracts in the crawling process, without a time limit
 EXTRACTION_PROCESSES = 1
 

@@ -168,6 +168,68 @@ def test_page_that_is_only_boilerplate_is_none():
     assert extract_article(page, URL, RULES) is None
 
 
+# one character of text, nested deeper than trafilatura reads, and a link home: all that is
+# left to trafilatura is the link, which it keeps as the whole result tree
+DEEP_NESTING_PAGE = (
+    "<html><head><title>Press TV</title></head><body>"
+    "<a href='http://www.presstv.ir/'>Home</a>"
+    + "<div>" * 5000 + "x" + "</div>" * 5000
+    + "</body></html>"
+)
+
+LINKED_PAGE = ARTICLE_PAGE.replace(
+    PARAGRAPHS[1], PARAGRAPHS[1].replace(
+        "independent refineries", '<a href="https://www.presstv.ir/Section/10102">independent '
+        'refineries</a>')
+).replace(
+    PARAGRAPHS[2], PARAGRAPHS[2].replace("Javad Owji", '<a href="/tag/owji">Javad Owji</a>')
+)
+
+
+@pytest.mark.parametrize("second", [True, False])
+def test_page_of_one_deeply_nested_character_and_a_link_has_no_text(second):
+    assert extract_article(DEEP_NESTING_PAGE, "http://www.presstv.ir/a", second=second) is None
+    stale = Selectors(body="div.gone")
+    assert extract_article(DEEP_NESTING_PAGE, "http://www.presstv.ir/a", selectors=stale,
+                           second=second) is None
+
+
+def test_a_page_that_is_only_links_has_no_text():
+    links = "".join(f"<p><a href='/section/{i}'>Section number {i} of the site</a></p>"
+                    for i in range(12))
+    page = f"<html><body><main>{links}</main></body></html>"
+    assert extract_article(page, "http://www.presstv.ir/a") is None
+
+
+@pytest.mark.parametrize("second", [True, False])
+def test_links_in_the_article_leave_their_words_and_no_markup(second):
+    extracted = extract_article(LINKED_PAGE.encode(), URL, RULES, "utf-8", second=second)
+    assert extracted is not None
+    assert extracted.text == "\n".join(PARAGRAPHS)
+    assert "](" not in extracted.text and "http" not in extracted.text
+
+
+def test_selected_body_with_links_has_no_markup():
+    page = """<html><body><div id="story"><p>Shipments rose, <a href="/x">tanker data</a>
+    show.</p><p>See [the report](<a href="https://example.com/r">https://example.com/r</a>).</p>
+    </div></body></html>"""
+    extracted = extract_article(page, URL, selectors=Selectors(body="#story"))
+    assert extracted is not None
+    assert extracted.text == "Shipments rose, tanker data show.\nSee the report."
+
+
+def test_markdown_links_a_page_writes_itself_are_their_labels():
+    # a page's own text in markdown: the targets would be links in all but name
+    paragraphs = [*PARAGRAPHS[:2], PARAGRAPHS[2] + " Source: [NIOC](<a href='https://nioc.ir/'>"
+                  "https://nioc.ir/</a>) and [the ministry](/fa/news)."]
+    page = ARTICLE_PAGE
+    for old, new in zip(PARAGRAPHS[:3], paragraphs, strict=True):
+        page = page.replace(old, new)
+    extracted = extract_article(page, URL, RULES)
+    assert extracted is not None
+    assert extracted.text.split("\n")[2] == PARAGRAPHS[2] + " Source: NIOC and the ministry."
+
+
 def test_second_opinion_drops_a_teaser_list_trafilatura_keeps():
     teasers = "".join(
         f'<li><a href="/Detail/2024/03/1{i}/{i}">{headline}</a></li>'
@@ -293,7 +355,8 @@ def test_second_opinion_hears_the_readability_trafilatura_asked():
     document, summary = trafilatura_with_readability(ARTICLE_WITH_EXTRAS.encode(), URL, False)
     assert document is not None and summary is None
     # the stored text: the paragraph readability found too, not its credit or teaser
-    extracted = extract_article(ARTICLE_WITH_EXTRAS.encode(), URL, RULES, encoding="utf-8")
+    extracted = extract_article(ARTICLE_WITH_EXTRAS.encode(), URL, RULES, encoding="utf-8",
+                                second=True)
     assert extracted is not None
     assert LONG_PARAGRAPH in extracted.text.split("\n")
     assert CREDIT not in extracted.text and HEADLINE not in extracted.text
@@ -402,14 +465,15 @@ def test_date_without_time_of_day_stays_a_date():
     assert extracted.published == "2024-03-14"
 
 
-def test_language_falls_back_to_the_html_lang_attribute():
+def test_language_falls_back_to_the_html_lang_attribute_then_the_text():
     page = ARTICLE_PAGE.replace('lang="en-US"', 'lang="fa-IR"')
     extracted = extract_article(page, URL, RULES)
     assert extracted is not None
     assert extracted.language == "fa"
+    # a page that does not say: its text does
     no_lang = extract_article(ARTICLE_PAGE.replace(' lang="en-US"', ""), URL, RULES)
     assert no_lang is not None
-    assert no_lang.language is None
+    assert no_lang.language == "en"
 
 
 def test_boilerplate_rules_on_text():
