@@ -169,6 +169,16 @@ def overlap(expected: str, got: str | None) -> float:
     return 2 * common / (sum(a.values()) + sum(b.values())) if common else 0.0
 
 
+#: markdown link syntax: stored text is plain text, links and all
+LINK_MARKUP = ("](http", "](/")
+
+
+def with_link_markup(records: Iterable[Mapping[str, Any]]) -> list[str]:
+    """Canonical URLs of the stored records whose text carries markdown link syntax."""
+    return [r["canonical_url"] for r in records
+            if any(mark in (r.get("text") or "") for mark in LINK_MARKUP)]
+
+
 # -- what the mirrors saw --------------------------------------------------------------------
 
 
