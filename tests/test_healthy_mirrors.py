@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 from conftest import FAST, run_crawler, stored_records
-from nginx_outlet import CORPORA
+from nginx_outlet import CORPORA, with_link_markup
 
 from crawler.demo.corpus import COPY, VARIANTS, article_pages
 from crawler.demo.corpus import CORPORA as CORPUS_NAMES
@@ -32,8 +32,6 @@ from crawler.extraction import extract_article
 pytestmark = [pytest.mark.corpus, pytest.mark.slow]
 
 WENT_OUT = re.compile(r"Mirror (\S+) of (\S+) out of rotation: (.*)")
-#: markdown links: the stored text is plain text
-LINK_MARKUP = ("](http", "](/")
 #: a mirror wrongly taken out makes documents wait: give up on them soon, not in 15 min
 MAX_WAIT = "90s"
 CRAWL_TIMEOUT = 1800
@@ -99,9 +97,11 @@ def test_healthy_mirrors_stay_in_rotation_over_every_corpus_page(
 
     runner = threading.Thread(target=crawl)
     runner.start()
-    with_text = {i for i, page in enumerate(site.pages)
-                 if page.id in pages_with_text(corpus)}
-    runner.join()
+    try:
+        with_text = {i for i, page in enumerate(site.pages)
+                     if page.id in pages_with_text(corpus)}
+    finally:
+        runner.join()  # never leave a crawl running past its mirrors
     run, crawl_seconds = result["run"], result["seconds"]
     (tmp_path / "crawl.log").write_text(run.stderr, encoding="utf-8")  # for a failure's reader
 
@@ -140,8 +140,7 @@ def test_healthy_mirrors_stay_in_rotation_over_every_corpus_page(
     assert outcomes.get("no_text", 0) == len(without_text)
     assert not {"given_up", "error", "extraction_failed", "too_large"} & set(outcomes), outcomes
     # plain text, no markdown links
-    marked = [r["canonical_url"] for r in records if any(m in (r["text"] or "")
-                                                        for m in LINK_MARKUP)]
+    marked = with_link_markup(records)
     assert not marked, f"{len(marked)} texts with link markup, e.g. {marked[:3]}"
     # served as nginx serves them: compressed, and the copies' markers only in copies
     entries = [e for m in fx.mirrors_ for e in m.requests() if e.path.startswith("/news/")]
