@@ -29,12 +29,14 @@ from crawler.demo.corpus import COPY, VARIANTS, article_pages
 from crawler.demo.corpus import CORPORA as CORPUS_NAMES
 from crawler.extraction import extract_article
 
-pytestmark = [pytest.mark.corpus, pytest.mark.slow]
+#: a whole part runs past the suite's 300 s: up to 5 min (one corpus, two cores), more where
+#: the crawl waits for a mirror wrongly out
+CRAWL_TIMEOUT = 1200
+pytestmark = [pytest.mark.corpus, pytest.mark.slow, pytest.mark.timeout(CRAWL_TIMEOUT + 300)]
 
 WENT_OUT = re.compile(r"Mirror (\S+) of (\S+) out of rotation: (.*)")
 #: a mirror wrongly taken out makes documents wait: give up on them soon, not in 15 min
 MAX_WAIT = "90s"
-CRAWL_TIMEOUT = 1800
 
 
 def ended(stderr: str) -> dict[str, int]:
