@@ -72,7 +72,7 @@ def demo_outlet(tmp_path):
 def nginx_outlet(tmp_path):
     """Start an outlet served by nginx: ``nginx_outlet("dead", "healthy", pages="corpus")``
     (see :class:`nginx_outlet.NginxOutlet` for the options). Skips the test when nginx, or
-    for ``pages="corpus"`` the AEB corpus, is not there."""
+    for ``pages="corpus"`` its corpus (the AEB corpus by default), is not there."""
     try:
         find_nginx()
     except NginxUnavailable as exc:
@@ -81,7 +81,7 @@ def nginx_outlet(tmp_path):
 
     def start(*behaviours: str, **options) -> NginxOutlet:
         if options.get("pages") == CORPUS_PAGES and not has_corpus(options.get("corpus", CORPUS)):
-            pytest.skip(f"AEB corpus not found at {options.get('corpus', CORPUS)}")
+            pytest.skip(f"corpus not found at {options.get('corpus', CORPUS)}")
         fx = NginxOutlet(tmp_path / f"nginx-outlets{len(started)}", behaviours, **options)
         started.append(fx)
         return fx.start()

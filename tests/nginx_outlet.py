@@ -66,7 +66,9 @@ from crawler.demo.site import SECTIONS as DEMO_SECTIONS
 from crawler.outlets import Outlet, load_outlet_file
 
 REPO = Path(__file__).resolve().parents[1]
-CORPUS = REPO.parent / "shared" / "corpus" / "aeb-dev"
+#: the saved-page corpora (crawler.demo.corpus.CORPORA), each in a folder of its own
+CORPORA = REPO.parent / "shared" / "corpus"
+CORPUS = CORPORA / "aeb-dev"
 
 HEALTHY = "healthy"
 DEAD = "dead"
@@ -151,7 +153,7 @@ def has_corpus(corpus: Path = CORPUS) -> bool:
 @functools.cache
 def _corpus_pages(corpus: Path) -> tuple[corpus_site.CorpusPage, ...]:
     # read once per process: several outlets in one test run serve the same pages
-    return tuple(corpus_site.load_pages(corpus))
+    return corpus_site.article_pages(corpus)
 
 
 def overlap(expected: str, got: str | None) -> float:
@@ -165,6 +167,16 @@ def overlap(expected: str, got: str | None) -> float:
     a, b = shingles(expected), shingles(got or "")
     common = sum((a & b).values())
     return 2 * common / (sum(a.values()) + sum(b.values())) if common else 0.0
+
+
+#: markdown link syntax: stored text is plain text, links and all
+LINK_MARKUP = ("](http", "](/")
+
+
+def with_link_markup(records: Iterable[Mapping[str, Any]]) -> list[str]:
+    """Canonical URLs of the stored records whose text carries markdown link syntax."""
+    return [r["canonical_url"] for r in records
+            if any(mark in (r.get("text") or "") for mark in LINK_MARKUP)]
 
 
 # -- what the mirrors saw --------------------------------------------------------------------
@@ -267,7 +279,9 @@ class NginxOutlet:
     (the first canonical, even when it is dead), and ``<directory>/<outlet>.yaml``.
 
     ``pages``: ``"demo"`` (the demo site, ``articles`` of them, ``seed``) or ``"corpus"``
-    (the AEB corpus's pages at ``corpus``, each under ``copies`` article paths).
+    (a corpus's article pages at ``corpus``, the AEB corpus by default, each under ``copies``
+    article paths, or with ``layout="variants"`` under 1 to 3 paths of their own: see
+    :mod:`crawler.demo.corpus`).
     ``max_section_pages`` goes into the outlet file (demo: default 5; corpus: enough for
     every article). nginx's files (configuration, site copies, logs) are written under
     ``<directory>/nginx``.
@@ -298,6 +312,7 @@ class NginxOutlet:
         name: str | None = None,
         corpus_pages: slice | None = None,
         limit_rate: str | None = None,
+        layout: str = corpus_site.COPIES,
     ) -> None:
         if isinstance(behaviours, str):
             behaviours = behaviours.split(",")
@@ -323,9 +338,9 @@ class NginxOutlet:
             self.max_section_pages = 5 if max_section_pages is None else max_section_pages
         else:
             if not has_corpus(corpus):
-                raise FileNotFoundError(f"the AEB corpus is not at {corpus}")
+                raise FileNotFoundError(f"no corpus at {corpus}")
             chosen = list(_corpus_pages(corpus))[corpus_pages or slice(None)]
-            self.site = corpus_site.CorpusSite(chosen, copies)
+            self.site = corpus_site.CorpusSite(chosen, copies, layout)
             self.max_section_pages = (
                 self.site.max_section_pages + 1 if max_section_pages is None
                 else max_section_pages
@@ -418,7 +433,7 @@ class NginxOutlet:
         page = self.site.corpus_page(url)
         if page is None:
             raise KeyError(url)
-        return CorpusTruth(page.id, page.url, page.truth, page.html)
+        return CorpusTruth(page.id, page.url, page.truth, self.site.article_body(url) or b"")
 
     def requests(self) -> list[AccessEntry]:
         """Every mirror's requests, in the order they were answered."""

@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 
 import pytest
 from conftest import FAST, run_crawler, store_count, stored_records, wait_for
-from nginx_outlet import overlap
+from nginx_outlet import overlap, with_link_markup
 
 from crawler.distributed.keys import RedisKeys
 
@@ -35,6 +35,8 @@ def assert_every_article_once(fx, records, failing=FAILING):
     missing = fx.expected_articles() - set(urls)
     assert not missing, f"{len(missing)} articles not stored, e.g. {sorted(missing)[:3]}"
     assert set(urls) == fx.expected_articles()
+    marked = with_link_markup(records)
+    assert not marked, f"{len(marked)} texts with link markup, e.g. {marked[:3]}"
     bad = {m.base_url for m in fx.mirrors_ if m.behaviour in failing}
     for record in records:
         assert record["mirror"] not in bad, f"{record['url']} came from a failing mirror"

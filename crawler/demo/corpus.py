@@ -1,11 +1,20 @@
 """An outlet of real article pages: a corpus of saved pages behind generated section listings.
 
-The corpus (the Article Extraction Benchmark's pages: ``html/<id>.html.gz`` and
-``ground-truth.json``) is not part of the project; whoever serves this site says where it is.
-Each page is served byte for byte, unchanged, under ``copies`` article paths
-``/news/2024/01/01/<n>/a``: page ``(n - 1) % len(pages)``. Four sections list them,
-``PER_PAGE`` to a listing page, each page linking the next with ``rel="next"``.
-``robots.txt`` allows everything.
+A corpus (``html/<id>.html.gz`` and ``ground-truth.json``: the Article Extraction
+Benchmark's pages, or another set of saved pages in that form, see :data:`CORPORA`) is not
+part of the project; whoever serves this site says where it is. Two layouts:
+
+- ``copies`` (the default): each page is served byte for byte, unchanged, under ``copies``
+  article paths ``/news/2024/01/01/<n>/a``: page ``(n - 1) % len(pages)``;
+- ``variants``: each page under 1 to 3 article paths chosen by a hash of its id
+  (:func:`variant_kinds`): its own id with a slug (``/news/2024/01/01/<n>/<slug>``), the same
+  id without the slug (``/news/2024/01/01/<n>``), and copies under other ids whose page
+  carries ``<!-- copy 2 -->`` (``3``...) just before ``</body>``, its bytes otherwise
+  unchanged. Every path is an article of its own: real sites serve one story under several
+  URLs, and pages that differ only in numbers.
+
+Four sections list the articles, ``PER_PAGE`` to a listing page, each page linking the next
+with ``rel="next"``. ``robots.txt`` allows everything.
 
 :class:`CorpusSite` answers ``page(target, mirror)`` as :class:`~crawler.demo.site.DemoSite`
 does, so a :class:`~crawler.demo.server.MirrorServer` can serve it, and lists every file
@@ -14,7 +23,9 @@ does, so a :class:`~crawler.demo.server.MirrorServer` can serve it, and lists ev
 
 from __future__ import annotations
 
+import functools
 import gzip
+import hashlib
 import html
 import json
 import re
@@ -31,6 +42,13 @@ OUTLET_NAME = "corpusnews"
 SECTIONS = ("world", "business", "science", "culture")
 PER_PAGE = 15
 ARTICLE_URL = r"^/news/\d{4}/\d{2}/\d{2}/\d+/"
+#: the ``variants`` layout's article paths: with a slug or without
+VARIANT_ARTICLE_URL = r"^/news/\d{4}/\d{2}/\d{2}/\d+(/|$)"
+COPIES, VARIANTS = "copies", "variants"
+#: the saved-page corpora this site can serve, by folder name, in a folder of corpora
+CORPORA = ("aeb-dev", "wcxb-dev", "fundus-news", "htmldate-dev")
+#: a variant of a page: its own id with a slug, without it, or a copy under another id
+SLUG, BARE, COPY = "slug", "bare", "copy"
 ROBOTS_TXT = b"User-agent: *\nDisallow:\n"
 HTML = "text/html; charset=utf-8"
 
@@ -45,57 +63,163 @@ class CorpusPage:
     #: where the page was saved from
     url: str
     html: bytes
-    #: the article's text as the corpus's annotators gave it
+    #: the article's text as the corpus's annotators gave it ("" where they gave none)
     truth: str
+    #: whether the annotators gave the text (a corpus of dates gives only url and published)
+    annotated: bool = True
 
 
 def load_pages(corpus: Path) -> list[CorpusPage]:
-    """Every page of the corpus, sorted by id; the HTML stays raw bytes (UTF-8)."""
+    """Every page of the corpus, sorted by id; the HTML stays raw bytes."""
     truth = json.loads((corpus / "ground-truth.json").read_text(encoding="utf-8"))
     pages = []
     for page_id in sorted(truth):
         with gzip.open(corpus / "html" / f"{page_id}.html.gz") as fh:
             body = fh.read()
         entry = truth[page_id]
-        pages.append(CorpusPage(page_id, entry["url"], body, entry["articleBody"] or ""))
+        pages.append(CorpusPage(page_id, entry["url"], body, entry.get("articleBody") or "",
+                                annotated="articleBody" in entry))
     return pages
+
+
+def article_pages(corpus: Path) -> tuple[CorpusPage, ...]:
+    """The corpus's article pages: every page where the annotators gave the text; where they
+    gave none (a corpus of publication dates) the pages where trafilatura alone (its defaults)
+    finds text, the rest being no article at all. Read and judged once per process."""
+    return _article_pages(str(corpus.resolve()))
+
+
+@functools.cache
+def _article_pages(corpus: str) -> tuple[CorpusPage, ...]:
+    return tuple(page for page in load_pages(Path(corpus))
+                 if page.annotated or trafilatura_finds_text(page))
+
+
+def trafilatura_finds_text(page: CorpusPage) -> bool:
+    import trafilatura  # only for corpora without annotated text
+
+    document = trafilatura.bare_extraction(page.html.decode("utf-8", "replace"), url=page.url)
+    return bool(document is not None and document.text)
 
 
 def has_corpus(corpus: Path) -> bool:
     return (corpus / "ground-truth.json").is_file() and (corpus / "html").is_dir()
 
 
+def variant_kinds(page_id: str) -> tuple[str, ...]:
+    """The article paths a page gets in the ``variants`` layout, chosen by a hash of its id:
+    1 to 3 of its own id with a slug, without the slug, and copies under other ids."""
+    choice = int.from_bytes(hashlib.sha256(page_id.encode()).digest()[:4], "big") % 7
+    return (
+        (SLUG,), (BARE,), (SLUG, BARE), (SLUG, COPY), (BARE, COPY), (SLUG, BARE, COPY),
+        (SLUG, COPY, COPY),
+    )[choice]
+
+
+def with_copy_marker(body: bytes, number: int) -> bytes:
+    """The page with ``<!-- copy N -->`` just before its last ``</body>`` (at the end where it
+    has none): copies of one page differ only in that number."""
+    marker = f"<!-- copy {number} -->".encode()
+    at = body.lower().rfind(b"</body>")
+    return body + marker if at < 0 else body[:at] + marker + body[at:]
+
+
+def slug(title: str) -> str:
+    words = re.findall(r"[a-z0-9]+", title.lower())[:8]
+    return "-".join(words) or "story"
+
+
+@dataclass(frozen=True)
+class CorpusArticle:
+    """One article path of the site and what it serves."""
+
+    path: str
+    #: the corpus page's position in ``CorpusSite.pages``
+    page: int
+    #: SLUG, BARE or COPY
+    kind: str = SLUG
+    #: a copy's number (its marker): 2, 3...
+    copy: int = 0
+
+
 class CorpusSite:
-    """The pages of the corpus outlet; ``page(target, mirror)`` as a mirror server asks it."""
+    """The pages of the corpus outlet; ``page(target, mirror)`` as a mirror server asks it.
+    ``layout``: :data:`COPIES` (``copies`` paths per page) or :data:`VARIANTS`."""
 
     name = OUTLET_NAME
 
-    def __init__(self, corpus: Path | list[CorpusPage], copies: int = 6) -> None:
+    def __init__(self, corpus: Path | list[CorpusPage], copies: int = 6,
+                 layout: str = COPIES) -> None:
         if copies < 1:
             raise ValueError("copies must be at least 1")
+        if layout not in (COPIES, VARIANTS):
+            raise ValueError(f"layout must be {COPIES!r} or {VARIANTS!r}, not {layout!r}")
         self.pages = load_pages(corpus) if isinstance(corpus, Path) else list(corpus)
         if not self.pages:
             raise ValueError("the corpus has no pages")
         self.titles = [_title(page) for page in self.pages]
         self.copies = copies
-        self.articles = len(self.pages) * copies
+        self.layout = layout
+        self.article_url = ARTICLE_URL if layout == COPIES else VARIANT_ARTICLE_URL
+        self.entries = self._layout()
+        self._by_path = {entry.path: entry for entry in self.entries}
+        self.articles = len(self.entries)
         self.average_size = sum(len(page.html) for page in self.pages) / len(self.pages)
         self._listings: dict[tuple[str, int], bytes] = {}
 
     # -- layout ----------------------------------------------------------------------------------
 
+    def _layout(self) -> list[CorpusArticle]:
+        if self.layout == COPIES:
+            return [CorpusArticle(f"/news/2024/01/01/{n}/a", (n - 1) % len(self.pages))
+                    for n in range(1, len(self.pages) * self.copies + 1)]
+        entries = []
+        # ids: a page's own first, in page order; its copies' ids after all of them
+        copies_from = len(self.pages) + 1
+        for index, page in enumerate(self.pages):
+            own, name, copy = index + 1, slug(self.titles[index]), 1
+            for kind in variant_kinds(page.id):
+                if kind == SLUG:
+                    entries.append(CorpusArticle(f"/news/2024/01/01/{own}/{name}", index, kind))
+                elif kind == BARE:
+                    entries.append(CorpusArticle(f"/news/2024/01/01/{own}", index, kind))
+                else:
+                    copy += 1
+                    entries.append(CorpusArticle(f"/news/2024/01/01/{copies_from}/{name}",
+                                                 index, kind, copy))
+                    copies_from += 1
+        return entries
+
     def article_path(self, n: int) -> str:
-        return f"/news/2024/01/01/{n}/a"
+        return self.entries[n - 1].path
 
     def article_paths(self) -> list[str]:
-        return [self.article_path(n) for n in range(1, self.articles + 1)]
+        return [entry.path for entry in self.entries]
+
+    def article(self, url_or_path: str) -> CorpusArticle | None:
+        """The article at an article URL (any mirror) or path."""
+        path = urlsplit(url_or_path).path
+        entry = self._by_path.get(path)
+        if entry is None and self.layout == COPIES:
+            # any slug: the page is the id's
+            match = _ARTICLE_PATH.match(path)
+            if match is not None and 1 <= int(match.group(1)) <= self.articles:
+                entry = self.entries[int(match.group(1)) - 1]
+        return entry
 
     def corpus_page(self, url_or_path: str) -> CorpusPage | None:
         """The corpus page served at an article URL (any mirror) or path."""
-        match = _ARTICLE_PATH.match(urlsplit(url_or_path).path)
-        if match is None or not 1 <= int(match.group(1)) <= self.articles:
+        entry = self.article(url_or_path)
+        return None if entry is None else self.pages[entry.page]
+
+    def article_body(self, url_or_path: str) -> bytes | None:
+        """The bytes served at an article URL or path: the corpus page, a copy's with its
+        marker."""
+        entry = self.article(url_or_path)
+        if entry is None:
             return None
-        return self.pages[(int(match.group(1)) - 1) % len(self.pages)]
+        body = self.pages[entry.page].html
+        return with_copy_marker(body, entry.copy) if entry.kind == COPY else body
 
     def section_articles(self, section: str) -> list[int]:
         first = SECTIONS.index(section) + 1
@@ -118,9 +242,9 @@ class CorpusSite:
         if path == "/":
             return Page(200, HTML, self._home())
         if _ARTICLE_PATH.match(path):
-            page = self.corpus_page(path)
-            if page is not None:
-                return Page(200, HTML, page.html)
+            body = self.article_body(path)
+            if body is not None:
+                return Page(200, HTML, body)
         elif match := _SECTION_PATH.match(path):
             section, number = match.group(1), int(match.group(2) or 1)
             if section in SECTIONS and 1 <= number <= self.section_pages(section):
@@ -152,7 +276,7 @@ class CorpusSite:
         numbers = self.section_articles(section)[(number - 1) * PER_PAGE : number * PER_PAGE]
         items = "".join(
             f'<li><h3><a href="{self.article_path(n)}">'
-            f"{html.escape(self.titles[(n - 1) % len(self.titles)])}</a></h3></li>"
+            f"{html.escape(self.titles[self.entries[n - 1].page])}</a></h3></li>"
             for n in numbers
         )
         pager = ""
@@ -186,7 +310,7 @@ def outlet_document(site: CorpusSite, mirrors: list[str]) -> dict[str, Any]:
         "description": "Real article pages (the AEB corpus) behind generated section listings.",
         "mirrors": list(mirrors),
         "sections": {section: f"/section/{section}" for section in SECTIONS},
-        "article_url": ARTICLE_URL,
+        "article_url": site.article_url,
         # one page more than there is: the crawl ends on the missing rel=next, not the limit
         "max_section_pages": site.max_section_pages + 1,
         "blocked_markers": list(BLOCKED_MARKERS),
