@@ -233,17 +233,21 @@ class Failover:
 
     # -- what callers report ---------------------------------------------------------------------
 
-    def mirror_failed(self, request: Request, verdict: Verdict) -> Request:
-        """The request's mirror failed it (mirror evidence): the next mirror, or an end."""
+    def mirror_failed(self, request: Request, verdict: Verdict, kept: bool = False) -> Request:
+        """The request's mirror failed it (mirror evidence): the next mirror, or an end.
+        ``kept``: the mirror stays in rotation all the same (:meth:`spares_last_mirror`); the
+        document is not taken from this page, and waits for a better answer."""
         outlet = self.outlet_of(request)
         mirror = request.meta.get(meta.MIRROR) or outlet.mirror_of(request.url)
-        if mirror is not None:
+        if mirror is not None and not kept:
             self.health.record_failure(outlet.name, mirror, verdict.reason, strong=verdict.strong)
         if request.meta.get(meta.CHECK):
             raise self.check_failed(request, verdict.reason)
         attempts = Attempts.of(request)
         if mirror is not None and mirror not in attempts.failed_on:
             attempts.failed_on.append(mirror)
+        if kept:
+            attempts.answers.pop(mirror, None)  # what it served is no answer to stand
         return self._act(request, outlet, mirror, attempts, verdict.reason)
 
     def document_answered(self, request: Request, verdict: Verdict, body: bytes = b"") -> Request:
@@ -262,14 +266,24 @@ class Failover:
         if suspicion == SAME_PAGE:
             same_page = mirror_failure(f"the same page for different documents "
                                        f"({verdict.reason})", "blocked", strong=True)
-            if not self.spares_last_mirror(request, same_page):
-                return self.mirror_failed(request, same_page)
+            return self.mirror_failed(request, same_page,
+                                      kept=self.spares_last_mirror(request, same_page))
         attempts = Attempts.of(request)
         if mirror is not None:
             attempts.answers[mirror] = verdict.answer or verdict.reason
             if suspicion is not None and mirror not in attempts.doubted:
                 attempts.doubted.append(mirror)
         return self._act(request, outlet, mirror, attempts, verdict.reason)
+
+    def may_be_notice(self, request: Request, body: bytes) -> bool:
+        """Whether a page that passed the document checks may still be a notice served for
+        every document: small, linking nowhere into the outlet, and not a page two mirrors
+        agreed on."""
+        outlet = self.outlet_of(request)
+        if len(body) > self.notice_max_bytes or links_into_outlet(body, request.url, outlet):
+            return False
+        path = "/" + request.url.split("://", 1)[-1].partition("/")[2]
+        return not self.same_pages.acquitted(outlet.name, page_fingerprint(body, path))
 
     def serves_one_page(self, request: Request, body: bytes) -> bool:
         """Whether the request's mirror served this page, which passed the document checks,

@@ -281,6 +281,9 @@ class SamePageDetector:
         documents = self._seen.get((outlet, mirror), {}).get(fingerprint)
         return documents is not None and self._add(documents, document)
 
+    def acquitted(self, outlet: str, fingerprint: str) -> bool:
+        return fingerprint in self._acquitted.get(outlet, ())
+
     def has_suspects(self, outlet: str, mirror: str) -> bool:
         """Whether :meth:`join` can say yes (the hot path asks this first)."""
         return bool(self._seen.get((outlet, mirror)))

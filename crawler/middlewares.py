@@ -279,11 +279,10 @@ class PageJudgeMiddleware(_OutletRequests):
                 and self.failover.serves_one_page(request, response.body)):
             verdict = mirror_failure("the same page for different documents", "blocked",
                                      strong=True)
-        if (verdict is not None and verdict.strong
-                and self.failover.spares_last_mirror(request, verdict, response.body)):
-            verdict = None  # the page goes on to be judged as a document
         if verdict is not None:
-            return _act_on(self.failover, request, verdict)
+            kept = verdict.strong and self.failover.spares_last_mirror(request, verdict,
+                                                                       response.body)
+            return _act_on(self.failover, request, verdict, kept)
         outcome = "ok" if response.status < 400 else "http_error"
         self.failover.downloaded(request, outcome, served=True)
         return response
@@ -310,8 +309,8 @@ class ConditionalRequestMiddleware(_OutletRequests):
             request.headers[header] = value
 
 
-def _act_on(failover, request: Request, verdict: Verdict) -> Request:
+def _act_on(failover, request: Request, verdict: Verdict, kept: bool = False) -> Request:
     failover.downloaded(request, verdict.outcome, served=verdict.about != MIRROR)
     if verdict.about == MIRROR:
-        return failover.mirror_failed(request, verdict)
+        return failover.mirror_failed(request, verdict, kept)
     return failover.document_answered(request, verdict)

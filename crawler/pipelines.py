@@ -17,7 +17,7 @@ from crawler.context import crawl_context
 from crawler.extraction import ExtractionError, ExtractionTimeout, ExtractorPool
 from crawler.failover import Attempts, RequestEnded, RequestWaiting
 from crawler.items import ArticleItem, FinishedRequest
-from crawler.judging import TEXT_PREFIX, judge_text
+from crawler.judging import TEXT_PREFIX, document_answer, judge_text, text_answer
 from crawler.ledger import ItemContinues, ItemEnded
 from crawler.storage import StoreError, StoreUnavailable
 
@@ -106,6 +106,11 @@ class ExtractionPipeline:
             self.crawler.stats.inc_value(f"extraction/failed/{reason}")
             raise ItemEnded("extraction_failed", f"extraction {reason}: {item.url}", "INFO")
         verdict = judge_text(extracted.text if extracted else None, outlet)
+        if verdict is None and self.failover.may_be_notice(item.request, item.body):
+            # a small page that links nowhere into the outlet: a notice long enough to pass
+            # for an article, perhaps; taken once another look agrees
+            verdict = document_answer(text_answer(extracted.text),
+                                      "a page that links nowhere into the outlet")
         if verdict is not None and not _accepted(item, verdict.answer):
             if extracted is None:
                 self.crawler.stats.inc_value("extraction/failed/empty")

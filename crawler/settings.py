@@ -50,8 +50,9 @@ MIRROR_COOLDOWN = 60.0
 MIRROR_FAILOVER_HTTP_CODES = [403, 408, 429, 451, 500, 502, 503, 504, 520, 521, 522, 523, 524]
 #: a mirror answering this many different documents with the same suspect page (one that
 #: failed a document check and links nowhere into the outlet) serves a notice for everything
-#: (a seizure, a bot check): it leaves rotation, and comes back through a mirror check
-MIRROR_SAME_PAGE_DOCUMENTS = 2
+#: (a seizure, a bot check): it leaves rotation, and comes back through a mirror check. Three:
+#: outlets commonly serve one story at two paths (with and without its slug), byte for byte
+MIRROR_SAME_PAGE_DOCUMENTS = 3
 #: only pages up to this size (bytes, decoded) can be such a notice: notices are small, and
 #: an outlet's real page that failed a check is not evidence against its mirror
 MIRROR_NOTICE_MAX_BYTES = 24 * 1024

@@ -75,7 +75,9 @@ def crawler(tmp_path: Path):
     project = {k: v for k, v in vars(project_settings).items()
                if k.isupper() and k != "TWISTED_REACTOR"}
     settings = {**project, "OUTLETS_DIR": str(tmp_path),
-                "STORE_URI": f"sqlite:///{tmp_path}/c.db", "MIRROR_COOLDOWN": 60}
+                "STORE_URI": f"sqlite:///{tmp_path}/c.db", "MIRROR_COOLDOWN": 60,
+                # the rules at their simplest: a page served for two documents
+                "MIRROR_SAME_PAGE_DOCUMENTS": 2}
     crawler = get_crawler(OutletSpider, settings_dict=settings)
     crawler.spider = crawler._create_spider(outlet="news")
     crawler.stats.open_spider()
@@ -236,11 +238,20 @@ def test_the_last_mirror_serving_the_outlet_stays_and_says_so(crawler, caplog):
         with pytest.raises(RequestWaiting):
             failover.document_answered(article(f"{A}/a/{n}"), verdict, body=short)
     assert context.health.states(outlet)[A] is True
-    # asked again, the same answer stands: fetched once more there, to be stored
+    # asked again, it is still the page served for every document: it waits on, and the
+    # mirror stays
     again = article(f"{A}/a/1")
     again.meta[meta.ATTEMPTS] = Attempts(answers={A: verdict.answer}, waits=1,
                                          doubted=[A]).to_meta()
-    assert failover.document_answered(again, verdict, body=short).url == f"{A}/a/1"
+    with pytest.raises(RequestWaiting):
+        failover.document_answered(again, verdict, body=short)
+    assert context.health.states(outlet)[A] is True
+    # a page the mirror served for this document alone stands, once asked again
+    alone = article(f"{A}/a/9")
+    alone.meta[meta.ATTEMPTS] = Attempts(answers={A: verdict.answer}, waits=1,
+                                         doubted=[A]).to_meta()
+    other = b"<html><body><p>Another brief.</p></body></html>"
+    assert failover.document_answered(alone, verdict, body=other).url == f"{A}/a/9"
     kept = [r for r in caplog.records if "kept in rotation" in r.getMessage()]
     assert len(kept) == 1 and A in kept[0].getMessage()
     assert crawler.stats.get_value("mirror/kept_in_rotation") == 3  # 2, 3, 1 again
