@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import outlet_crawler
 from scrapy import Request
 from scrapy.downloadermiddlewares.httpcompression import HttpCompressionMiddleware
 from scrapy.exceptions import DownloadConnectionRefusedError, IgnoreRequest
@@ -15,7 +16,6 @@ from scrapy.http import HtmlResponse, Response, TextResponse
 from scrapy.utils.test import get_crawler
 
 from crawler import meta
-from crawler import settings as project_settings
 from crawler.context import crawl_context
 from crawler.failover import (
     Attempts,
@@ -47,7 +47,7 @@ from crawler.ledger import outcome_of
 from crawler.middlewares import MirrorFailoverMiddleware, PageJudgeMiddleware
 from crawler.mirrors import MirrorHealth, mirror_candidates
 from crawler.outlets import Outlet
-from crawler.spiders.outlet import OutletSpider, _outlet_links
+from crawler.spiders.outlet import _outlet_links
 
 A, B, C = "https://www.news.example", "https://news-mirror.example", "http://127.0.0.1:8081"
 OUTLET_FILE = f"""
@@ -71,17 +71,8 @@ def outlet(tmp_path: Path) -> Outlet:
 
 @pytest.fixture
 def crawler(tmp_path: Path):
-    (tmp_path / "news.yaml").write_text(OUTLET_FILE)
-    # the project's settings, but no reactor: get_crawler runs without one
-    project = {k: v for k, v in vars(project_settings).items()
-               if k.isupper() and k != "TWISTED_REACTOR"}
-    settings = {**project, "OUTLETS_DIR": str(tmp_path),
-                "STORE_URI": f"sqlite:///{tmp_path}/c.db", "MIRROR_FAILURE_THRESHOLD": 3,
-                "MIRROR_COOLDOWN": 60}
-    crawler = get_crawler(OutletSpider, settings_dict=settings)
-    crawler.spider = crawler._create_spider(outlet="news")
-    crawler.stats.open_spider()
-    return crawler
+    return outlet_crawler(tmp_path, OUTLET_FILE, "news", MIRROR_FAILURE_THRESHOLD=3,
+                          MIRROR_COOLDOWN=60)
 
 
 def article_request(url: str, **extra) -> Request:

@@ -10,12 +10,11 @@ from pathlib import Path
 from urllib.parse import unquote
 
 import pytest
+from conftest import outlet_crawler
 from scrapy import Request
 from scrapy.http import HtmlResponse
-from scrapy.utils.test import get_crawler
 
 from crawler import meta
-from crawler import settings as project_settings
 from crawler.context import crawl_context
 from crawler.demo.server import PARKED_PAGE, SEIZED_PAGE
 from crawler.failover import Attempts, RequestEnded, RequestWaiting, keeps_last_mirror
@@ -36,7 +35,6 @@ from crawler.middlewares import PageJudgeMiddleware
 from crawler.mirror_checks import MirrorChecks
 from crawler.mirrors import MirrorHealth, mirror_candidates
 from crawler.outlets import Outlet
-from crawler.spiders.outlet import OutletSpider
 
 A, B = "https://www.news.example", "https://news-mirror.example"
 OUTLET_FILE = f"""
@@ -71,17 +69,9 @@ def outlet() -> Outlet:
 
 @pytest.fixture
 def crawler(tmp_path: Path):
-    (tmp_path / "news.yaml").write_text(OUTLET_FILE)
-    project = {k: v for k, v in vars(project_settings).items()
-               if k.isupper() and k != "TWISTED_REACTOR"}
-    settings = {**project, "OUTLETS_DIR": str(tmp_path),
-                "STORE_URI": f"sqlite:///{tmp_path}/c.db", "MIRROR_COOLDOWN": 60,
-                # the rules at their simplest: a page served for two documents
-                "MIRROR_SAME_PAGE_DOCUMENTS": 2}
-    crawler = get_crawler(OutletSpider, settings_dict=settings)
-    crawler.spider = crawler._create_spider(outlet="news")
-    crawler.stats.open_spider()
-    return crawler
+    # the rules at their simplest: a page served for two documents
+    return outlet_crawler(tmp_path, OUTLET_FILE, "news", MIRROR_COOLDOWN=60,
+                          MIRROR_SAME_PAGE_DOCUMENTS=2)
 
 
 def html(url: str, body: bytes, request: Request) -> HtmlResponse:
