@@ -58,9 +58,11 @@ def test_crawl_stores_every_article_once_across_failing_mirrors(
     result = crawl(fx, store)
     assert result.returncode == 0, result.stderr[-3000:]
     assert_exactly_the_listed_articles(fx, stored_records(store), bad_mirrors=failing)
-    # the bad mirrors were dropped from rotation rather than tried for every document
+    # the bad mirrors were dropped from rotation rather than tried for every document: a
+    # parked page counts once three documents got it (MIRROR_SAME_PAGE_DOCUMENTS), while
+    # up to CONCURRENT_REQUESTS_PER_DOMAIN (16) more are on their way
     for behaviour in failing:
-        assert fx.server(behaviour).hits() < 15, behaviour
+        assert fx.server(behaviour).hits() < 20, behaviour
 
 
 def test_flaky_mirror_answers_never_reach_the_store(demo_outlet, tmp_path):
