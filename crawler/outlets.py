@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
+from typing import Literal
 from urllib.parse import urlsplit
 
 import yaml
@@ -20,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from crawler.durations import parse_interval
 from crawler.identity import identity_url, without_tracking
+from crawler.mirror_notices import DEFAULT_MIRROR_NOTICES
 from crawler.redact import redact_url
 
 BUNDLED_OUTLETS = Path(__file__).parent / "bundled_outlets"
@@ -176,6 +178,13 @@ class Outlet(BaseModel):
     #: ``/article.php?id=5``); by default none: an article is its path. Listing URLs keep
     #: their query (``?page=2``). Tracking parameters (utm_*, fbclid, ...) never count.
     identity_params: list[str] = Field(default_factory=list)
+    #: phrases that open the outlet's mirror notices ("can also be accessed at"); None: the
+    #: defaults (:data:`crawler.mirror_notices.DEFAULT_MIRROR_NOTICES`)
+    mirror_notices: list[str] | None = None
+    #: what to do with a mirror the outlet names that served its stored articles alike:
+    #: list it for a person to adopt, adopt it (lowest preference, never canonical), or
+    #: not look for candidates at all
+    mirror_discovery: Literal["propose", "adopt", "off"] = "propose"
     description: str | None = None
 
     @field_validator("mirrors")
@@ -213,6 +222,13 @@ class Outlet(BaseModel):
                 raise ValueError(f"{alias!r} is not a host name (no scheme, no path)")
             hosts.append(host)
         return hosts
+
+    @field_validator("mirror_notices")
+    @classmethod
+    def _notices_are_phrases(cls, phrases: list[str] | None) -> list[str] | None:
+        if phrases is not None and any(len(p.strip()) < 4 for p in phrases):
+            raise ValueError("a notice phrase needs at least 4 characters")
+        return phrases
 
     @field_validator("feeds", "sitemaps")
     @classmethod
@@ -257,6 +273,19 @@ class Outlet(BaseModel):
     @property
     def canonical(self) -> str:
         return self.mirrors[0]
+
+    @property
+    def notice_phrases(self) -> tuple[str, ...]:
+        return DEFAULT_MIRROR_NOTICES if self.mirror_notices is None else tuple(
+            self.mirror_notices)
+
+    def with_mirrors(self, extra: Iterable[str]) -> Outlet:
+        """This outlet with ``extra`` mirrors after its own, at the lowest preference: the
+        canonical mirror, and so every document's identity, stays as it is."""
+        added = [m for m in extra if m not in self.mirrors]
+        if not added:
+            return self
+        return Outlet.model_validate({**self.model_dump(), "mirrors": self.mirrors + added})
 
     @cached_property
     def article_pattern(self) -> re.Pattern[str]:
