@@ -391,6 +391,10 @@ class OutletCatalog:
 
     directory: Path
     _cache: dict[str, Outlet] = field(default_factory=dict, repr=False)
+    #: outlet -> mirrors adopted beside the file's (crawler.mirror_discovery)
+    _adopted: dict[str, tuple[str, ...]] = field(default_factory=dict, repr=False)
+    #: outlet -> as its file says, before any adopted mirror
+    _files: dict[str, Outlet] = field(default_factory=dict, repr=False)
 
     @classmethod
     def from_setting(cls, directory: str | Path | None) -> OutletCatalog:
@@ -409,9 +413,13 @@ class OutletCatalog:
 
     def get(self, name: str) -> Outlet:
         if name not in self._cache:
+            if name in self._files:
+                self._cache[name] = self._files[name].with_mirrors(self._adopted.get(name, ()))
+                return self._cache[name]
             for path in self.files():
                 if path.stem == name:
-                    self._cache[name] = load_outlet_file(path)
+                    outlet = self._files[name] = load_outlet_file(path)
+                    self._cache[name] = outlet.with_mirrors(self._adopted.get(name, ()))
                     break
             else:
                 known = ", ".join(self.names()) or "none"
@@ -419,6 +427,21 @@ class OutletCatalog:
                     f"unknown outlet {name!r} in {self.directory} (known: {known})"
                 )
         return self._cache[name]
+
+    def file_mirrors(self, name: str) -> list[str]:
+        """The mirrors the outlet's file lists, without the adopted ones."""
+        self.get(name)
+        return list(self._files[name].mirrors)
+
+    def set_adopted(self, name: str, mirrors: Iterable[str]) -> bool:
+        """Serve ``name`` with ``mirrors`` after the file's own, at the lowest preference
+        (the canonical mirror, and every identity, stay); whether that changed anything."""
+        adopted = tuple(mirrors)
+        if self._adopted.get(name, ()) == adopted:
+            return False
+        self._adopted[name] = adopted
+        self._cache.pop(name, None)
+        return True
 
     def validate_all(self) -> Iterable[tuple[Path, Outlet | OutletError]]:
         for path in self.files():

@@ -26,6 +26,12 @@ request_finished = object()
 #: "error")
 extraction_finished = object()
 
+#: an article page that a mirror in rotation served passed the text checks
+#: (crawler.pipelines.ExtractionPipeline): what it
+#: names may be the outlet's mirrors. kwargs: outlet, mirror, url, body (bytes, decoded),
+#: headers (dict: Onion-Location when the page had one)
+article_page_accepted = object()
+
 #: a batch of articles is durable in the store.  kwargs: articles (list[dict], the stored
 #: records), requests (the requests that produced them, same order), revised (the canonical
 #: URLs of those that were new versions of stored articles)

@@ -346,10 +346,11 @@ class OutletSpider(Spider):
         outlet = self.outlets.get(response.meta[meta.OUTLET])
         url = urldefrag(response.url)[0]
         validators = validators_of(response.headers)
+        mirror = response.meta.get(meta.MIRROR) or outlet.mirror_of(url)
         yield ArticleItem(
             canonical_url=outlet.canonical_url(url),
             url=url,
-            mirror=response.meta.get(meta.MIRROR) or outlet.mirror_of(url) or "",
+            mirror=mirror or "",
             outlet=outlet.name,
             section=response.meta.get(meta.SECTION),
             hints=response.meta.get(meta.HINTS) or {},
@@ -357,6 +358,9 @@ class OutletSpider(Spider):
             encoding=getattr(response, "encoding", None) or "utf-8",
             etag=validators.get("ETag"),
             last_modified=validators.get("Last-Modified"),
+            onion_location=(response.headers.get(b"Onion-Location") or b"").decode(
+                "latin-1") or None,
+            in_rotation=bool(mirror) and self.context.health.is_up(outlet, mirror),
             request=response.request,
         )
 

@@ -1,0 +1,100 @@
+"""End to end, through nginx on loopback (gzip on): the outlet's article pages carry a notice
+naming a mirror its file does not list. When the file's mirrors fail mid-crawl, the crawl
+finishes from the named one once it served the stored articles alike (``adopt``), or once a
+person adopts it (``propose``); a lookalike is rejected, and an undeclared loopback host is
+never asked."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from datetime import datetime
+
+import yaml
+from conftest import FAST, REPO, crawler_env, run_crawler, stored_records, wait_for
+
+SEIZED_TEXT = "This domain has been seized"
+
+
+def _outlet_file(fx, mirrors, policy: str) -> None:
+    """The outlet file lists ``mirrors`` only; every page still names all of fx's mirrors."""
+    document = yaml.safe_load(fx.outlet_file.read_text())
+    document["mirrors"] = list(mirrors)
+    document["mirror_discovery"] = policy
+    fx.outlet_file.write_text(yaml.safe_dump(document, sort_keys=False))
+
+
+def _start(fx, store, log, *settings):
+    return subprocess.Popen(
+        [sys.executable, "-m", "crawler.cli", "crawl", fx.name, "--outlets-dir",
+         str(fx.outlet_dir), "--store", store, "--max-wait", "5m", *FAST,
+         "-s", "MIRROR_COOLDOWN=600", *settings],
+        stdout=log, stderr=subprocess.STDOUT, cwd=REPO, env=crawler_env())
+
+
+def _read(log) -> str:
+    log.flush()
+    log.seek(0)
+    return log.read()
+
+
+def _netloc(base: str) -> str:
+    return base.split("://", 1)[1]
+
+
+def _seize_a_and_kill_b(fx, log):
+    wait_for(lambda: len(fx.mirror(0).requests()) >= 20, 120, "the crawl under way")
+    fx.set_behaviour(0, "seized")
+    seized_at = datetime.now().timestamp()
+    fx.set_behaviour(1, "dead")
+    return seized_at
+
+
+def _check_complete(fx, store, c):
+    records = stored_records(store)
+    urls = [r["canonical_url"] for r in records]
+    # every article once, named on the canonical mirror A whichever mirror served it
+    assert len(urls) == len(set(urls)) and set(urls) == fx.expected_articles()
+    assert all(SEIZED_TEXT not in r["text"] for r in records)
+    from_c = [r for r in records if r["mirror"] == c]
+    assert from_c and all(r["url"].startswith(c) for r in from_c)
+    return records, from_c
+
+
+def test_adopt_a_mirror_the_notice_names_and_finish_from_it(nginx_outlet, tmp_path):
+    fx = nginx_outlet("healthy", "healthy", "healthy", pages="demo", articles=40,
+                      politeness={"requests_per_second": 8, "concurrency": 2})
+    a, b, c = fx.mirrors
+    _outlet_file(fx, [a, b], "adopt")
+    store = f"sqlite:///{tmp_path}/crawl.db"
+    log = (tmp_path / "crawl.log").open("w+")
+    crawl = _start(fx, store, log, "-s", f"MIRROR_DISCOVERY_PRIVATE_HOSTS={_netloc(c)}")
+    try:
+        seized_at = _seize_a_and_kill_b(fx, log)
+        assert crawl.wait(240) == 0, _read(log)[-4000:]
+    finally:
+        if crawl.poll() is None:
+            crawl.kill()
+    output = _read(log)
+    assert f"Mirror {c} of {fx.name} adopted" in output, output[-4000:]
+    records, from_c = _check_complete(fx, store, c)
+    # verification: a handful of requests to C before it served a document
+    adopted = [e for e in fx.mirror(2).requests()]
+    verification = [e for e in adopted if e.time <= min(
+        datetime.fromisoformat(r["fetched_at"]).timestamp() for r in from_c)]
+    assert 1 <= len(verification) <= 12, [e.target for e in verification]
+    first_from_c = min(datetime.fromisoformat(r["fetched_at"]).timestamp() for r in from_c
+                       if datetime.fromisoformat(r["fetched_at"]).timestamp() >= seized_at - 1)
+    print(f"verification requests to C: {len(verification)} "
+          f"({[e.target for e in verification]}); seizure to first article from C: "
+          f"{first_from_c - seized_at:.1f} s; {len(from_c)} of {len(records)} from C")
+    # `crawler mirrors` shows it adopted, with its evidence; identity unchanged
+    shown = run_crawler("mirrors", fx.name, "--outlets-dir", str(fx.outlet_dir), "--store",
+                        store, "--json")
+    assert shown.returncode == 0, shown.stderr
+    listed = json.loads(shown.stdout)
+    assert [m["mirror"] for m in listed["mirrors"]] == [a, b]
+    (candidate,) = [m for m in listed["candidates"] if m["base"] == c]
+    assert candidate["state"] == "adopted" and "served alike" in candidate["evidence"]
+    assert all(r["canonical_url"].startswith(a) for r in records)
