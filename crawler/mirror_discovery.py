@@ -117,8 +117,11 @@ class MirrorDiscovery:
         #: (outlet, base) being verified by this process
         self._verifying: set[tuple[str, str]] = set()
         self._tasks: set[asyncio.Future] = set()
+        #: candidates the crawl was kept open for once, to be asked once articles are stored
+        self._held: set[tuple[str, str]] = set()
         self._loop: LoopingCall | None = None
         crawler.signals.connect(self.page_accepted, signal=signals.article_page_accepted)
+        crawler.signals.connect(self.stored, signal=signals.articles_stored)
         crawler.signals.connect(self.open, signal=scrapy_signals.spider_opened)
         crawler.signals.connect(self.close, signal=scrapy_signals.spider_closed)
         crawler.signals.connect(self.keep_open, signal=scrapy_signals.spider_idle)
@@ -143,8 +146,19 @@ class MirrorDiscovery:
             self._pool.close()
 
     def keep_open(self) -> None:
+        # a candidate named before enough articles were durable gets one more look: the
+        # crawl's last batch may have been written since
+        waiting = {(c.outlet, c.base) for c in self.registry.candidates() if c.state == NEW}
+        if waiting - self._held:
+            self._held |= waiting
+            self.retry_new()
         if self._verifying:
             raise DontCloseSpider("a candidate mirror is being verified")
+
+    def stored(self, articles: list[dict[str, Any]], **_: Any) -> None:
+        """Articles are durable: candidates that waited for some can be asked now."""
+        if any(c.state == NEW for c in self.registry.candidates()):
+            self.retry_new()
 
     def refresh(self) -> None:
         """Adoptions made elsewhere (``crawler mirrors adopt``, another worker)."""
@@ -178,7 +192,7 @@ class MirrorDiscovery:
                 for mirror in set(self.catalog.get(name).mirrors) - before:
                     logger.warning("Mirror %s of %s adopted: in rotation after the outlet "
                                    "file's mirrors", mirror, name)
-                    self.crawler.stats.inc_value("mirror/discovery/adopted")
+                    self.crawler.stats.inc_value("mirror/discovery/joined_rotation")
                     self.crawler.signals.send_catch_log(
                         signals.mirror_state_changed, outlet=name, mirror=mirror, up=True)
 
@@ -226,6 +240,12 @@ class MirrorDiscovery:
 
     async def _verify_and_act(self, name: str, candidate: Candidate) -> None:
         outlet = self.catalog.get(name)
+        # the name is resolved off the reactor's thread: a slow DNS must not stall the crawl
+        refusal = await asyncio.to_thread(address_refusal, candidate.base, resolve,
+                                          self.declared)
+        if refusal is not None:
+            self._finish(candidate, REJECTED, f"not fetched: {refusal}", 0)
+            return
         stored = choose_articles(islice(self.context.store.read(name), STORED_ROWS),
                                  self.articles, outlet.min_text_length)
         if len(stored) < MIN_SAME_ARTICLES:
@@ -234,30 +254,29 @@ class MirrorDiscovery:
         self.registry.save(candidate)
         started = time.monotonic()
         state, evidence, requests = await self.verify(outlet, candidate.base, stored)
-        candidate.state, candidate.evidence = state, evidence
-        candidate.checked_at, candidate.requests = utc_now(), requests
-        self.crawler.stats.inc_value(f"mirror/discovery/{state}")
-        self.crawler.stats.inc_value("mirror/discovery/requests", requests)
         logger.log(logging.WARNING if state == VERIFIED else logging.INFO,
                    "Mirror candidate %s of %s %s in %.1f s, %d requests: %s", candidate.base,
                    name, state, time.monotonic() - started, requests, evidence)
         if state == VERIFIED and outlet.mirror_discovery == "adopt":
-            candidate.state, candidate.evidence = ADOPTED, f"{evidence} (adopted: policy)"
-        self.registry.save(candidate)
-        if state == VERIFIED and candidate.state != ADOPTED:
+            state, evidence = ADOPTED, f"{evidence} (adopted: policy)"
+        self._finish(candidate, state, evidence, requests)
+        if state == VERIFIED:
             logger.warning("Mirror %s of %s is verified and proposed: `crawler mirrors adopt "
                            "%s %s` puts it in rotation", candidate.base, name, name,
                            candidate.base)
         self.apply_adopted()
 
+    def _finish(self, candidate: Candidate, state: str, evidence: str, requests: int) -> None:
+        candidate.state, candidate.evidence = state, evidence
+        candidate.checked_at, candidate.requests = utc_now(), requests
+        self.registry.save(candidate)
+        self.crawler.stats.inc_value(f"mirror/discovery/{state}")
+        self.crawler.stats.inc_value("mirror/discovery/requests", requests)
+
     async def verify(self, outlet: Outlet, base: str,
                      stored: list[dict[str, Any]]) -> tuple[str, str, int]:
         """(state, evidence, requests sent) of asking ``base`` for ``stored`` articles and
         the outlet's known-good listing."""
-        # the name is resolved off the reactor's thread: a slow DNS must not stall the crawl
-        refusal = await asyncio.to_thread(address_refusal, base, resolve, self.declared)
-        if refusal is not None:
-            return REJECTED, f"not fetched: {refusal}", 0
         with_candidate = outlet.with_mirrors([base])
         listing = self.context.failover.known_good_listing(outlet)
         listing_path = urlsplit(listing[0]).path if listing else None

@@ -98,3 +98,62 @@ def test_adopt_a_mirror_the_notice_names_and_finish_from_it(nginx_outlet, tmp_pa
     (candidate,) = [m for m in listed["candidates"] if m["base"] == c]
     assert candidate["state"] == "adopted" and "served alike" in candidate["evidence"]
     assert all(r["canonical_url"].startswith(a) for r in records)
+
+
+def test_propose_lists_the_verified_mirror_and_a_person_adopts_it(nginx_outlet, tmp_path):
+    fx = nginx_outlet("healthy", "healthy", "healthy", pages="demo", articles=40,
+                      politeness={"requests_per_second": 8, "concurrency": 2})
+    a, b, c = fx.mirrors
+    _outlet_file(fx, [a, b], "propose")
+    store = f"sqlite:///{tmp_path}/crawl.db"
+    log = (tmp_path / "crawl.log").open("w+")
+    crawl = _start(fx, store, log, "-s", f"MIRROR_DISCOVERY_PRIVATE_HOSTS={_netloc(c)}")
+    try:
+        _seize_a_and_kill_b(fx, log)
+        wait_for(lambda: "is verified and proposed" in _read(log), 120, "C proposed")
+        wait_for(lambda: "documents waiting" in _read(log), 60, "documents waiting")
+        served_before = len(fx.mirror(2).requests())
+        shown = run_crawler("mirrors", fx.name, "--outlets-dir", str(fx.outlet_dir),
+                            "--store", store, "--json")
+        assert shown.returncode == 0, shown.stderr
+        (candidate,) = json.loads(shown.stdout)["candidates"]
+        assert candidate["base"] == c and candidate["state"] == "verified"
+        assert candidate["source"] == "notice" and "served alike" in candidate["evidence"]
+        assert crawl.poll() is None  # the documents wait: nothing goes to C on its own
+        assert len(fx.mirror(2).requests()) == served_before
+        table = run_crawler("mirrors", fx.name, "--outlets-dir", str(fx.outlet_dir),
+                            "--store", store)
+        assert table.returncode == 0 and "verified" in table.stdout, table.stderr
+        adopted = run_crawler("mirrors", "adopt", fx.name, c, "--outlets-dir",
+                              str(fx.outlet_dir), "--store", store)
+        assert adopted.returncode == 0, adopted.stderr
+        assert crawl.wait(240) == 0, _read(log)[-4000:]
+    finally:
+        if crawl.poll() is None:
+            crawl.kill()
+    _check_complete(fx, store, c)
+
+
+def test_a_lookalike_is_rejected_and_an_undeclared_loopback_host_never_asked(nginx_outlet,
+                                                                             tmp_path):
+    fx = nginx_outlet("healthy", "garbage", "healthy", pages="demo", articles=30)
+    a, lookalike, undeclared = fx.mirrors
+    _outlet_file(fx, [a], "adopt")
+    store = f"sqlite:///{tmp_path}/crawl.db"
+    result = run_crawler("crawl", fx.name, "--outlets-dir", str(fx.outlet_dir), "--store",
+                         store, *FAST, "-s", f"MIRROR_DISCOVERY_PRIVATE_HOSTS={_netloc(lookalike)}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    shown = json.loads(run_crawler("mirrors", fx.name, "--outlets-dir", str(fx.outlet_dir),
+                                   "--store", store, "--json").stdout)
+    candidates = {m["base"]: m for m in shown["candidates"]}
+    assert candidates[lookalike]["state"] == "rejected"
+    assert "served alike" in candidates[lookalike]["evidence"]  # "0 of 4 ..."
+    assert 1 <= len(fx.mirror(1).requests()) <= 12
+    assert candidates[undeclared]["state"] == "rejected"
+    assert "MIRROR_DISCOVERY_PRIVATE_HOSTS" in candidates[undeclared]["evidence"]
+    assert fx.mirror(2).requests() == []  # never fetched
+    records = stored_records(store)
+    assert {r["canonical_url"] for r in records} == fx.expected_articles()
+    assert {r["mirror"] for r in records} == {a}
+    print(f"lookalike: {len(fx.mirror(1).requests())} requests, "
+          f"{candidates[lookalike]['evidence']}")
