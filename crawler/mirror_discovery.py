@@ -184,6 +184,7 @@ class MirrorDiscovery:
 
     def apply_adopted(self) -> None:
         for name in {c.outlet for c in self.registry.candidates()}:
+            self.counted(name)
             try:
                 before = set(self.catalog.get(name).mirrors)
             except Exception:  # noqa: S112 - an outlet of another deployment's store
@@ -218,6 +219,7 @@ class MirrorDiscovery:
                 logger.info("Mirror candidate %s of %s, named (%s) at %s", named.base,
                             outlet, named.source, url)
                 self.crawler.stats.inc_value("mirror/discovery/candidates")
+                self.counted(outlet)
             noted.append(candidate)
             if (outlet, candidate.base) not in self._verifying and due(
                     candidate, self.recheck, datetime.now(UTC)):
@@ -252,6 +254,7 @@ class MirrorDiscovery:
             return  # asked again when a page names it once more articles are stored
         candidate.state = VERIFYING
         self.registry.save(candidate)
+        self.counted(name)
         started = time.monotonic()
         state, evidence, requests = await self.verify(outlet, candidate.base, stored)
         logger.log(logging.WARNING if state == VERIFIED else logging.INFO,
@@ -266,10 +269,19 @@ class MirrorDiscovery:
                            candidate.base)
         self.apply_adopted()
 
+    def counted(self, outlet: str) -> None:
+        """Tell the metrics how many candidates of ``outlet`` are in each state."""
+        counts: dict[str, int] = {}
+        for candidate in self.registry.candidates(outlet):
+            counts[candidate.state] = counts.get(candidate.state, 0) + 1
+        self.crawler.signals.send_catch_log(signals.mirror_candidates_changed, outlet=outlet,
+                                            counts=counts)
+
     def _finish(self, candidate: Candidate, state: str, evidence: str, requests: int) -> None:
         candidate.state, candidate.evidence = state, evidence
         candidate.checked_at, candidate.requests = utc_now(), requests
         self.registry.save(candidate)
+        self.counted(candidate.outlet)
         self.crawler.stats.inc_value(f"mirror/discovery/{state}")
         self.crawler.stats.inc_value("mirror/discovery/requests", requests)
 

@@ -32,6 +32,10 @@ extraction_finished = object()
 #: headers (dict: Onion-Location when the page had one)
 article_page_accepted = object()
 
+#: the mirrors an outlet named changed (crawler.mirror_discovery).  kwargs: outlet, counts
+#: (dict: state -> candidates in it, crawler.mirror_verification.STATES)
+mirror_candidates_changed = object()
+
 #: a batch of articles is durable in the store.  kwargs: articles (list[dict], the stored
 #: records), requests (the requests that produced them, same order), revised (the canonical
 #: URLs of those that were new versions of stored articles)
