@@ -537,8 +537,8 @@ def mirrors(
     store: StoreOpt = DEFAULT_STORE,
     outlets_dir: OutletsDirOpt = None,
     redis: Annotated[str | None, typer.Option(
-        "--redis", envvar="CRAWLER_REDIS_URL", help="Redis URL: the mirrors' shared health "
-        "(distributed mode).")] = None,
+        "--redis", envvar="CRAWLER_REDIS_URL", help="Redis URL (distributed mode): the "
+        "workers' candidates and the mirrors' shared health.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
     """The outlet file's mirrors with their health, and the mirrors the outlet named: adopted
@@ -554,10 +554,20 @@ def mirrors(
     else:
         raise fail("usage: crawler mirrors OUTLET | crawler mirrors adopt|reject OUTLET URL")
     outlet = load_outlet(outlets_dir, name, [])
-    try:
-        registry = open_registry(store)
-    except StoreError as exc:
-        raise fail(str(exc)) from None
+    if redis:  # the workers' candidates
+        from crawler.distributed.candidates import RedisMirrorRegistry
+        from crawler.distributed.keys import RedisKeys
+
+        settings = build_settings(None, REDIS_URL=redis)
+        with redis_errors(settings):
+            server = connect_redis(settings)
+            registry = RedisMirrorRegistry(server, RedisKeys.from_settings(settings), "cli",
+                                           settings.getfloat("MIRROR_DISCOVERY_LEASE"))
+    else:
+        try:
+            registry = open_registry(store)
+        except StoreError as exc:
+            raise fail(str(exc)) from None
     if action is not None:
         from crawler.mirror_notices import base_of
         from crawler.mirror_registry import decide
@@ -577,9 +587,8 @@ def mirrors(
         from crawler.distributed.keys import RedisKeys
         from crawler.distributed.status import read_status
 
-        settings = build_settings(None, REDIS_URL=redis)
         with redis_errors(settings):
-            state = read_status(connect_redis(settings), RedisKeys.from_settings(settings),
+            state = read_status(server, RedisKeys.from_settings(settings),
                                 settings.getfloat("WORKER_TIMEOUT"))
         health = state["outlets"].get(name, {}).get("mirrors", {})
     document = {

@@ -22,6 +22,7 @@ import asyncio
 import logging
 import socket
 import time
+from contextlib import closing
 from dataclasses import asdict
 from datetime import UTC, datetime
 from itertools import islice
@@ -80,9 +81,10 @@ def resolve(host: str) -> list[str]:
 
 def due(candidate: Candidate, recheck: float, now: datetime) -> bool:
     """Whether a candidate is verified now: a new one, or one last checked ``recheck``
-    seconds ago (an adopted one stays; one a person rejected stays rejected)."""
-    if candidate.state == NEW:
-        return True
+    seconds ago, or one left verifying (an adopted one stays; one a person rejected stays
+    rejected)."""
+    if candidate.state in (NEW, VERIFYING):
+        return True  # one left verifying by a process that died: the lease decides
     if candidate.state not in (VERIFIED, REJECTED) or candidate.evidence.startswith("by "):
         return False
     checked = datetime.fromisoformat(candidate.checked_at) if candidate.checked_at else None
@@ -148,7 +150,8 @@ class MirrorDiscovery:
     def keep_open(self) -> None:
         # a candidate named before enough articles were durable gets one more look: the
         # crawl's last batch may have been written since
-        waiting = {(c.outlet, c.base) for c in self.registry.candidates() if c.state == NEW}
+        waiting = {(c.outlet, c.base) for c in self.registry.candidates()
+                   if c.state in (NEW, VERIFYING)}
         if waiting - self._held:
             self._held |= waiting
             self.retry_new()
@@ -157,7 +160,7 @@ class MirrorDiscovery:
 
     def stored(self, articles: list[dict[str, Any]], **_: Any) -> None:
         """Articles are durable: candidates that waited for some can be asked now."""
-        if any(c.state == NEW for c in self.registry.candidates()):
+        if any(c.state in (NEW, VERIFYING) for c in self.registry.candidates()):
             self.retry_new()
 
     def refresh(self) -> None:
@@ -173,7 +176,8 @@ class MirrorDiscovery:
     def retry_new(self) -> None:
         """Candidates named before enough articles were stored to ask them for."""
         for candidate in self.registry.candidates():
-            if candidate.state != NEW or (candidate.outlet, candidate.base) in self._verifying:
+            if (candidate.state not in (NEW, VERIFYING)
+                    or (candidate.outlet, candidate.base) in self._verifying):
                 continue
             try:
                 outlet = self.catalog.get(candidate.outlet)
@@ -248,10 +252,26 @@ class MirrorDiscovery:
         if refusal is not None:
             self._finish(candidate, REJECTED, f"not fetched: {refusal}", 0)
             return
-        stored = choose_articles(islice(self.context.store.read(name), STORED_ROWS),
-                                 self.articles, outlet.min_text_length)
+        # closed at once: a read left open would hold its snapshot of the store
+        with closing(self.context.store.read(name)) as rows:
+            stored = choose_articles(islice(rows, STORED_ROWS), self.articles,
+                                     outlet.min_text_length)
         if len(stored) < MIN_SAME_ARTICLES:
-            return  # asked again when a page names it once more articles are stored
+            return  # asked again once more articles are stored
+        if not self.registry.claim(name, candidate.base):
+            return  # another worker verifies it
+        try:
+            # it may have been verified since this process last looked
+            self.registry.refresh()
+            latest = self.registry.get(name, candidate.base) or candidate
+            if latest.state in (NEW, VERIFYING):
+                await self._verify_claimed(outlet, latest, stored)
+        finally:
+            self.registry.release(name, candidate.base)
+
+    async def _verify_claimed(self, outlet: Outlet, candidate: Candidate,
+                              stored: list[dict[str, Any]]) -> None:
+        name = outlet.name
         candidate.state = VERIFYING
         self.registry.save(candidate)
         self.counted(name)

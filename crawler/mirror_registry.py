@@ -104,6 +104,13 @@ class MirrorRegistry:
     def refresh(self) -> None:
         """Read what others changed (a person adopting a mirror, another worker)."""
 
+    def claim(self, outlet: str, base: str) -> bool:
+        """Win the right to verify ``base`` now: one process in all (workers: a lease)."""
+        return True
+
+    def release(self, outlet: str, base: str) -> None:
+        """Give the right to verify back."""
+
 
 class SqliteMirrorRegistry(MirrorRegistry):
     """In a table of a SQLite file, written as each candidate changes."""

@@ -70,6 +70,9 @@ MIRROR_DISCOVERY_RECHECK = 6 * 3600.0
 MIRROR_DISCOVERY_MAX_CANDIDATES = 20
 #: seconds between looks at adoptions made elsewhere (`crawler mirrors adopt`)
 MIRROR_DISCOVERY_REFRESH = 2.0
+#: workers: seconds a worker holds the right to verify a candidate; a worker killed while
+#: verifying is replaced once it runs out
+MIRROR_DISCOVERY_LEASE = 30.0
 #: seconds after its first failure that a document no mirror could serve is given up; until
 #: then it waits for a mirror (`crawler crawl --max-wait` sets it for a standalone crawl)
 DOCUMENT_GIVE_UP_AFTER = 6 * 3600.0

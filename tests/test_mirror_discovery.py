@@ -7,12 +7,13 @@ never asked."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from datetime import datetime
 
 import yaml
-from conftest import FAST, REPO, crawler_env, run_crawler, stored_records, wait_for
+from conftest import FAST, REPO, crawler_env, run_crawler, store_count, stored_records, wait_for
 
 SEIZED_TEXT = "This domain has been seized"
 
@@ -157,3 +158,56 @@ def test_a_lookalike_is_rejected_and_an_undeclared_loopback_host_never_asked(ngi
     assert {r["mirror"] for r in records} == {a}
     print(f"lookalike: {len(fx.mirror(1).requests())} requests, "
           f"{candidates[lookalike]['evidence']}")
+
+
+def test_two_workers_one_killed_while_verifying_adopt_it_for_all(nginx_outlet, redis_server,
+                                                                 workers, tmp_path):
+    import signal
+    import time
+
+    import redis
+
+    from crawler.distributed.candidates import lease_key
+    from crawler.distributed.keys import RedisKeys
+
+    fx = nginx_outlet("healthy", "healthy", "healthy", pages="demo", articles=40,
+                      politeness={"requests_per_second": 4, "concurrency": 2})
+    a, b, c = fx.mirrors
+    _outlet_file(fx, [a, b], "adopt")
+    store = f"sqlite:///{tmp_path}/crawl.db"
+    url = redis_server.url
+    settings = ("-s", f"MIRROR_DISCOVERY_PRIVATE_HOSTS={_netloc(c)}",
+                "-s", "MIRROR_DISCOVERY_LEASE=4", "-s", "MIRROR_COOLDOWN=600")
+    crew = {f"w{i}": workers(url, store, fx.outlet_dir, *settings, "-s", f"WORKER_ID=w{i}")
+            for i in range(2)}
+    result = run_crawler("schedule", fx.name, "--outlets-dir", str(fx.outlet_dir),
+                         "--redis", url)
+    assert result.returncode == 0, result.stderr
+    client = redis.Redis.from_url(url)
+    lease = lease_key(RedisKeys(), fx.name, c)
+    holder = wait_for(lambda: client.get(lease), 120, "a worker verifying C", interval=0.02)
+    killed = holder.decode()
+    crew[killed].stop(signal.SIGKILL)
+    survivor = next(w for name, w in crew.items() if name != killed)
+    fx.set_behaviour(0, "seized")
+    seized_at = time.time()
+    fx.set_behaviour(1, "dead")
+    wait_for(lambda: store_count(store) >= len(fx.expected_articles()), 180,
+             "every article stored", interval=0.5)
+    records, from_c = _check_complete(fx, store, c)
+    shown = run_crawler("mirrors", fx.name, "--outlets-dir", str(fx.outlet_dir), "--redis",
+                        url, "--json")
+    assert shown.returncode == 0, shown.stderr
+    (candidate,) = [m for m in json.loads(shown.stdout)["candidates"] if m["base"] == c]
+    assert candidate["state"] == "adopted", candidate
+    output = survivor.output()
+    assert f"Mirror candidate {c} of {fx.name} verified" in output, output[-3000:]
+    first_from_c = min(datetime.fromisoformat(r["fetched_at"]).timestamp() for r in from_c)
+    # the killed worker's part of a verification, then the survivor's whole one
+    verification = [e for e in fx.mirror(2).requests() if e.time < first_from_c]
+    assert len(verification) <= 12, [e.target for e in verification]
+    (survivors,) = re.findall(r"verified in ([\d.]+) s, (\d+) requests", output)
+    print(f"distributed: worker {killed} killed while verifying; {len(verification)} "
+          f"requests to C before its first article ({survivors[1]} + robots.txt by the "
+          f"survivor, in {survivors[0]} s); seizure to first article from C: "
+          f"{first_from_c - seized_at:.1f} s; {len(from_c)} of {len(records)} from C")
