@@ -40,7 +40,7 @@ from crawler import meta, signals
 from crawler.context import crawl_context
 from crawler.extraction import ExtractorPool
 from crawler.judging import judge_page
-from crawler.mirror_notices import named_mirrors
+from crawler.mirror_notices import FEED, MAX_PER_PAGE, NamedMirror, base_of, named_mirrors
 from crawler.mirror_registry import Candidate, utc_now
 from crawler.mirror_verification import (
     ADOPTED,
@@ -102,6 +102,20 @@ def article_links(response: Response, outlet: Outlet) -> int:
     return len(paths)
 
 
+def feed_hosts(outlet: Outlet, url: str, links: list[str],
+               limit: int = MAX_PER_PAGE) -> list[NamedMirror]:
+    """Hosts a feed names with an article path (``article_url``) that the outlet does not
+    list: a feed that moved its links to a new domain."""
+    found: dict[str, NamedMirror] = {}
+    for link in links:
+        target = urljoin(url, link.strip())
+        base = base_of(target)
+        if (base and not outlet.owns(target) and base not in found
+                and outlet.article_pattern.search(urlsplit(target).path)):
+            found[base] = NamedMirror(base, FEED)
+    return list(found.values())[:limit]
+
+
 class MirrorDiscovery:
     def __init__(self, crawler: Crawler) -> None:
         self.crawler = crawler
@@ -124,6 +138,7 @@ class MirrorDiscovery:
         self._loop: LoopingCall | None = None
         crawler.signals.connect(self.page_accepted, signal=signals.article_page_accepted)
         crawler.signals.connect(self.stored, signal=signals.articles_stored)
+        crawler.signals.connect(self.feed_read, signal=signals.feed_links_read)
         crawler.signals.connect(self.open, signal=scrapy_signals.spider_opened)
         crawler.signals.connect(self.close, signal=scrapy_signals.spider_closed)
         crawler.signals.connect(self.keep_open, signal=scrapy_signals.spider_idle)
@@ -211,9 +226,22 @@ class MirrorDiscovery:
         found = self.catalog.get(outlet)
         if found.mirror_discovery == "off" or not mirror:
             return []
+        return self.note(found, url, named_mirrors(body, url, headers, found.notice_phrases,
+                                                   known=found.netlocs))
+
+    def feed_read(self, outlet: str, mirror: str | None, url: str,
+                  links: list[str]) -> list[Candidate]:
+        """A feed that a mirror in rotation served: the hosts of its article links (an
+        article path on a host the outlet does not list), noted; the new ones verified."""
+        found = self.catalog.get(outlet)
+        if found.mirror_discovery == "off" or not mirror:
+            return []
+        return self.note(found, url, feed_hosts(found, url, links))
+
+    def note(self, found: Outlet, url: str, names: list[NamedMirror]) -> list[Candidate]:
+        outlet = found.name
         noted = []
-        for named in named_mirrors(body, url, headers, found.notice_phrases,
-                                   known=found.netlocs):
+        for named in names:
             candidate = self.registry.get(outlet, named.base)
             if candidate is None:
                 if len(self.registry.candidates(outlet)) >= self.max_candidates:

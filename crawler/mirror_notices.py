@@ -34,6 +34,8 @@ NOTICE = "notice"
 ONION_LOCATION = "onion_location"
 CANONICAL = "canonical"
 OG_URL = "og_url"
+#: an article link of the outlet's feed (crawler.mirror_discovery.feed_hosts)
+FEED = "feed"
 
 # a host name written as text ("www.presstv.co.uk"); file names that look like one are not
 _HOST_TEXT = re.compile(

@@ -32,6 +32,11 @@ extraction_finished = object()
 #: headers (dict: Onion-Location when the page had one)
 article_page_accepted = object()
 
+#: a feed that a mirror in rotation served was read (crawler.spiders.outlet): links to
+#: article paths on hosts the outlet does not list may be its new mirrors. kwargs: outlet,
+#: mirror, url, links (list[str], as the feed gives them)
+feed_links_read = object()
+
 #: the mirrors an outlet named changed (crawler.mirror_discovery).  kwargs: outlet, counts
 #: (dict: state -> candidates in it, crawler.mirror_verification.STATES)
 mirror_candidates_changed = object()

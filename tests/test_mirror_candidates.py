@@ -129,3 +129,16 @@ def test_a_candidate_is_looked_at_again_only_after_the_recheck_interval():
                           state="rejected", evidence="by a person at ...",
                           checked_at=now.isoformat())
     assert not due(by_person, 3600, now + timedelta(days=9))
+
+
+def test_article_links_of_a_feed_on_an_unknown_host_are_candidates(crawler, discovery):
+    from crawler.mirror_discovery import feed_hosts
+
+    outlet = crawl_context(crawler).catalog.get("news")
+    links = [f"{A}/a/1", "/a/2", "https://news-new.example/a/3", "https://news-new.example/a/4",
+             "https://cdn.example/img/5.jpg", "https://other.example/about"]
+    assert [(n.base, n.source) for n in feed_hosts(outlet, f"{A}/rss", links)] == [
+        ("https://news-new.example", "feed")]
+    noted = discovery.feed_read("news", A, f"{A}/rss", links)
+    assert [c.base for c in noted] == ["https://news-new.example"]
+    assert discovery.started == ["https://news-new.example"]

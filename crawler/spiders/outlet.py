@@ -12,7 +12,7 @@ from urllib.parse import urldefrag, urljoin, urlsplit
 from scrapy import Request, Spider
 from scrapy.http import Response
 
-from crawler import meta
+from crawler import meta, signals
 from crawler.context import crawl_context
 from crawler.discovery import (
     FEED,
@@ -268,6 +268,11 @@ class OutletSpider(Spider):
         except MalformedDocument as exc:
             yield from self._malformed(response, "feed", exc)
             return
+        mirror = response.meta.get(meta.MIRROR) or outlet.mirror_of(response.url)
+        if mirror and self.context.health.is_up(outlet, mirror):
+            self.crawler.signals.send_catch_log(
+                signals.feed_links_read, outlet=outlet.name, mirror=mirror, url=response.url,
+                links=[e.link for e in entries if e.link])
         articles: dict[str, dict[str, str]] = {}
         for entry in entries:
             url = _article_url(outlet, response.url, entry.link)
