@@ -40,7 +40,14 @@ from crawler import meta, signals
 from crawler.context import crawl_context
 from crawler.extraction import ExtractorPool
 from crawler.judging import judge_page
-from crawler.mirror_notices import FEED, MAX_PER_PAGE, NamedMirror, base_of, named_mirrors
+from crawler.mirror_notices import (
+    FEED,
+    MAX_PER_PAGE,
+    REDIRECT,
+    NamedMirror,
+    base_of,
+    named_mirrors,
+)
 from crawler.mirror_registry import Candidate, utc_now
 from crawler.mirror_verification import (
     ADOPTED,
@@ -139,6 +146,7 @@ class MirrorDiscovery:
         crawler.signals.connect(self.page_accepted, signal=signals.article_page_accepted)
         crawler.signals.connect(self.stored, signal=signals.articles_stored)
         crawler.signals.connect(self.feed_read, signal=signals.feed_links_read)
+        crawler.signals.connect(self.redirected, signal=signals.redirect_off_outlet)
         crawler.signals.connect(self.open, signal=scrapy_signals.spider_opened)
         crawler.signals.connect(self.close, signal=scrapy_signals.spider_closed)
         crawler.signals.connect(self.keep_open, signal=scrapy_signals.spider_idle)
@@ -237,6 +245,15 @@ class MirrorDiscovery:
         if found.mirror_discovery == "off" or not mirror:
             return []
         return self.note(found, url, feed_hosts(found, url, links))
+
+    def redirected(self, outlet: str, mirror: str | None, url: str,
+                   target: str) -> list[Candidate]:
+        """A mirror in rotation redirected off the outlet: the target's host, noted."""
+        found = self.catalog.get(outlet)
+        base = base_of(target)
+        if found.mirror_discovery == "off" or not mirror or base is None:
+            return []
+        return self.note(found, url, [NamedMirror(base, REDIRECT)])
 
     def note(self, found: Outlet, url: str, names: list[NamedMirror]) -> list[Candidate]:
         outlet = found.name

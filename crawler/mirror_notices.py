@@ -34,6 +34,8 @@ NOTICE = "notice"
 ONION_LOCATION = "onion_location"
 CANONICAL = "canonical"
 OG_URL = "og_url"
+#: where a mirror in rotation redirected off the outlet
+REDIRECT = "redirect"
 #: an article link of the outlet's feed (crawler.mirror_discovery.feed_hosts)
 FEED = "feed"
 

@@ -37,6 +37,10 @@ article_page_accepted = object()
 #: mirror, url, links (list[str], as the feed gives them)
 feed_links_read = object()
 
+#: a mirror in rotation redirected a request off the outlet (crawler.middlewares): the
+#: target's host may be its new address. kwargs: outlet, mirror, url, target (absolute)
+redirect_off_outlet = object()
+
 #: the mirrors an outlet named changed (crawler.mirror_discovery).  kwargs: outlet, counts
 #: (dict: state -> candidates in it, crawler.mirror_verification.STATES)
 mirror_candidates_changed = object()

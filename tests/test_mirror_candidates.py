@@ -142,3 +142,30 @@ def test_article_links_of_a_feed_on_an_unknown_host_are_candidates(crawler, disc
     noted = discovery.feed_read("news", A, f"{A}/rss", links)
     assert [c.base for c in noted] == ["https://news-new.example"]
     assert discovery.started == ["https://news-new.example"]
+
+
+def test_a_redirect_off_the_outlet_names_its_target_only_from_a_mirror_in_rotation(
+        crawler, discovery):
+    from crawler.middlewares import MirrorFailoverMiddleware
+    from crawler.signals import redirect_off_outlet
+
+    heard: list[dict] = []
+    crawler.signals.connect(lambda **kw: heard.append(kw), signal=redirect_off_outlet,
+                            weak=False)
+    middleware = MirrorFailoverMiddleware.from_crawler(crawler)
+    request = Request(f"{A}/a/1", meta={meta.OUTLET: "news", meta.KIND: "article",
+                                        meta.MIRROR: A})
+    moved = HtmlResponse(f"{A}/a/1", status=301, request=request,
+                         headers={"Location": "https://news-moved.example/a/1"})
+    middleware.process_response(request, moved)
+    assert [h["target"] for h in heard] == ["https://news-moved.example/a/1"]
+    assert discovery.started == ["https://news-moved.example"]
+    (candidate,) = discovery.registry.candidates("news")
+    assert candidate.source == "redirect" and candidate.found_on == f"{A}/a/1"
+    # three redirects take A out; a fourth from the mirror out of rotation names nothing
+    for _ in range(3):
+        middleware.process_response(request.replace(dont_filter=True), moved)
+    heard.clear()
+    crawl_context(crawler).health.record_failure("news", A, "block page", strong=True)
+    middleware.process_response(request.replace(dont_filter=True), moved)
+    assert heard == []
