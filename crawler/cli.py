@@ -564,8 +564,15 @@ def mirrors(
             registry = RedisMirrorRegistry(server, RedisKeys.from_settings(settings), "cli",
                                            settings.getfloat("MIRROR_DISCOVERY_LEASE"))
     else:
+        from crawler.mirror_registry import MirrorRegistry
+        from crawler.storage import path_from_uri
+
         try:
-            registry = open_registry(store)
+            if (action is None and store.startswith("sqlite:")
+                    and not Path(path_from_uri(store)).exists()):
+                registry = MirrorRegistry()  # nothing crawled there: nothing to show or make
+            else:
+                registry = open_registry(store)
         except StoreError as exc:
             raise fail(str(exc)) from None
     if action is not None:

@@ -169,3 +169,22 @@ def test_a_redirect_off_the_outlet_names_its_target_only_from_a_mirror_in_rotati
     crawl_context(crawler).health.record_failure("news", A, "block page", strong=True)
     middleware.process_response(request.replace(dont_filter=True), moved)
     assert heard == []
+
+
+def test_crawler_mirrors_says_in_one_line_what_it_cannot_do(tmp_path):
+    from conftest import run_crawler
+
+    (tmp_path / "news.yaml").write_text(OUTLET_FILE)
+    store = f"sqlite:///{tmp_path}/none.db"
+    args = ("--outlets-dir", str(tmp_path), "--store", store)
+    shown = run_crawler("mirrors", "news", *args, "--json")
+    assert shown.returncode == 0 and '"candidates": []' in shown.stdout
+    assert not (tmp_path / "none.db").exists()  # looking makes no store
+    own = run_crawler("mirrors", "adopt", "news", A, *args)
+    assert own.returncode == 2 and "in the outlet file already" in own.stderr
+    wrong = run_crawler("mirrors", "adopt", "news", *args)
+    assert wrong.returncode == 2 and "usage: crawler mirrors adopt OUTLET URL" in wrong.stderr
+    adopted = run_crawler("mirrors", "adopt", "news", "https://c.example/x", *args)
+    assert adopted.returncode == 0 and "https://c.example: adopted" in adopted.stdout
+    (candidate,) = SqliteMirrorRegistry(f"{tmp_path}/none.db").candidates("news")
+    assert candidate.state == "adopted" and candidate.evidence.startswith("by a person")
