@@ -297,10 +297,7 @@ class MirrorDiscovery:
         if refusal is not None:
             self._finish(candidate, REJECTED, f"not fetched: {refusal}", 0)
             return
-        # closed at once: a read left open would hold its snapshot of the store
-        with closing(self.context.store.read(name)) as rows:
-            stored = choose_articles(islice(rows, STORED_ROWS), self.articles,
-                                     outlet.min_text_length)
+        stored = await asyncio.to_thread(self._stored_articles, outlet)
         if len(stored) < MIN_SAME_ARTICLES:
             return  # asked again once more articles are stored
         if not self.registry.claim(name, candidate.base):
@@ -313,6 +310,13 @@ class MirrorDiscovery:
                 await self._verify_claimed(outlet, latest, stored)
         finally:
             self.registry.release(name, candidate.base)
+
+    def _stored_articles(self, outlet: Outlet) -> list[dict[str, Any]]:
+        """Articles to ask a candidate for; read off the reactor's thread (a store query
+        must not stall the crawl), and closed at once (an open read holds its snapshot)."""
+        with closing(self.context.store.read(outlet.name)) as rows:
+            return list(choose_articles(islice(rows, STORED_ROWS), self.articles,
+                                        outlet.min_text_length))
 
     async def _verify_claimed(self, outlet: Outlet, candidate: Candidate,
                               stored: list[dict[str, Any]]) -> None:
