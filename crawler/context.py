@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 
     from crawler.failover import Failover
     from crawler.ledger import RequestLedger
+    from crawler.mirror_registry import MirrorRegistry
     from crawler.mirrors import MirrorHealth
     from crawler.outlets import OutletCatalog
     from crawler.storage import Store
@@ -111,6 +112,12 @@ class CrawlContext:
             return WarcWriter.from_crawler(self.crawler)
         except NotConfigured:
             return None
+
+    @cached_property
+    def mirror_registry(self) -> MirrorRegistry:
+        """The mirrors outlets named that their files do not list (``MIRROR_REGISTRY_CLASS``)."""
+        cls = load_object(self.crawler.settings["MIRROR_REGISTRY_CLASS"])
+        return build_from_crawler(cls, self.crawler)
 
     #: the robots.txt middleware, once built: the sitemaps robots.txt names
     robots = None

@@ -314,7 +314,10 @@ class Failover:
         so once."""
         outlet = self.outlet_of(request)
         mirror = request.meta.get(meta.MIRROR) or outlet.mirror_of(request.url)
-        if mirror is None or request.meta.get(meta.CHECK):
+        # a page with the outlet's own blocked markers is no guess; and a mirror already out
+        # is no last one to keep: either way its page must not be stored as an article
+        if (mirror is None or request.meta.get(meta.CHECK) or verdict.declared
+                or not self.health.is_up(outlet, mirror)):
             return False
         others = sum(up for m, up in self.health.states(outlet).items() if m != mirror)
         # what it listed a cool-down ago says little of what it serves now

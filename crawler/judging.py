@@ -67,6 +67,8 @@ class Verdict:
     strong: bool = False
     #: document evidence: the answer, comparable across mirrors
     answer: str | None = None
+    #: mirror evidence the outlet file declared (a ``blocked_markers`` text): no guess
+    declared: bool = False
 
 
 def mirror_failure(reason: str, outcome: str, strong: bool = False) -> Verdict:
@@ -147,7 +149,8 @@ def judge_page(response: Response, outlet: Outlet, html: bool = True) -> Verdict
         body, encoding = response.body, response.encoding
         for marker in outlet.blocked_markers:
             if marker.encode(encoding, "ignore") in body:
-                return mirror_failure(f"block page ({marker!r})", "blocked", strong=True)
+                return Verdict(MIRROR, f"block page ({marker!r})", "blocked", strong=True,
+                               declared=True)
     if html and not isinstance(response, HtmlResponse):
         kind = response.headers.get(b"Content-Type", b"").decode("latin-1") or "no type"
         return document_answer(NOT_HTML, f"not HTML ({kind})")

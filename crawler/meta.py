@@ -31,6 +31,9 @@ PROBE = "mirror_probe"
 #: set on a mirror check (crawler.mirror_checks): a listing known to list articles, asked
 #: of a mirror out of rotation on content evidence; it ends there, on no other mirror
 CHECK = "mirror_check"
+#: set on a request that verifies a candidate mirror (crawler.mirror_discovery): the outlet
+#: it may be a mirror of. Not an outlet's request: no failover, no document judging
+CANDIDATE_OF = "mirror_candidate_of"
 #: set once routing has chosen a mirror: a request passes the routing middleware once
 ROUTED = "mirror_routed"
 #: what mirrors said about the document so far (crawler.failover.Attempts.to_meta)

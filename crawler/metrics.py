@@ -25,6 +25,7 @@ from scrapy.exceptions import NotConfigured
 from scrapy.utils.misc import build_from_crawler, load_object
 
 from crawler import meta, signals
+from crawler.mirror_verification import STATES
 from crawler.mirrors import outlet_catalog
 from crawler.outlets import OutletError
 from crawler.revisions import normalize_published
@@ -95,6 +96,11 @@ class CrawlerMetrics:
             "crawler_mirror_up", "1 while the mirror is in rotation, 0 while it is skipped",
             ["outlet", "mirror"], registry=r,
         ) if mirror_up else None
+        self.mirror_candidates = Gauge(
+            "crawler_mirror_candidates", "Mirrors the outlet named that its file does not list,"
+            " by state: new, verifying, verified (proposed), rejected, adopted",
+            ["outlet", "state"], registry=r,
+        )
         self.failovers = Counter(
             "crawler_mirror_failovers", "Documents moved to another mirror", ["outlet"],
             registry=r,
@@ -133,6 +139,7 @@ class PrometheusMetrics:
         connect(self.on_request_finished, signal=signals.request_finished)
         connect(self.on_article_removed, signal=signals.article_removed)
         connect(self.on_warc_written, signal=signals.warc_written)
+        connect(self.on_mirror_candidates, signal=signals.mirror_candidates_changed)
         connect(self.on_spider_opened, signal=scrapy_signals.spider_opened)
         connect(self.on_spider_closed, signal=scrapy_signals.spider_closed)
 
@@ -169,6 +176,8 @@ class PrometheusMetrics:
                 m.requests_ended.labels(outlet.name, outcome)
             for section in outlet.sections:
                 m.articles_stored.labels(outlet.name, section)
+            for state in STATES:
+                m.mirror_candidates.labels(outlet.name, state)
             for mirror in outlet.mirrors:
                 for outcome in OUTCOMES:
                     m.requests.labels(outlet.name, mirror, outcome)
@@ -198,6 +207,10 @@ class PrometheusMetrics:
     def on_mirror_state_changed(self, outlet: str, mirror: str, up: bool) -> None:
         if self.metrics.mirror_up is not None:
             self.metrics.mirror_up.labels(outlet, mirror).set(1 if up else 0)
+
+    def on_mirror_candidates(self, outlet: str, counts: dict[str, int]) -> None:
+        for state in STATES:
+            self.metrics.mirror_candidates.labels(outlet, state).set(counts.get(state, 0))
 
     def on_warc_written(self, outlet: str, size: int) -> None:
         self.metrics.warc_records.labels(outlet).inc()

@@ -16,6 +16,7 @@ import time
 from collections.abc import AsyncIterator, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urljoin
 
 from scrapy import Request
 from scrapy import signals as scrapy_signals
@@ -238,10 +239,23 @@ class MirrorFailoverMiddleware(_OutletRequests):
             self.outlet_of(request), article=request.meta.get(meta.KIND) == "article",
         )
         if verdict is not None:
+            if verdict.about == MIRROR and 300 <= response.status < 400:
+                self._redirected_off(request, response)
             return _act_on(self.failover, request, verdict)
         if 300 <= response.status < 400:
             self.failover.downloaded(request, "ok", served=True)
         return response
+
+    def _redirected_off(self, request: Request, response: Response) -> None:
+        """A mirror in rotation redirecting off the outlet may be sending readers to its new
+        address: the target's host is a candidate mirror (crawler.mirror_discovery)."""
+        outlet = self.outlet_of(request)
+        mirror = request.meta.get(meta.MIRROR) or outlet.mirror_of(request.url)
+        if mirror and self.health.is_up(outlet, mirror):
+            target = urljoin(request.url, response.headers[b"Location"].decode("latin-1"))
+            self.crawler.signals.send_catch_log(
+                signals.redirect_off_outlet, outlet=outlet.name, mirror=mirror,
+                url=request.url, target=target)
 
     def process_exception(self, request: Request, exception: BaseException) -> Request | None:
         if self.outlet_of(request) is None or isinstance(exception, IgnoreRequest):

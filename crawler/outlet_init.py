@@ -23,10 +23,12 @@ import lxml.html
 import yaml
 from scrapy.utils.sitemap import sitemap_urls_from_robots
 
+from crawler.mirror_notices import named_mirrors
 from crawler.outlets import Outlet
 
 FEED_TYPES = ("application/rss+xml", "application/atom+xml")
-MIRROR_NOTICES = ("alternate address", "also be accessed at", "mirror")
+#: hosts proposed from the article read, at most
+MAX_PROPOSED = 20
 #: navigation pages looked at for sections, at most
 MAX_CANDIDATES = 40
 #: article links a page needs to count as a section listing
@@ -114,20 +116,6 @@ class Page:
         return [url for url, _ in self.links(
             "//link[@rel='alternate'][@href]"
             f"[@type='{FEED_TYPES[0]}' or @type='{FEED_TYPES[1]}']")]
-
-    def named_mirrors(self) -> list[str]:
-        """Base URLs listed next to a notice naming the outlet's other addresses."""
-        bases = []
-        for node in self.tree.xpath("//*[text()]"):
-            text = (node.text or "").lower()
-            if not any(notice in text for notice in MIRROR_NOTICES):
-                continue
-            scope = node.getparent() if node.getparent() is not None else node
-            for link in scope.xpath(".//a[@href]"):
-                parts = urlsplit(urljoin(self.url, link.get("href")))
-                if parts.scheme in ("http", "https") and parts.netloc:
-                    bases.append(f"{parts.scheme}://{parts.netloc.lower()}")
-        return list(dict.fromkeys(bases))
 
 
 @dataclass
@@ -227,10 +215,9 @@ def draft_outlet(name: str, mirrors: list[str], get: Fetch = fetch) -> Draft:
         iter(article_links), None)
     if article is not None:
         status, _, body = get(base + article)
-        page = Page.parse(base + article, body) if status == 200 else None
-        if page is not None:
-            draft.proposed_mirrors = [m for m in page.named_mirrors()
-                                      if urlsplit(m).netloc not in netlocs]
+        if status == 200:
+            draft.proposed_mirrors = [named.base for named in named_mirrors(
+                body, base + article, known=netlocs, limit=MAX_PROPOSED)]
 
     if draft.article_url is None:
         draft.missing.append("article_url (no links that look like articles)")

@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
+from typing import Literal
 from urllib.parse import urlsplit
 
 import yaml
@@ -20,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from crawler.durations import parse_interval
 from crawler.identity import identity_url, without_tracking
+from crawler.mirror_notices import DEFAULT_MIRROR_NOTICES
 from crawler.redact import redact_url
 
 BUNDLED_OUTLETS = Path(__file__).parent / "bundled_outlets"
@@ -176,6 +178,13 @@ class Outlet(BaseModel):
     #: ``/article.php?id=5``); by default none: an article is its path. Listing URLs keep
     #: their query (``?page=2``). Tracking parameters (utm_*, fbclid, ...) never count.
     identity_params: list[str] = Field(default_factory=list)
+    #: phrases that open the outlet's mirror notices ("can also be accessed at"); None: the
+    #: defaults (:data:`crawler.mirror_notices.DEFAULT_MIRROR_NOTICES`)
+    mirror_notices: list[str] | None = None
+    #: what to do with a mirror the outlet names that served its stored articles alike:
+    #: list it for a person to adopt, adopt it (lowest preference, never canonical), or
+    #: not look for candidates at all
+    mirror_discovery: Literal["propose", "adopt", "off"] = "propose"
     description: str | None = None
 
     @field_validator("mirrors")
@@ -213,6 +222,13 @@ class Outlet(BaseModel):
                 raise ValueError(f"{alias!r} is not a host name (no scheme, no path)")
             hosts.append(host)
         return hosts
+
+    @field_validator("mirror_notices")
+    @classmethod
+    def _notices_are_phrases(cls, phrases: list[str] | None) -> list[str] | None:
+        if phrases is not None and any(len(p.strip()) < 4 for p in phrases):
+            raise ValueError("a notice phrase needs at least 4 characters")
+        return phrases
 
     @field_validator("feeds", "sitemaps")
     @classmethod
@@ -257,6 +273,19 @@ class Outlet(BaseModel):
     @property
     def canonical(self) -> str:
         return self.mirrors[0]
+
+    @property
+    def notice_phrases(self) -> tuple[str, ...]:
+        return DEFAULT_MIRROR_NOTICES if self.mirror_notices is None else tuple(
+            self.mirror_notices)
+
+    def with_mirrors(self, extra: Iterable[str]) -> Outlet:
+        """This outlet with ``extra`` mirrors after its own, at the lowest preference: the
+        canonical mirror, and so every document's identity, stays as it is."""
+        added = [m for m in extra if m not in self.mirrors]
+        if not added:
+            return self
+        return Outlet.model_validate({**self.model_dump(), "mirrors": self.mirrors + added})
 
     @cached_property
     def article_pattern(self) -> re.Pattern[str]:
@@ -362,6 +391,10 @@ class OutletCatalog:
 
     directory: Path
     _cache: dict[str, Outlet] = field(default_factory=dict, repr=False)
+    #: outlet -> mirrors adopted beside the file's (crawler.mirror_discovery)
+    _adopted: dict[str, tuple[str, ...]] = field(default_factory=dict, repr=False)
+    #: outlet -> as its file says, before any adopted mirror
+    _files: dict[str, Outlet] = field(default_factory=dict, repr=False)
 
     @classmethod
     def from_setting(cls, directory: str | Path | None) -> OutletCatalog:
@@ -380,9 +413,13 @@ class OutletCatalog:
 
     def get(self, name: str) -> Outlet:
         if name not in self._cache:
+            if name in self._files:
+                self._cache[name] = self._files[name].with_mirrors(self._adopted.get(name, ()))
+                return self._cache[name]
             for path in self.files():
                 if path.stem == name:
-                    self._cache[name] = load_outlet_file(path)
+                    outlet = self._files[name] = load_outlet_file(path)
+                    self._cache[name] = outlet.with_mirrors(self._adopted.get(name, ()))
                     break
             else:
                 known = ", ".join(self.names()) or "none"
@@ -390,6 +427,21 @@ class OutletCatalog:
                     f"unknown outlet {name!r} in {self.directory} (known: {known})"
                 )
         return self._cache[name]
+
+    def file_mirrors(self, name: str) -> list[str]:
+        """The mirrors the outlet's file lists, without the adopted ones."""
+        self.get(name)
+        return list(self._files[name].mirrors)
+
+    def set_adopted(self, name: str, mirrors: Iterable[str]) -> bool:
+        """Serve ``name`` with ``mirrors`` after the file's own, at the lowest preference
+        (the canonical mirror, and every identity, stay); whether that changed anything."""
+        adopted = tuple(mirrors)
+        if self._adopted.get(name, ()) == adopted:
+            return False
+        self._adopted[name] = adopted
+        self._cache.pop(name, None)
+        return True
 
     def validate_all(self) -> Iterable[tuple[Path, Outlet | OutletError]]:
         for path in self.files():

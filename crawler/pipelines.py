@@ -115,6 +115,11 @@ class ExtractionPipeline:
             if extracted is None:
                 self.crawler.stats.inc_value("extraction/failed/empty")
             self._ask_another_mirror(item, verdict)
+        if verdict is None and item.in_rotation:
+            self.crawler.signals.send_catch_log(
+                signals.article_page_accepted, outlet=item.outlet, mirror=item.mirror,
+                url=item.url, body=item.body,
+                headers={"Onion-Location": item.onion_location} if item.onion_location else {})
         item.body = b""  # the page is not needed any more; don't hold it while batching
         # the feed's title and date stand in only where the page gives none
         item.title = extracted.title or item.hints.get("title")

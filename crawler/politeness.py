@@ -17,6 +17,7 @@ from scrapy import Request
 from scrapy import signals as scrapy_signals
 from scrapy.utils.misc import build_from_crawler, load_object
 
+from crawler import meta
 from crawler.mirrors import outlet_catalog
 
 if TYPE_CHECKING:
@@ -73,7 +74,8 @@ class PolitenessMiddleware:
         return cls(crawler)
 
     async def process_request(self, request: Request) -> None:
-        name = request.meta.get("outlet")
+        # a candidate mirror's verification is asked as politely as the outlet's pages
+        name = request.meta.get("outlet") or request.meta.get(meta.CANDIDATE_OF)
         if name is None or "politeness_token" in request.meta:
             return
         limits = self.catalog.get(name).politeness
@@ -83,4 +85,5 @@ class PolitenessMiddleware:
     def on_request_left(self, request: Request, spider: Any = None) -> None:
         token = request.meta.pop("politeness_token", None)
         if token is not None:
-            self.limiter.release(request.meta["outlet"], token)
+            name = request.meta.get("outlet") or request.meta.get(meta.CANDIDATE_OF)
+            self.limiter.release(name, token)

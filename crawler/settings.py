@@ -56,6 +56,24 @@ MIRROR_SAME_PAGE_DOCUMENTS = 3
 #: only pages up to this size (bytes, decoded) can be such a notice: notices are small, and
 #: an outlet's real page that failed a check is not evidence against its mirror
 MIRROR_NOTICE_MAX_BYTES = 24 * 1024
+
+# -- mirrors the outlets name (crawler/mirror_discovery.py; outlet field mirror_discovery) ----
+#: where candidates and adopted mirrors are kept: beside a SQLite store here, Redis for workers
+MIRROR_REGISTRY_CLASS = "crawler.mirror_registry.StoreMirrorRegistry"
+#: host[:port] of candidates that may be fetched though they resolve to a private, loopback
+#: or link-local address; none by default, so a page never points the crawler inward
+MIRROR_DISCOVERY_PRIVATE_HOSTS: list[str] = []
+#: stored articles a candidate is asked for (at least 3 must be served alike)
+MIRROR_DISCOVERY_ARTICLES = 4
+#: seconds before a verified or rejected candidate is verified again
+MIRROR_DISCOVERY_RECHECK = 6 * 3600.0
+#: candidates kept per outlet; hosts named beyond it are not looked at
+MIRROR_DISCOVERY_MAX_CANDIDATES = 20
+#: seconds between looks at adoptions made elsewhere (`crawler mirrors adopt`)
+MIRROR_DISCOVERY_REFRESH = 2.0
+#: workers: seconds a worker holds the right to verify a candidate; a worker killed while
+#: verifying is replaced once it runs out
+MIRROR_DISCOVERY_LEASE = 30.0
 #: seconds after its first failure that a document no mirror could serve is given up; until
 #: then it waits for a mirror (`crawler crawl --max-wait` sets it for a standalone crawl)
 DOCUMENT_GIVE_UP_AFTER = 6 * 3600.0
@@ -220,4 +238,6 @@ EXTENSIONS = {
     "crawler.revisits.RevisitRecorder": 510,
     # a known-good listing asked of each mirror out on content evidence, to bring it back
     "crawler.mirror_checks.MirrorChecks": 520,
+    # hosts the outlets name, verified by content, proposed or adopted
+    "crawler.mirror_discovery.MirrorDiscovery": 530,
 }

@@ -294,3 +294,29 @@ def test_a_meta_refresh_is_judged_as_a_redirect(outlet):
     assert judge_refresh(home, outlet, True, [], 100).answer == "not_found"
     later = html(request.url, b'<meta http-equiv="refresh" content="300; url=/world">', request)
     assert judge_refresh(later, outlet, True, [], 100) is None
+
+
+def test_a_block_page_is_never_kept_as_the_last_mirrors_article(tmp_path: Path):
+    # the outlet's own blocked markers are no guess: the last mirror serving them goes out,
+    # and a mirror already out is no last one to keep, so the notice is never stored
+    (tmp_path / "news.yaml").write_text(
+        OUTLET_FILE + "blocked_markers: [This domain has been seized]\n")
+    project = {k: v for k, v in vars(project_settings).items()
+               if k.isupper() and k != "TWISTED_REACTOR"}
+    crawler = get_crawler(OutletSpider, settings_dict={
+        **project, "OUTLETS_DIR": str(tmp_path), "STORE_URI": f"sqlite:///{tmp_path}/c.db"})
+    crawler.spider = crawler._create_spider(outlet="news")
+    crawler.stats.open_spider()
+    context = crawl_context(crawler)
+    outlet = context.catalog.get("news")
+    listing = Request(f"{A}/world", meta={meta.OUTLET: "news", meta.KIND: "listing",
+                                          meta.MIRROR: A, meta.PAGE: 1})
+    context.failover.listing_answered(listing, articles=12)  # A "serves the outlet"
+    for _ in range(3):
+        context.health.record_failure("news", B, "connection refused")
+    judge = PageJudgeMiddleware.from_crawler(crawler)
+    request = article(f"{A}/a/1")
+    with pytest.raises(RequestWaiting):
+        judge.process_response(request, html(request.url, SEIZED_PAGE, request))
+    assert context.health.states(outlet) == {A: False, B: False}
+    assert not crawler.stats.get_value("mirror/kept_in_rotation")

@@ -38,6 +38,7 @@ FAMILIES: dict[str, set[str]] = {
     "crawler_articles_stored_total": {"outlet", "section"},
     "crawler_extraction_failures_total": {"outlet"},
     "crawler_mirror_up": {"outlet", "mirror"},
+    "crawler_mirror_candidates": {"outlet", "state"},
     "crawler_mirror_failovers_total": {"outlet"},
     "crawler_queue_depth": {"outlet"},
     "crawler_inflight_requests": {"outlet"},
@@ -257,6 +258,7 @@ def test_alerts_are_labelled_and_explained():
         "CrawlerMirrorDown", "CrawlerAllMirrorsDown", "CrawlerNoArticlesStored",
         "CrawlerExtractionFailuresHigh", "CrawlerQueueStalled", "CrawlerWorkerDown",
         "CrawlerNoWorkerUp", "CrawlerWorkerCountDropped", "CrawlerOutletFreshnessDegraded",
+        "CrawlerVerifiedMirrorProposed",
     }
     rules = alert_rules()
     assert {r["alert"] for r in rules} >= required
@@ -433,6 +435,7 @@ class SimulatedWorker:
             m.warc_records.labels(outlet).inc(4)
             m.warc_bytes.labels(outlet).inc(4 * 39_000)
             m.freshness.labels(outlet).observe(60 * (self.step % 90))
+            m.mirror_candidates.labels(outlet, "verified").set(self.step % 2)
             m.last_stored.labels(outlet).set_to_current_time()
             m.response_seconds.labels(outlet).observe(0.05 * (self.step % 40))
         m.extraction_seconds.observe(0.01 * (self.step % 50))

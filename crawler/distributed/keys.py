@@ -13,6 +13,8 @@
     <prefix>:schedules             hash    "<outlet>|<section>" -> schedule (JSON)
     <prefix>:beat                  string  the beat lease holder
     <prefix>:validators:<outlet>   hash    path -> ETag and Last-Modified of the last answer
+    <prefix>:mirror_candidates     hash    "<outlet>|<base>" -> a mirror the outlet named (JSON)
+    <prefix>:mirror_verify:<outlet>|<base>  string  the worker verifying it (expires)
                                            of a listing, feed or sitemap (JSON)
     <prefix>:revisits:<outlet>     zset    canonical URL -> when the beat last queued its
                                            revisit (s, Redis clock)

@@ -20,6 +20,7 @@ DISTRIBUTED_SETTINGS = {
     "POLITENESS_LIMITER_CLASS": "crawler.distributed.politeness.RedisLimiter",
     "WAITING_ROOM_CLASS": "crawler.distributed.waiting.RedisWaitingRoom",
     "VALIDATORS_CLASS": "crawler.distributed.validators.RedisValidators",
+    "MIRROR_REGISTRY_CLASS": "crawler.distributed.candidates.RedisMirrorRegistry",
     "METRICS_COLLECTORS": ["crawler.distributed.status.RedisStateCollector"],
 }
 #: a worker may be paused (SIGSTOP, a paused container): its AutoThrottle must not read the

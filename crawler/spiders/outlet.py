@@ -12,7 +12,7 @@ from urllib.parse import urldefrag, urljoin, urlsplit
 from scrapy import Request, Spider
 from scrapy.http import Response
 
-from crawler import meta
+from crawler import meta, signals
 from crawler.context import crawl_context
 from crawler.discovery import (
     FEED,
@@ -268,6 +268,11 @@ class OutletSpider(Spider):
         except MalformedDocument as exc:
             yield from self._malformed(response, "feed", exc)
             return
+        mirror = response.meta.get(meta.MIRROR) or outlet.mirror_of(response.url)
+        if mirror and self.context.health.is_up(outlet, mirror):
+            self.crawler.signals.send_catch_log(
+                signals.feed_links_read, outlet=outlet.name, mirror=mirror, url=response.url,
+                links=[e.link for e in entries if e.link])
         articles: dict[str, dict[str, str]] = {}
         for entry in entries:
             url = _article_url(outlet, response.url, entry.link)
@@ -346,10 +351,11 @@ class OutletSpider(Spider):
         outlet = self.outlets.get(response.meta[meta.OUTLET])
         url = urldefrag(response.url)[0]
         validators = validators_of(response.headers)
+        mirror = response.meta.get(meta.MIRROR) or outlet.mirror_of(url)
         yield ArticleItem(
             canonical_url=outlet.canonical_url(url),
             url=url,
-            mirror=response.meta.get(meta.MIRROR) or outlet.mirror_of(url) or "",
+            mirror=mirror or "",
             outlet=outlet.name,
             section=response.meta.get(meta.SECTION),
             hints=response.meta.get(meta.HINTS) or {},
@@ -357,6 +363,9 @@ class OutletSpider(Spider):
             encoding=getattr(response, "encoding", None) or "utf-8",
             etag=validators.get("ETag"),
             last_modified=validators.get("Last-Modified"),
+            onion_location=(response.headers.get(b"Onion-Location") or b"").decode(
+                "latin-1") or None,
+            in_rotation=bool(mirror) and self.context.health.is_up(outlet, mirror),
             request=response.request,
         )
 
