@@ -299,14 +299,8 @@ def test_a_meta_refresh_is_judged_as_a_redirect(outlet):
 def test_a_block_page_is_never_kept_as_the_last_mirrors_article(tmp_path: Path):
     # the outlet's own blocked markers are no guess: the last mirror serving them goes out,
     # and a mirror already out is no last one to keep, so the notice is never stored
-    (tmp_path / "news.yaml").write_text(
-        OUTLET_FILE + "blocked_markers: [This domain has been seized]\n")
-    project = {k: v for k, v in vars(project_settings).items()
-               if k.isupper() and k != "TWISTED_REACTOR"}
-    crawler = get_crawler(OutletSpider, settings_dict={
-        **project, "OUTLETS_DIR": str(tmp_path), "STORE_URI": f"sqlite:///{tmp_path}/c.db"})
-    crawler.spider = crawler._create_spider(outlet="news")
-    crawler.stats.open_spider()
+    crawler = outlet_crawler(
+        tmp_path, OUTLET_FILE + "blocked_markers: [This domain has been seized]\n", "news")
     context = crawl_context(crawler)
     outlet = context.catalog.get("news")
     listing = Request(f"{A}/world", meta={meta.OUTLET: "news", meta.KIND: "listing",
