@@ -276,9 +276,13 @@ class MirrorDiscovery:
         return noted
 
     def start(self, outlet: Outlet, candidate: Candidate) -> None:
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return  # no crawl is running (a component built on its own): nothing fetches
         key = (outlet.name, candidate.base)
         self._verifying.add(key)
-        task = asyncio.ensure_future(self._verify_and_act(outlet.name, candidate))
+        task = loop.create_task(self._verify_and_act(outlet.name, candidate))
         self._tasks.add(task)
 
         def done(future: asyncio.Future) -> None:
