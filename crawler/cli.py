@@ -19,9 +19,9 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
+from crawler.core.outlets import OutletCatalog, OutletError
+from crawler.core.redact import install_log_redaction, redact_text
 from crawler.items import EXPORT_FIELDS
-from crawler.outlets import OutletCatalog, OutletError
-from crawler.redact import install_log_redaction, redact_text
 from crawler.storage import StoreError, open_store
 
 app = typer.Typer(
@@ -179,7 +179,7 @@ def crawl(
 ) -> None:
     """Crawl one outlet's sections, feeds and sitemaps in this process (no Redis) and store
     the articles."""
-    from crawler.durations import parse_interval
+    from crawler.core.durations import parse_interval
     from crawler.runner import run_crawl
 
     sections = section or []
@@ -247,10 +247,10 @@ def schedule(
     setting: SettingOpt = None,
 ) -> None:
     """Queue an outlet's sections for the workers, now or (--every) on a schedule."""
+    from crawler.core.durations import parse_interval
     from crawler.distributed.keys import RedisKeys
     from crawler.distributed.schedules import Schedules
     from crawler.distributed.worker import queue_sections
-    from crawler.durations import parse_interval
 
     sections = section or []
     spec = load_outlet(outlets_dir, outlet, sections)
@@ -482,7 +482,7 @@ def history(
 ) -> None:
     """The versions of one article, each with when it was fetched and a diff against the
     one before (title, date, text), and its removal if the outlet took it down."""
-    from crawler.revisions import version_diff
+    from crawler.core.revisions import version_diff
 
     key = article_key(url, outlets_dir)
     try:
@@ -576,7 +576,7 @@ def mirrors(
         except StoreError as exc:
             raise fail(str(exc)) from None
     if action is not None:
-        from crawler.mirror_notices import base_of
+        from crawler.core.mirror_notices import base_of
         from crawler.mirror_registry import decide
 
         base = base_of(url or "")
@@ -627,7 +627,7 @@ def mirrors(
 
 def article_key(url: str, outlets_dir: Path | None) -> str:
     """The identity the store keys ``url`` by: its outlet's rules where an outlet owns it."""
-    from crawler.identity import identity_url
+    from crawler.core.identity import identity_url
 
     try:
         catalog = OutletCatalog.from_setting(outlets_dir)
@@ -692,7 +692,7 @@ def outlets_init(
     try:
         draft.validate()
     except ValidationError as exc:
-        from crawler.outlets import _one_line
+        from crawler.core.outlets import _one_line
 
         console.print(f"the draft is not valid yet: {_one_line(exc)}", highlight=False)
     target.write_text(draft.yaml(), encoding="utf-8")

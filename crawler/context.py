@@ -21,11 +21,11 @@ if TYPE_CHECKING:
     from redis import Redis
     from scrapy.crawler import Crawler
 
+    from crawler.core.outlets import OutletCatalog
     from crawler.failover import Failover
     from crawler.ledger import RequestLedger
     from crawler.mirror_registry import MirrorRegistry
     from crawler.mirrors import MirrorHealth
-    from crawler.outlets import OutletCatalog
     from crawler.storage import Store
     from crawler.validators import Validators
     from crawler.waiting import WaitingRoom
@@ -69,7 +69,7 @@ class CrawlContext:
 
     @cached_property
     def catalog(self) -> OutletCatalog:
-        from crawler.outlets import OutletCatalog
+        from crawler.core.outlets import OutletCatalog
 
         return OutletCatalog.from_setting(self.crawler.settings.get("OUTLETS_DIR"))
 
@@ -109,7 +109,7 @@ class CrawlContext:
         from crawler.warc import WarcWriter
 
         try:
-            return WarcWriter.from_crawler(self.crawler)
+            return WarcWriter.from_crawler(self.crawler, self.worker_id)
         except NotConfigured:
             return None
 

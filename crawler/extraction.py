@@ -64,7 +64,8 @@ class Extracted:
 
 
 class BoilerplateRules(Protocol):
-    """An outlet's text rules (``crawler.outlets.Boilerplate``, or :class:`PlainBoilerplate`)."""
+    """An outlet's text rules (``crawler.core.outlets.Boilerplate``, or
+    :class:`PlainBoilerplate`)."""
 
     @property
     def cut_from(self) -> Sequence[str]: ...
@@ -73,7 +74,8 @@ class BoilerplateRules(Protocol):
 
 
 class SelectorRules(Protocol):
-    """An outlet's CSS selectors (``crawler.outlets.Selectors``, or :class:`PlainSelectors`)."""
+    """An outlet's CSS selectors (``crawler.core.outlets.Selectors``, or
+    :class:`PlainSelectors`)."""
 
     @property
     def body(self) -> str | None: ...

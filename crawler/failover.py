@@ -19,14 +19,12 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Collection
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from scrapy.exceptions import IgnoreRequest
 
-from crawler import meta, signals
-from crawler.judging import (
+from crawler.core import meta, signals
+from crawler.core.judging import (
     NO_ARTICLES,
     TEXT_PREFIX,
     SamePageDetector,
@@ -36,13 +34,24 @@ from crawler.judging import (
     mirror_failure,
     page_fingerprint,
 )
+from crawler.core.steps import (
+    Attempts,
+    GiveUp,
+    Retry,
+    Settled,
+    Wait,
+    agreed_answer,
+    keeps_last_mirror,
+    next_step,
+    wait_delay,
+)
 
 if TYPE_CHECKING:
     from scrapy import Request
     from scrapy.crawler import Crawler
 
+    from crawler.core.outlets import Outlet, OutletCatalog
     from crawler.mirrors import MirrorHealth
-    from crawler.outlets import Outlet, OutletCatalog
     from crawler.waiting import WaitingRoom
 
 logger = logging.getLogger(__name__)
@@ -65,136 +74,6 @@ class RequestEnded(IgnoreRequest):
 
 class RequestWaiting(IgnoreRequest):
     """The request is parked in the waiting room: not an end."""
-
-
-# -- the record of attempts ------------------------------------------------------------------------
-
-
-@dataclass
-class Attempts:
-    #: mirrors that failed the document (mirror evidence) since it last waited
-    failed_on: list[str] = field(default_factory=list)
-    #: mirror -> its answer about the document (document evidence)
-    answers: dict[str, str] = field(default_factory=dict)
-    #: wall-clock time of the first failure (the give-up horizon counts from it)
-    since: float | None = None
-    #: times the document waited for a mirror
-    waits: int = 0
-    #: set once the answers are settled on a short text: take that text from this mirror
-    accept_from: str | None = None
-    #: mirrors whose answer was a page that may be a notice served for every document
-    doubted: list[str] = field(default_factory=list)
-
-    @classmethod
-    def of(cls, request: Request) -> Attempts:
-        data = request.meta.get(meta.ATTEMPTS)
-        return cls(**data) if data else cls()
-
-    def to_meta(self) -> dict[str, Any]:
-        return {"failed_on": list(self.failed_on), "answers": dict(self.answers),
-                "since": self.since, "waits": self.waits, "accept_from": self.accept_from,
-                "doubted": list(self.doubted)}
-
-    @property
-    def asked(self) -> frozenset[str]:
-        return frozenset(self.failed_on) | frozenset(self.answers)
-
-
-# -- the decision ----------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Retry:
-    mirror: str
-
-
-@dataclass(frozen=True)
-class Wait:
-    #: seconds before it may be tried again (once a mirror can take it)
-    delay: float
-
-
-@dataclass(frozen=True)
-class Settled:
-    #: the document's answer: "not_found", "not_html", "no_text", "no_articles" or a text
-    answer: str
-    #: for a text answer: the mirror that served it
-    mirror: str | None = None
-
-
-@dataclass(frozen=True)
-class GiveUp:
-    reason: str
-
-
-Step = Retry | Wait | Settled | GiveUp
-
-
-def agreed_answer(answers: dict[str, str]) -> str | None:
-    """An answer two mirrors gave."""
-    seen: set[str] = set()
-    for answer in answers.values():
-        if answer in seen:
-            return answer
-        seen.add(answer)
-    return None
-
-
-def best_answer(answers: dict[str, str]) -> tuple[str, str]:
-    """(answer, mirror): a text beats no text, and no text beats the rest."""
-    def rank(item: tuple[str, str]) -> int:
-        answer = item[1]
-        return 0 if answer.startswith(TEXT_PREFIX) else 1 if answer == NO_ARTICLES else 2
-    mirror, answer = min(answers.items(), key=rank)
-    return answer, mirror
-
-
-def wait_delay(waits: int, longest: float) -> float:
-    """1, 2, 4 ... seconds between looks at a document that failed everywhere, up to
-    ``longest``; the waiting room also holds it until a mirror can take it."""
-    return min(float(2 ** min(waits, 16)), longest)
-
-
-def keeps_last_mirror(others_in_rotation: int, serves_outlet: bool) -> bool:
-    """Whether a mirror that content evidence alone would take out stays in rotation: when
-    no other mirror is in rotation and it still serves pages that link into the outlet, a
-    wrong judgment would park every document of the outlet, and a page judged wrongly costs
-    one document at most."""
-    return others_in_rotation == 0 and serves_outlet
-
-
-def next_step(
-    attempts: Attempts,
-    in_rotation: Collection[str],
-    choose: Callable[[frozenset[str]], str | None],
-    now: float,
-    give_up_after: float,
-    longest_wait: float,
-) -> Step:
-    """What to do with a document after ``attempts``.
-
-    ``choose(exclude)`` picks the mirror for it (possibly winning a probe); ``in_rotation``
-    are the outlet's mirrors in rotation now.
-    """
-    agreed = agreed_answer(attempts.answers)
-    if agreed is not None:
-        mirror = next(m for m, a in attempts.answers.items() if a == agreed)
-        return Settled(agreed, mirror)
-    mirror = choose(attempts.asked)
-    if mirror is not None:
-        return Retry(mirror)
-    # with no mirror in rotation, nobody has had the last word yet: it waits
-    if attempts.answers and in_rotation and set(in_rotation) <= set(attempts.answers):
-        if attempts.doubted and not attempts.waits:
-            # one mirror's word, on a page that may be a notice it serves for every document:
-            # asked again later, once the other documents it serves have told
-            return Wait(wait_delay(attempts.waits, longest_wait))
-        return Settled(*best_answer(attempts.answers))
-    if attempts.since is not None and now - attempts.since >= give_up_after:
-        if attempts.answers:
-            return Settled(*best_answer(attempts.answers))
-        return GiveUp(f"no mirror could serve it for {now - attempts.since:.0f} s")
-    return Wait(wait_delay(attempts.waits, longest_wait))
 
 
 # -- acting on it ----------------------------------------------------------------------------------
@@ -294,7 +173,8 @@ class Failover:
         """SAME_PAGE when the request's mirror answered other documents with this page (a
         notice it serves for every path), SUSPECT when it may be one, None when it is not.
         Only a small page that links nowhere into the outlet can be one; one that ``passed``
-        the document checks only joins a suspect (:class:`~crawler.judging.SamePageDetector`)."""
+        the document checks only joins a suspect
+        (:class:`~crawler.core.judging.SamePageDetector`)."""
         outlet = self.outlet_of(request)
         mirror = request.meta.get(meta.MIRROR) or outlet.mirror_of(request.url)
         if (mirror is None or len(body) > self.notice_max_bytes

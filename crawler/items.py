@@ -58,7 +58,8 @@ class ArticleItem:
     #: the fetched page, for extraction; never stored
     body: bytes = field(default=b"", repr=False)
     encoding: str = field(default="utf-8", repr=False)
-    #: the page's Onion-Location header: a mirror the outlet names (crawler.mirror_discovery)
+    #: the page's Onion-Location header: a mirror the outlet names
+    #: (crawler.extensions.mirror_discovery)
     onion_location: str | None = field(default=None, repr=False)
     #: whether its mirror was in rotation when the page arrived: only such a page's word on
     #: other mirrors is heard (a mirror may leave rotation while the page is extracted)

@@ -18,9 +18,9 @@ from scrapy import signals as scrapy_signals
 from scrapy.exceptions import DropItem, IgnoreRequest
 from scrapy.spidermiddlewares.httperror import HttpError
 
-from crawler import meta, signals
+from crawler.core import meta, signals
+from crawler.core.judging import judge_exception
 from crawler.failover import RequestEnded, RequestWaiting
-from crawler.judging import judge_exception
 
 if TYPE_CHECKING:
     from scrapy import Request

@@ -48,7 +48,7 @@ class Candidate:
     outlet: str
     #: scheme://host[:port]
     base: str
-    #: how the outlet named it (:mod:`crawler.mirror_notices`): notice, canonical, ...
+    #: how the outlet named it (:mod:`crawler.core.mirror_notices`): notice, canonical, ...
     source: str
     #: the page that named it first
     found_on: str

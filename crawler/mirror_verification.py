@@ -1,10 +1,10 @@
 """Whether a host an outlet names serves the outlet: pure judgments over its answers.
 
-A candidate mirror (:mod:`crawler.mirror_notices`) is asked for articles already stored
+A candidate mirror (:mod:`crawler.core.mirror_notices`) is asked for articles already stored
 (their paths on the candidate) and a section's first page: probes whose healthy answer is
-known, as a mirror check's is (:func:`crawler.judging.judge_check`). It is *verified* when at
+known, as a mirror check's is (:func:`crawler.core.judging.judge_check`). It is *verified* when at
 least :data:`MIN_SAME_ARTICLES` of them extract to the stored version (the comparison
-revisits use: :func:`crawler.revisions.revision_hash`) and the listing links articles under
+revisits use: :func:`crawler.core.revisions.revision_hash`) and the listing links articles under
 ``article_url``; otherwise *rejected*, with the reason kept.
 
 Before anything is asked, the host must be one that may be fetched at all
@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from crawler.revisions import revision_hash
+from crawler.core.revisions import revision_hash
 
 #: states of a candidate
 NEW = "new"

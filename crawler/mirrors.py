@@ -7,58 +7,20 @@ outlet's first mirror.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import time
-from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Collection
 from typing import TYPE_CHECKING
-from weakref import WeakKeyDictionary
 
-from w3lib.url import canonicalize_url
-
-from crawler import signals
-from crawler.judging import CONTENT, SERVICE, may_probe
-from crawler.outlets import Outlet, OutletCatalog
+from crawler.core import signals
+from crawler.core.judging import CONTENT, SERVICE, may_probe
+from crawler.core.mirror_state import MirrorState, mirror_candidates
+from crawler.core.outlets import Outlet
 
 if TYPE_CHECKING:
-    from scrapy import Request
     from scrapy.crawler import Crawler
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass
-class MirrorState:
-    consecutive_failures: int = 0
-    #: time (the health's clock) until which the mirror is out of rotation; None while it is up
-    down_until: float | None = None
-    last_reason: str | None = None
-    #: why it is out (CONTENT or SERVICE, :mod:`crawler.judging`); None while it is up
-    evidence: str | None = None
-
-
-def mirror_candidates(
-    mirrors: Sequence[str], down_until: Mapping[str, float | None], now: float,
-    exclude: Collection[str] = (), checked_only: Collection[str] = (),
-) -> Iterator[tuple[str, bool]]:
-    """The mirrors a request may go to, best first, as (mirror, is_probe).
-
-    In preference order: a mirror in rotation, or one out of rotation whose cool-down is over
-    (the request would probe it: the caller must win the probe first, one per cool-down). A
-    cooled-down preferred mirror comes before a working secondary one, so that the preferred
-    mirror carries the crawl again as soon as it recovers. Mirrors in ``checked_only`` (out
-    on content evidence) are probed by a mirror check, never by a document
-    (:func:`crawler.judging.may_probe`).
-    """
-    for mirror in mirrors:
-        if mirror in exclude:
-            continue
-        down = down_until.get(mirror)
-        if not down:
-            yield mirror, False
-        elif down <= now and mirror not in checked_only:
-            yield mirror, True
 
 
 class MirrorHealth:
@@ -70,8 +32,8 @@ class MirrorHealth:
     back, a failure sends it out for another cool-down.
 
     A mirror out on content evidence (it served something other than the outlet) is probed
-    only by a mirror check (:mod:`crawler.mirror_checks`): a document whose healthy answer is
-    known. A page it serves to a document left in flight does not bring it back.
+    only by a mirror check (:mod:`crawler.extensions.mirror_checks`): a document whose
+    healthy answer is known. A page it serves to a document left in flight does not bring it back.
 
     The distributed mode subclasses this to share the state through Redis: it overrides
     :meth:`view`, :meth:`checked_only`, :meth:`claim_probe` and the two ``record_*`` methods.
@@ -200,50 +162,3 @@ class MirrorHealth:
             self.crawler.signals.send_catch_log(
                 signals.mirror_state_changed, outlet=outlet, mirror=mirror, up=up
             )
-
-
-def mirror_health(crawler: Crawler) -> MirrorHealth:
-    """The crawler's one mirror-health object (``MIRROR_HEALTH_CLASS``)."""
-    from crawler.context import crawl_context
-
-    return crawl_context(crawler).health
-
-
-def outlet_catalog(crawler: Crawler) -> OutletCatalog:
-    """The crawler's outlets (``OUTLETS_DIR``), loaded once and shared by its components."""
-    from crawler.context import crawl_context
-
-    return crawl_context(crawler).catalog
-
-
-class MirrorAwareFingerprinter:
-    """Request fingerprints on the document's identity URL, so a document has one fingerprint
-    whichever mirror a request for it names, and whatever tracking parameters it carries.
-
-    Requests of an outlet carry ``meta["outlet"]``; others (robots.txt) fall back to their URL.
-    """
-
-    def __init__(self, crawler: Crawler | None = None) -> None:
-        self.crawler = crawler
-        self._cache: WeakKeyDictionary[Request, bytes] = WeakKeyDictionary()
-
-    @classmethod
-    def from_crawler(cls, crawler: Crawler) -> MirrorAwareFingerprinter:
-        return cls(crawler)
-
-    def canonical_url(self, request: Request) -> str:
-        """The document's identity URL (:meth:`Outlet.canonical_url`)."""
-        name = request.meta.get("outlet")
-        if name is None or self.crawler is None:
-            return canonicalize_url(request.url)
-        return outlet_catalog(self.crawler).get(name).canonical_url(request.url)
-
-    def fingerprint(self, request: Request) -> bytes:
-        cached = self._cache.get(request)
-        if cached is None:
-            url = self.canonical_url(request)
-            digest = hashlib.sha1(request.method.encode() + b" " + url.encode())
-            if request.body:
-                digest.update(b"\0" + request.body)
-            cached = self._cache[request] = digest.digest()
-        return cached

@@ -23,8 +23,8 @@ import lxml.html
 import yaml
 from scrapy.utils.sitemap import sitemap_urls_from_robots
 
-from crawler.mirror_notices import named_mirrors
-from crawler.outlets import Outlet
+from crawler.core.mirror_notices import named_mirrors
+from crawler.core.outlets import Outlet
 
 FEED_TYPES = ("application/rss+xml", "application/atom+xml")
 #: hosts proposed from the article read, at most

@@ -11,19 +11,12 @@ from __future__ import annotations
 import asyncio
 import itertools
 import time
-from typing import TYPE_CHECKING, Any
-
-from scrapy import Request
-from scrapy import signals as scrapy_signals
-from scrapy.utils.misc import build_from_crawler, load_object
-
-from crawler import meta
-from crawler.mirrors import outlet_catalog
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from scrapy.crawler import Crawler
 
-    from crawler.outlets import Politeness
+    from crawler.core.outlets import Politeness
 
 #: how often a request waiting for a free download slot looks again (seconds)
 SLOT_POLL = 0.05
@@ -58,32 +51,3 @@ class LocalLimiter:
 
     def release(self, outlet: str, token: str) -> None:
         self._active.get(outlet, set()).discard(token)
-
-
-class PolitenessMiddleware:
-    """Downloader middleware: holds requests of an outlet until its politeness allows them."""
-
-    def __init__(self, crawler: Crawler) -> None:
-        self.catalog = outlet_catalog(crawler)
-        cls = load_object(crawler.settings["POLITENESS_LIMITER_CLASS"])
-        self.limiter = build_from_crawler(cls, crawler)
-        crawler.signals.connect(self.on_request_left, signal=scrapy_signals.request_left_downloader)
-
-    @classmethod
-    def from_crawler(cls, crawler: Crawler) -> PolitenessMiddleware:
-        return cls(crawler)
-
-    async def process_request(self, request: Request) -> None:
-        # a candidate mirror's verification is asked as politely as the outlet's pages
-        name = request.meta.get("outlet") or request.meta.get(meta.CANDIDATE_OF)
-        if name is None or "politeness_token" in request.meta:
-            return
-        limits = self.catalog.get(name).politeness
-        if limits.requests_per_second or limits.concurrency:
-            request.meta["politeness_token"] = await self.limiter.acquire(name, limits)
-
-    def on_request_left(self, request: Request, spider: Any = None) -> None:
-        token = request.meta.pop("politeness_token", None)
-        if token is not None:
-            name = request.meta.get("outlet") or request.meta.get(meta.CANDIDATE_OF)
-            self.limiter.release(name, token)

@@ -10,7 +10,7 @@ NEWSPIDER_MODULE = "crawler.spiders"
 
 USER_AGENT = "news-crawler/0.1 (+https://github.com/; research archive of public news)"
 TWISTED_REACTOR = "twisted.internet.asyncioreactor.AsyncioSelectorReactor"
-REQUEST_FINGERPRINTER_CLASS = "crawler.mirrors.MirrorAwareFingerprinter"
+REQUEST_FINGERPRINTER_CLASS = "crawler.fingerprinter.MirrorAwareFingerprinter"
 LOG_LEVEL = "INFO"
 
 # -- politeness ---------------------------------------------------------------------------
@@ -57,7 +57,7 @@ MIRROR_SAME_PAGE_DOCUMENTS = 3
 #: an outlet's real page that failed a check is not evidence against its mirror
 MIRROR_NOTICE_MAX_BYTES = 24 * 1024
 
-# -- mirrors the outlets name (crawler/mirror_discovery.py; outlet field mirror_discovery) ----
+# -- mirrors the outlets name (extensions/mirror_discovery.py; outlet field mirror_discovery) --
 #: where candidates and adopted mirrors are kept: beside a SQLite store here, Redis for workers
 MIRROR_REGISTRY_CLASS = "crawler.mirror_registry.StoreMirrorRegistry"
 #: host[:port] of candidates that may be fetched though they resolve to a private, loopback
@@ -207,37 +207,37 @@ METRICS_COLLECTORS = []
 SPIDER_MIDDLEWARES = {
     # a callback's output meets the higher number first: stored articles are dropped before
     # routing, so no mirror's probe is spent on a request that is then dropped
-    "crawler.middlewares.StoredArticleFilter": 560,
-    "crawler.middlewares.MirrorRoutingMiddleware": 550,
+    "crawler.spidermiddlewares.stored_articles.StoredArticleFilter": 560,
+    "crawler.spidermiddlewares.mirror_routing.MirrorRoutingMiddleware": 550,
 }
 DOWNLOADER_MIDDLEWARES = {
-    # robots.txt per outlet, not per mirror host (crawler/robots.py)
+    # robots.txt per outlet, not per mirror host (crawler/downloadermiddlewares/robots.py)
     "scrapy.downloadermiddlewares.robotstxt.RobotsTxtMiddleware": None,
-    "crawler.robots.OutletRobotsTxtMiddleware": 100,
+    "crawler.downloadermiddlewares.robots.OutletRobotsTxtMiddleware": 100,
     # sees responses before RedirectMiddleware (600), to catch redirects off the outlet
-    "crawler.middlewares.MirrorFailoverMiddleware": 610,
+    "crawler.downloadermiddlewares.mirror_failover.MirrorFailoverMiddleware": 610,
     # sees pages after HttpCompressionMiddleware (590) decoded them, before MetaRefresh (580)
-    "crawler.middlewares.PageJudgeMiddleware": 585,
+    "crawler.downloadermiddlewares.page_judge.PageJudgeMiddleware": 585,
     # WARC: keeps an article's answer as sent, after redirects (600), before it is
     # decompressed (590); does nothing unless WARC_DIR is set
-    "crawler.warc.RawResponseMiddleware": 595,
+    "crawler.downloadermiddlewares.warc.RawResponseMiddleware": 595,
     # after the failover middleware has settled which mirror a request goes to
-    "crawler.politeness.PolitenessMiddleware": 620,
+    "crawler.downloadermiddlewares.politeness.PolitenessMiddleware": 620,
     # If-None-Match / If-Modified-Since for listings, feeds and sitemaps
-    "crawler.middlewares.ConditionalRequestMiddleware": 630,
+    "crawler.downloadermiddlewares.conditional.ConditionalRequestMiddleware": 630,
 }
 ITEM_PIPELINES = {
-    "crawler.pipelines.FinishedRequestPipeline": 100,
-    "crawler.pipelines.ExtractionPipeline": 300,
+    "crawler.pipelines.finished.FinishedRequestPipeline": 100,
+    "crawler.pipelines.extraction.ExtractionPipeline": 300,
     # before the store, so that the item names its record (unless WARC_DIR: not built)
-    "crawler.warc.WarcPipeline": 700,
-    "crawler.pipelines.StorePipeline": 800,
+    "crawler.pipelines.warc.WarcPipeline": 700,
+    "crawler.pipelines.store.StorePipeline": 800,
 }
 EXTENSIONS = {
-    "crawler.metrics.PrometheusMetrics": 500,
-    "crawler.revisits.RevisitRecorder": 510,
+    "crawler.extensions.metrics.PrometheusMetrics": 500,
+    "crawler.extensions.revisits.RevisitRecorder": 510,
     # a known-good listing asked of each mirror out on content evidence, to bring it back
-    "crawler.mirror_checks.MirrorChecks": 520,
+    "crawler.extensions.mirror_checks.MirrorChecks": 520,
     # hosts the outlets name, verified by content, proposed or adopted
-    "crawler.mirror_discovery.MirrorDiscovery": 530,
+    "crawler.extensions.mirror_discovery.MirrorDiscovery": 530,
 }

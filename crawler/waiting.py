@@ -21,15 +21,15 @@ from scrapy import signals as scrapy_signals
 from scrapy.exceptions import DontCloseSpider
 from twisted.internet.task import LoopingCall
 
-from crawler import meta
+from crawler.core import meta
 
 if TYPE_CHECKING:
     from scrapy import Request
     from scrapy.crawler import Crawler
 
+    from crawler.core.outlets import Outlet, OutletCatalog
     from crawler.ledger import RequestLedger
     from crawler.mirrors import MirrorHealth
-    from crawler.outlets import Outlet, OutletCatalog
 
 logger = logging.getLogger(__name__)
 

@@ -57,13 +57,13 @@ from typing import Any
 import yaml
 from mirakuru import HTTPExecutor
 
+from crawler.core.outlets import Outlet, load_outlet_file
 from crawler.demo import corpus as corpus_site
 from crawler.demo.server import PARKED_PAGE, REDIRECT_TARGET, SEIZED_PAGE
 from crawler.demo.server import outlet_document as demo_outlet_document
 from crawler.demo.site import NEWS_SITEMAP, SITE_FEED, DemoSite, Truth
 from crawler.demo.site import PER_PAGE as DEMO_PER_PAGE
 from crawler.demo.site import SECTIONS as DEMO_SECTIONS
-from crawler.outlets import Outlet, load_outlet_file
 
 REPO = Path(__file__).resolve().parents[1]
 #: the saved-page corpora (crawler.demo.corpus.CORPORA), each in a folder of its own

@@ -11,10 +11,10 @@ import time
 import pytest
 from conftest import REPO, crawler_env, run_crawler, wait_for
 
+from crawler.core.durations import parse_interval
+from crawler.core.outlets import OutletCatalog
 from crawler.distributed.keys import RedisKeys
 from crawler.distributed.schedules import Beat, Schedules
-from crawler.durations import parse_interval
-from crawler.outlets import OutletCatalog
 
 KEYS = RedisKeys()
 

@@ -19,11 +19,11 @@ from urllib.parse import urljoin, urlsplit
 import lxml.html
 import pytest
 
+from crawler.core.outlets import OutletError, load_outlet_file
 from crawler.demo import BEHAVIOURS, DemoOutlet, DemoSite, MirrorServer
 from crawler.demo.server import REDIRECT_TARGET, SEIZED_PAGE
 from crawler.demo.site import ARCHIVED, NEWS, REL_NEXT_SECTIONS, SECTIONS, VIDEO
 from crawler.extraction import extract_article
-from crawler.outlets import OutletError, load_outlet_file
 
 ARTICLE_PATH = re.compile(r"^/news/\d{4}/\d{2}/\d{2}/\d+/")
 

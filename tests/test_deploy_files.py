@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from crawler.outlets import Outlet, OutletCatalog
+from crawler.core.outlets import Outlet, OutletCatalog
 
 REPO = Path(__file__).resolve().parents[1]
 DEPLOY = REPO / "deploy"

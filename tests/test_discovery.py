@@ -10,14 +10,14 @@ import pytest
 from conftest import FAST, run_crawler, stored_records
 from nginx_outlet import AccessEntry
 
-from crawler.demo.site import NEWS, SECTIONS
-from crawler.discovery import (
+from crawler.core.discovery import (
     MalformedDocument,
     conditional_headers,
     feed_entries,
     sitemap_entries,
     within_window,
 )
+from crawler.demo.site import NEWS, SECTIONS
 
 WINDOW_DAYS = 2.0  # the outlet file's default sitemap_window_days
 
@@ -182,7 +182,7 @@ def test_outlets_init_writes_a_starter_file_from_what_the_mirrors_serve(nginx_ou
     result = run_crawler("outlets", "init", "newsite", healthy, "--outlets-dir", str(out))
     assert result.returncode == 0, result.stderr
     written = (out / "newsite.yaml").read_text()
-    from crawler.outlets import load_outlet_file
+    from crawler.core.outlets import load_outlet_file
 
     outlet = load_outlet_file(out / "newsite.yaml")
     assert outlet.mirrors == [healthy]  # as given; nothing added silently

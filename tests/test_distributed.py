@@ -10,10 +10,10 @@ from collections import Counter
 import pytest
 from conftest import run_crawler, store_count, stored_records, wait_for
 
+from crawler.core.outlets import load_outlet_file
 from crawler.demo.site import VIDEO
 from crawler.distributed.keys import RedisKeys
 from crawler.distributed.mirrors import RedisMirrorHealth, parse_mirror_state
-from crawler.outlets import load_outlet_file
 
 KEYS = RedisKeys()
 

@@ -312,7 +312,7 @@ def test_from_settings_refuses_a_fingerprinter_it_cannot_build(redis_url):
     crawler = make_crawler(redis_url)
     assert CompactDupeFilter.from_settings(crawler.settings).request_seen(article(1)) is False
     crawler = make_crawler(
-        redis_url, REQUEST_FINGERPRINTER_CLASS="crawler.mirrors.MirrorAwareFingerprinter"
+        redis_url, REQUEST_FINGERPRINTER_CLASS="crawler.fingerprinter.MirrorAwareFingerprinter"
     )
     with pytest.raises(ValueError, match="from_crawler"):
         CompactDupeFilter.from_settings(crawler.settings)

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from crawler.core.outlets import Boilerplate, OutletError, Selectors, load_outlet_file
 from crawler.extraction import (
     Extracted,
     ExtractionError,
@@ -27,7 +28,6 @@ from crawler.extraction import (
     second_opinion,
     trafilatura_with_readability,
 )
-from crawler.outlets import Boilerplate, OutletError, Selectors, load_outlet_file
 
 URL = "https://www.presstv.ir/Detail/2024/03/14/722115/Iran-oil-exports-Asia-record"
 
@@ -419,7 +419,7 @@ def test_workers_import_nothing_of_the_crawling_side():
     # what the forkserver preloads: every crawl pays for it once more, beside the crawling process
     code = ("import sys, crawler.extraction, trafilatura; "
             "print(sorted(m for m in sys.modules if m.split('.')[0] in "
-            "{'asyncio', 'pydantic', 'yaml', 'scrapy', 'twisted'} or m == 'crawler.outlets'))")
+            "{'asyncio', 'pydantic', 'yaml', 'scrapy', 'twisted'} or m == 'crawler.core.outlets'))")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             check=True)
     assert result.stdout.strip() == "[]"
@@ -440,7 +440,7 @@ def test_invalid_selector_is_a_one_line_outlet_error(tmp_path, selector):
 
 
 def test_bundled_outlet_selectors_are_valid():
-    from crawler.outlets import BUNDLED_OUTLETS
+    from crawler.core.outlets import BUNDLED_OUTLETS
 
     outlet = load_outlet_file(BUNDLED_OUTLETS / "presstv.yaml")
     assert outlet.selectors.body

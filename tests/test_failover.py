@@ -1,4 +1,4 @@
-"""Judging answers and failing over, unit by unit: the pure functions of crawler.judging and
+"""Judging answers and failing over, unit by unit: the pure functions of crawler.core.judging and
 crawler.failover, and the middlewares over them, on plain Scrapy responses."""
 
 from __future__ import annotations
@@ -15,20 +15,9 @@ from scrapy.exceptions import DownloadConnectionRefusedError, IgnoreRequest
 from scrapy.http import HtmlResponse, Response, TextResponse
 from scrapy.utils.test import get_crawler
 
-from crawler import meta
 from crawler.context import crawl_context
-from crawler.failover import (
-    Attempts,
-    GiveUp,
-    RequestEnded,
-    RequestWaiting,
-    Retry,
-    Settled,
-    Wait,
-    agreed_answer,
-    next_step,
-)
-from crawler.judging import (
+from crawler.core import meta
+from crawler.core.judging import (
     DOCUMENT,
     MIRROR,
     NO_TEXT,
@@ -43,10 +32,14 @@ from crawler.judging import (
     page_fingerprint,
     text_answer,
 )
+from crawler.core.mirror_state import mirror_candidates
+from crawler.core.outlets import Outlet
+from crawler.core.steps import Attempts, GiveUp, Retry, Settled, Wait, agreed_answer, next_step
+from crawler.downloadermiddlewares.mirror_failover import MirrorFailoverMiddleware
+from crawler.downloadermiddlewares.page_judge import PageJudgeMiddleware
+from crawler.failover import RequestEnded, RequestWaiting
 from crawler.ledger import outcome_of
-from crawler.middlewares import MirrorFailoverMiddleware, PageJudgeMiddleware
-from crawler.mirrors import MirrorHealth, mirror_candidates
-from crawler.outlets import Outlet
+from crawler.mirrors import MirrorHealth
 from crawler.spiders.outlet import _outlet_links
 
 A, B, C = "https://www.news.example", "https://news-mirror.example", "http://127.0.0.1:8081"
@@ -306,7 +299,7 @@ def test_outcomes_of_requests_that_end_inside_scrapy():
 def test_a_request_ends_once(crawler):
     ledger = crawl_context(crawler).ledger
     ended = []
-    from crawler import signals
+    from crawler.core import signals
 
     crawler.signals.connect(lambda request, outcome: ended.append(outcome),
                             signal=signals.request_finished, weak=False)

@@ -31,11 +31,11 @@ from redis_server import free_loopback_port
 from scrapy.utils.request import RequestFingerprinter
 
 from crawler import settings as project_settings
+from crawler.core.outlets import Outlet, OutletError, _one_line, load_outlet_file
+from crawler.core.redact import redact_text, redact_url
 from crawler.distributed.connection import RedisURLError, check_redis_url
 from crawler.distributed.dupefilter import CompactDupeFilter
 from crawler.distributed.keys import RedisKeys
-from crawler.outlets import Outlet, OutletError, _one_line, load_outlet_file
-from crawler.redact import redact_text, redact_url
 from crawler.runner import crawler_settings
 from crawler.storage import StoreError, StoreUnavailable, open_store
 from crawler.storage.sqlite import SQLiteStore
@@ -190,7 +190,7 @@ def test_a_mirror_with_a_password_is_refused_without_echoing_it(tmp_path):
 
 
 def test_log_lines_are_redacted():
-    code = ("import logging; from crawler.redact import install_log_redaction;"
+    code = ("import logging; from crawler.core.redact import install_log_redaction;"
             "install_log_redaction(); logging.basicConfig();"
             f"logging.getLogger('x').warning('Redis %s down', 'redis://:{SECRET}@h/0')")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,

@@ -15,10 +15,10 @@ import pytest
 from conftest import FAST, run_crawler, stored_records
 from scrapy import Request
 
-from crawler.identity import TRACKING_PARAMS, identity_url, is_tracking, without_tracking
+from crawler.core.identity import TRACKING_PARAMS, identity_url, is_tracking, without_tracking
+from crawler.core.outlets import Outlet
+from crawler.fingerprinter import MirrorAwareFingerprinter
 from crawler.items import ARTICLE_FIELDS
-from crawler.mirrors import MirrorAwareFingerprinter
-from crawler.outlets import Outlet
 from crawler.storage import open_store, rekeyed
 from crawler.storage.postgres import SCHEMA_VERSION as PG_VERSION
 from crawler.storage.postgres import migrate
@@ -88,11 +88,8 @@ def test_tracking_params_are_a_documented_constant():
     assert identity_url("https://a.example/x?b=2&a=1&utm_term=t") == "https://a.example/x?a=1&b=2"
 
 
-def test_the_fingerprint_is_the_identity(monkeypatch):
-    import crawler.mirrors
-
-    monkeypatch.setattr(crawler.mirrors, "outlet_catalog", lambda crawler: {"daily": OUTLET})
-    fingerprinter = MirrorAwareFingerprinter(crawler=object())
+def test_the_fingerprint_is_the_identity():
+    fingerprinter = MirrorAwareFingerprinter(lambda: {"daily": OUTLET})
     prints = {
         fingerprinter.fingerprint(Request(url, meta={"outlet": "daily"}))
         for url in ("https://www.daily.example/news/1/caf%c3%a9?utm_source=a",

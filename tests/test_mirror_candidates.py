@@ -11,10 +11,10 @@ from scrapy import Request
 from scrapy.http import HtmlResponse
 from scrapy.utils.test import get_crawler
 
-from crawler import meta
 from crawler import settings as project_settings
 from crawler.context import crawl_context
-from crawler.mirror_discovery import MirrorDiscovery, due
+from crawler.core import meta
+from crawler.extensions.mirror_discovery import MirrorDiscovery, due
 from crawler.mirror_registry import Candidate, SqliteMirrorRegistry, decide
 from crawler.spiders.outlet import OutletSpider
 
@@ -132,7 +132,7 @@ def test_a_candidate_is_looked_at_again_only_after_the_recheck_interval():
 
 
 def test_article_links_of_a_feed_on_an_unknown_host_are_candidates(crawler, discovery):
-    from crawler.mirror_discovery import feed_hosts
+    from crawler.extensions.mirror_discovery import feed_hosts
 
     outlet = crawl_context(crawler).catalog.get("news")
     links = [f"{A}/a/1", "/a/2", "https://news-new.example/a/3", "https://news-new.example/a/4",
@@ -146,8 +146,8 @@ def test_article_links_of_a_feed_on_an_unknown_host_are_candidates(crawler, disc
 
 def test_a_redirect_off_the_outlet_names_its_target_only_from_a_mirror_in_rotation(
         crawler, discovery):
-    from crawler.middlewares import MirrorFailoverMiddleware
-    from crawler.signals import redirect_off_outlet
+    from crawler.core.signals import redirect_off_outlet
+    from crawler.downloadermiddlewares.mirror_failover import MirrorFailoverMiddleware
 
     heard: list[dict] = []
     crawler.signals.connect(lambda **kw: heard.append(kw), signal=redirect_off_outlet,

@@ -14,11 +14,9 @@ from conftest import outlet_crawler
 from scrapy import Request
 from scrapy.http import HtmlResponse
 
-from crawler import meta
 from crawler.context import crawl_context
-from crawler.demo.server import PARKED_PAGE, SEIZED_PAGE
-from crawler.failover import Attempts, RequestEnded, RequestWaiting, keeps_last_mirror
-from crawler.judging import (
+from crawler.core import meta
+from crawler.core.judging import (
     CONTENT,
     SERVICE,
     SamePageDetector,
@@ -31,10 +29,14 @@ from crawler.judging import (
     page_fingerprint,
     text_answer,
 )
-from crawler.middlewares import PageJudgeMiddleware
-from crawler.mirror_checks import MirrorChecks
-from crawler.mirrors import MirrorHealth, mirror_candidates
-from crawler.outlets import Outlet
+from crawler.core.mirror_state import mirror_candidates
+from crawler.core.outlets import Outlet
+from crawler.core.steps import Attempts, keeps_last_mirror
+from crawler.demo.server import PARKED_PAGE, SEIZED_PAGE
+from crawler.downloadermiddlewares.page_judge import PageJudgeMiddleware
+from crawler.extensions.mirror_checks import MirrorChecks
+from crawler.failover import RequestEnded, RequestWaiting
+from crawler.mirrors import MirrorHealth
 
 A, B = "https://www.news.example", "https://news-mirror.example"
 OUTLET_FILE = f"""

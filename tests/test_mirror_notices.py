@@ -3,8 +3,7 @@ Onion-Location, canonical and og:url; one parser for `crawler outlets init` and 
 
 from __future__ import annotations
 
-from crawler.demo.site import NEWS, DemoSite
-from crawler.mirror_notices import (
+from crawler.core.mirror_notices import (
     CANONICAL,
     NOTICE,
     OG_URL,
@@ -12,7 +11,8 @@ from crawler.mirror_notices import (
     base_of,
     named_mirrors,
 )
-from crawler.outlets import Outlet
+from crawler.core.outlets import Outlet
+from crawler.demo.site import NEWS, DemoSite
 
 # the end of a Press TV article as the site lays it out: the notice is a paragraph of the
 # article's footer, the addresses written as text and as links, beside share buttons

@@ -18,7 +18,7 @@ from prometheus_client import CollectorRegistry, start_http_server
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_server import PrometheusServer, require_prometheus
 
-from crawler.metrics import CrawlerMetrics
+from crawler.extensions.metrics import CrawlerMetrics
 
 REPO = Path(__file__).resolve().parents[1]
 MONITORING = REPO / "monitoring"
@@ -31,7 +31,7 @@ DASHBOARD = GRAFANA / "dashboards" / "crawler.json"
 DATASOURCE_UID = "crawler-prometheus"
 WORKER_JOB = "crawler-workers"
 
-#: metric families the crawler exports (README.md "Metrics" and crawler.metrics /
+#: metric families the crawler exports (README.md "Metrics" and crawler.extensions.metrics /
 #: crawler.distributed.status), with their labels; plus Prometheus's own ``up``
 FAMILIES: dict[str, set[str]] = {
     "crawler_requests_total": {"outlet", "mirror", "outcome"},
@@ -388,8 +388,8 @@ def test_dashboard_uses_only_known_metrics_and_filters_by_outlet():
 
 
 class SimulatedWorker:
-    """A worker's /metrics on loopback: the real metric families (crawler.metrics) plus the
-    shared-state gauges that distributed workers read from Redis, kept moving by a thread
+    """A worker's /metrics on loopback: the real metric families (crawler.extensions.metrics)
+    plus the shared-state gauges that distributed workers read from Redis, kept moving by a thread
     so that rates and quantiles have something to show."""
 
     OUTLETS = {

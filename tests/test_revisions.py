@@ -13,11 +13,12 @@ from scrapy.utils.test import get_crawler
 
 from crawler import settings as project_settings
 from crawler.context import crawl_context
-from crawler.judging import NOT_FOUND, judge_redirect
-from crawler.meta import REVISIT
-from crawler.outlets import load_outlet_file
-from crawler.revisions import is_revision, normalize_published, revision_hash, version_diff
-from crawler.revisits import RevisitRecorder, due_revisits
+from crawler.core.judging import NOT_FOUND, judge_redirect
+from crawler.core.meta import REVISIT
+from crawler.core.outlets import load_outlet_file
+from crawler.core.revisions import is_revision, normalize_published, revision_hash, version_diff
+from crawler.extensions.revisits import RevisitRecorder
+from crawler.revisits import due_revisits
 from crawler.spiders.outlet import OutletSpider
 from crawler.storage import open_store
 

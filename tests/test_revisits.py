@@ -19,11 +19,11 @@ import yaml
 from conftest import FAST, REPO, crawler_env, run_crawler, stored_records, wait_for
 from redis import Redis
 
+from crawler.core.meta import REVISIT
+from crawler.core.outlets import load_outlet_file
 from crawler.distributed.keys import RedisKeys
 from crawler.distributed.queue import OutletQueues
 from crawler.distributed.revisits import RevisitQueuer
-from crawler.meta import REVISIT
-from crawler.outlets import load_outlet_file
 from crawler.revisits import REVISIT_PRIORITY
 from crawler.spiders.outlet import OutletSpider
 from crawler.storage import open_store

@@ -28,11 +28,13 @@ from scrapy.utils.test import get_crawler
 from warcio.archiveiterator import ArchiveIterator
 
 from crawler import settings as project_settings
-from crawler import signals
 from crawler.context import crawl_context
+from crawler.core import signals
 from crawler.demo.site import DemoSite
+from crawler.downloadermiddlewares.warc import RawResponseMiddleware
 from crawler.items import ARTICLE_FIELDS, ArticleItem
-from crawler.warc import OPEN_SUFFIX, RawResponseMiddleware, WarcPipeline, capture, file_name
+from crawler.pipelines.warc import WarcPipeline
+from crawler.warc import OPEN_SUFFIX, capture, file_name
 
 WARCIO = str(Path(sys.executable).parent / "warcio")
 #: the AEB corpus's real pages where they are there, the demo site's otherwise

@@ -35,8 +35,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from crawler.core.outlets import Outlet
 from crawler.demo.site import BLOCKED_MARKERS, Page
-from crawler.outlets import Outlet
 
 OUTLET_NAME = "corpusnews"
 SECTIONS = ("world", "business", "science", "culture")

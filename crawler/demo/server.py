@@ -38,6 +38,7 @@ from typing import Any
 
 import yaml
 
+from crawler.core.outlets import Outlet, load_outlet_file
 from crawler.demo.site import (
     ARTICLE_URL,
     BLOCKED_MARKERS,
@@ -51,7 +52,6 @@ from crawler.demo.site import (
     DemoSite,
     Truth,
 )
-from crawler.outlets import Outlet, load_outlet_file
 
 HEALTHY = "healthy"
 DEAD = "dead"  # nothing listens: connection refused

@@ -14,7 +14,7 @@ from redis.retry import Retry
 from scrapy.settings import BaseSettings
 from scrapy_redis import connection
 
-from crawler.redact import redact_text, redact_url
+from crawler.core.redact import redact_text, redact_url
 
 # redis-py reads the database from the path; it silently takes 0 for anything not a number
 _DB_PATH = re.compile(r"/?\d*/?")

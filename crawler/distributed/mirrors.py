@@ -16,14 +16,14 @@ from typing import TYPE_CHECKING
 from redis.exceptions import RedisError
 
 from crawler.context import crawl_context
+from crawler.core.judging import CONTENT, SERVICE, may_probe
 from crawler.distributed.keys import RedisKeys
-from crawler.judging import CONTENT, SERVICE, may_probe
 from crawler.mirrors import MirrorHealth
 
 if TYPE_CHECKING:
     from scrapy.crawler import Crawler
 
-    from crawler.outlets import Outlet
+    from crawler.core.outlets import Outlet
 
 logger = logging.getLogger(__name__)
 

@@ -17,7 +17,7 @@ from crawler.politeness import SLOT_POLL, LocalLimiter
 if TYPE_CHECKING:
     from scrapy.crawler import Crawler
 
-    from crawler.outlets import Politeness
+    from crawler.core.outlets import Politeness
 
 logger = logging.getLogger(__name__)
 

@@ -14,9 +14,9 @@ from datetime import UTC, datetime
 
 from redis import Redis
 
+from crawler.core.outlets import Outlet
 from crawler.distributed.keys import RedisKeys
 from crawler.distributed.queue import OutletQueues
-from crawler.outlets import Outlet
 from crawler.revisits import due_revisits
 from crawler.spiders.outlet import OutletSpider
 from crawler.storage import Store

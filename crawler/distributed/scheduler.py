@@ -48,8 +48,8 @@ from scrapy.utils.misc import build_from_crawler, load_object
 from scrapy_redis.scheduler import Scheduler as RedisScheduler
 from twisted.internet.task import LoopingCall
 
-from crawler import meta, signals
 from crawler.context import crawl_context
+from crawler.core import meta, signals
 from crawler.distributed.dupefilter import SeenCheck
 from crawler.distributed.keys import RedisKeys
 from crawler.distributed.queue import OutletQueues

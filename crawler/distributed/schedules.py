@@ -21,10 +21,10 @@ from dataclasses import asdict, dataclass
 from redis import Redis
 from redis.exceptions import RedisError
 
+from crawler.core.outlets import OutletCatalog, OutletError
 from crawler.distributed.keys import RedisKeys
 from crawler.distributed.queue import OutletQueues
 from crawler.distributed.revisits import RevisitQueuer
-from crawler.outlets import OutletCatalog, OutletError
 from crawler.spiders.outlet import OutletSpider
 from crawler.storage import Store, StoreError
 

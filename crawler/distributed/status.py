@@ -8,13 +8,12 @@ from typing import Any
 from prometheus_client.core import GaugeMetricFamily
 
 from crawler.context import crawl_context
+from crawler.core.outlets import OutletCatalog, OutletError
+from crawler.core.redact import redact_text
 from crawler.distributed.keys import RedisKeys
 from crawler.distributed.mirrors import parse_mirror_state
 from crawler.distributed.queue import inflight_by_outlet
 from crawler.distributed.schedules import Schedules
-from crawler.mirrors import outlet_catalog
-from crawler.outlets import OutletCatalog, OutletError
-from crawler.redact import redact_text
 
 
 def read_status(server, keys: RedisKeys, worker_timeout: float) -> dict[str, Any]:
@@ -87,7 +86,7 @@ class RedisStateCollector:
     def from_crawler(cls, crawler) -> RedisStateCollector:
         settings = crawler.settings
         return cls(crawl_context(crawler).redis, RedisKeys.from_settings(settings),
-                   settings.getfloat("WORKER_TIMEOUT"), outlet_catalog(crawler))
+                   settings.getfloat("WORKER_TIMEOUT"), crawl_context(crawler).catalog)
 
     def collect(self):
         status = read_status(self.server, self.keys, self.worker_timeout)

@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING
 
 from redis.exceptions import RedisError
 
-from crawler import meta
 from crawler.context import crawl_context
+from crawler.core import meta
 from crawler.distributed.keys import RedisKeys
 from crawler.validators import Validators, document_path
 

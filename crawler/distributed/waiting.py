@@ -18,8 +18,8 @@ from redis.exceptions import RedisError
 from scrapy import signals as scrapy_signals
 from twisted.internet.task import LoopingCall
 
-from crawler import meta
 from crawler.context import crawl_context
+from crawler.core import meta
 from crawler.distributed.keys import RedisKeys
 from crawler.distributed.queue import OutletQueues
 from crawler.waiting import TICK, OutageReports
@@ -28,9 +28,9 @@ if TYPE_CHECKING:
     from scrapy import Request
     from scrapy.crawler import Crawler
 
+    from crawler.core.outlets import OutletCatalog
     from crawler.ledger import RequestLedger
     from crawler.mirrors import MirrorHealth
-    from crawler.outlets import OutletCatalog
 
 logger = logging.getLogger(__name__)
 

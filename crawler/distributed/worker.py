@@ -7,9 +7,9 @@ from collections.abc import Iterable
 from redis import Redis
 from scrapy.settings import Settings
 
+from crawler.core.outlets import Outlet
 from crawler.distributed.keys import RedisKeys
 from crawler.distributed.queue import OutletQueues
-from crawler.outlets import Outlet
 from crawler.spiders.outlet import OutletSpider
 
 #: a worker is the standalone crawler with these settings, and nothing else

@@ -12,9 +12,9 @@ from urllib.parse import urldefrag, urljoin, urlsplit
 from scrapy import Request, Spider
 from scrapy.http import Response
 
-from crawler import meta, signals
 from crawler.context import crawl_context
-from crawler.discovery import (
+from crawler.core import meta, signals
+from crawler.core.discovery import (
     FEED,
     LISTING,
     SITEMAP,
@@ -25,10 +25,10 @@ from crawler.discovery import (
     validators_of,
     within_window,
 )
+from crawler.core.judging import NO_ARTICLES, document_answer
+from crawler.core.outlets import Outlet
 from crawler.failover import RequestEnded, RequestWaiting
 from crawler.items import ArticleItem, FinishedRequest
-from crawler.judging import NO_ARTICLES, document_answer
-from crawler.outlets import Outlet
 from crawler.revisits import REVISIT_PRIORITY, due_revisits, revisit_headers
 from crawler.storage import StoreError
 
@@ -153,7 +153,7 @@ class OutletSpider(Spider):
         return self._discovery_request(outlet, url, SITEMAP, self.parse_sitemap)
 
     def check_request(self, outlet: Outlet, mirror: str, url: str, section: str) -> Request:
-        """A mirror check (:mod:`crawler.mirror_checks`): the listing at ``url`` asked of
+        """A mirror check (:mod:`crawler.extensions.mirror_checks`): the listing at ``url`` asked of
         ``mirror`` alone, to see whether it lists articles there."""
         request = self._discovery_request(
             outlet, outlet.on_mirror(url, mirror), LISTING, self.parse_check, LISTING_PRIORITY,

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
-from crawler.redact import redact_url
+from crawler.core.redact import redact_url
 
 
 class StoreError(Exception):
@@ -51,7 +51,7 @@ class Store(Protocol):
         """Upsert records on ``canonical_url``; durable when it returns.
 
         Idempotent: writing a record again stores nothing twice. A record whose title, date
-        or text differs from the stored one (:func:`crawler.revisions.is_revision`) becomes
+        or text differs from the stored one (:func:`crawler.core.revisions.is_revision`) becomes
         the article's latest version, the stored one its revision; any other record only
         says the article was seen (``last_seen``).
         """
@@ -139,15 +139,15 @@ def rekeyed(
     """Plan the move of stored ``(canonical_url, fetched_at)`` rows to identity URLs.
 
     The migrations cannot see the outlets' rules, so by default this applies the part of the
-    identity that does not depend on them (:func:`crawler.identity.identity_url` keeping
+    identity that does not depend on them (:func:`crawler.core.identity.identity_url` keeping
     every non-tracking query parameter); ``identity`` gives an outlet's own
-    (:meth:`crawler.outlets.Outlet.canonical_url`). Of the rows that collapse to one
+    (:meth:`crawler.core.outlets.Outlet.canonical_url`). Of the rows that collapse to one
     identity the one fetched last stays.
     Returns (old key, old key of the row that stays, new key) for each row that changes: one
     merged away (old != the one that stays) or one whose key changes.
     """
     if identity is None:
-        from crawler.identity import identity_url as identity
+        from crawler.core.identity import identity_url as identity
 
     groups: dict[str, list[tuple[Any, str]]] = {}
     for key, fetched_at in rows:

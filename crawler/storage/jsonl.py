@@ -1,7 +1,7 @@
 """JSON Lines store: one record per line, appended. For piping into other tools.
 
 Idempotent within the file: the canonical URLs already in it are read at open, and a record
-is appended again only when it is a new version (:func:`crawler.revisions.is_revision`):
+is appended again only when it is a new version (:func:`crawler.core.revisions.is_revision`):
 each line is one version of an article, numbered in ``revision``. Readers take the last
 line per identity:
 lines written before canonical URLs were identity URLs are read under their identity (the
@@ -17,9 +17,9 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from crawler.identity import identity_url
+from crawler.core.identity import identity_url
+from crawler.core.revisions import is_revision, revision_hash
 from crawler.items import ARTICLE_FIELDS, EXPORT_FIELDS
-from crawler.revisions import is_revision, revision_hash
 from crawler.storage import Removal, StoreError, Written, path_from_uri
 
 

@@ -32,9 +32,9 @@ from psycopg import errors
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg_pool import ConnectionPool, PoolClosed, PoolTimeout
 
+from crawler.core.redact import redact_text
+from crawler.core.revisions import moment, revision_hash
 from crawler.items import ARTICLE_FIELDS, EXPORT_FIELDS, VALIDATOR_FIELDS
-from crawler.redact import redact_text
-from crawler.revisions import moment, revision_hash
 from crawler.storage import (
     DUE_FIELDS,
     Removal,

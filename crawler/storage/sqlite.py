@@ -14,8 +14,8 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+from crawler.core.revisions import is_revision, revision_hash
 from crawler.items import ARTICLE_FIELDS, EXPORT_FIELDS, VALIDATOR_FIELDS
-from crawler.revisions import is_revision, revision_hash
 from crawler.storage import (
     DUE_FIELDS,
     Removal,

@@ -27,7 +27,7 @@ request_finished = object()
 extraction_finished = object()
 
 #: an article page that a mirror in rotation served passed the text checks
-#: (crawler.pipelines.ExtractionPipeline): what it
+#: (crawler.pipelines.extraction.ExtractionPipeline): what it
 #: names may be the outlet's mirrors. kwargs: outlet, mirror, url, body (bytes, decoded),
 #: headers (dict: Onion-Location when the page had one)
 article_page_accepted = object()
@@ -37,12 +37,12 @@ article_page_accepted = object()
 #: mirror, url, links (list[str], as the feed gives them)
 feed_links_read = object()
 
-#: a mirror in rotation redirected a request off the outlet (crawler.middlewares): the
+#: a mirror in rotation redirected a request off the outlet (MirrorFailoverMiddleware): the
 #: target's host may be its new address. kwargs: outlet, mirror, url, target (absolute)
 redirect_off_outlet = object()
 
-#: the mirrors an outlet named changed (crawler.mirror_discovery).  kwargs: outlet, counts
-#: (dict: state -> candidates in it, crawler.mirror_verification.STATES)
+#: the mirrors an outlet named changed (crawler.extensions.mirror_discovery).
+#: kwargs: outlet, counts (dict: state -> candidates in it, crawler.mirror_verification.STATES)
 mirror_candidates_changed = object()
 
 #: a batch of articles is durable in the store.  kwargs: articles (list[dict], the stored

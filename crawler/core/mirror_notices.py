@@ -1,5 +1,5 @@
 """Mirrors an outlet names on its own pages: one parser for ``crawler outlets init`` and for
-the crawl's mirror discovery (:mod:`crawler.mirror_discovery`).
+the crawl's mirror discovery (:mod:`crawler.extensions.mirror_discovery`).
 
 An outlet tells its readers where else it can be read: a notice in its boilerplate ("can also
 be accessed at the following alternate addresses", with links or bare host names), an
@@ -36,7 +36,7 @@ CANONICAL = "canonical"
 OG_URL = "og_url"
 #: where a mirror in rotation redirected off the outlet
 REDIRECT = "redirect"
-#: an article link of the outlet's feed (crawler.mirror_discovery.feed_hosts)
+#: an article link of the outlet's feed (crawler.extensions.mirror_discovery.feed_hosts)
 FEED = "feed"
 
 # a host name written as text ("www.presstv.co.uk"); file names that look like one are not

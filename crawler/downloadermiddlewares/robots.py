@@ -24,13 +24,13 @@ from scrapy.utils.misc import build_from_crawler
 from scrapy.utils.sitemap import sitemap_urls_from_robots
 
 from crawler.context import crawl_context
-from crawler.judging import judge_exception
+from crawler.core.judging import judge_exception
 
 if TYPE_CHECKING:
     from scrapy.crawler import Crawler
     from scrapy.http import Response
 
-    from crawler.outlets import Outlet
+    from crawler.core.outlets import Outlet
 
 logger = logging.getLogger(__name__)
 

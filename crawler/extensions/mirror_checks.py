@@ -3,10 +3,10 @@
 A mirror that served something other than the outlet (a block page, one page for every
 document) is not probed by the documents that wait for it: a document that fails on every
 mirror would fail there too, and keep a healthy mirror out for good
-(:func:`crawler.judging.may_probe`). Once its cool-down is over, this extension asks it for a
+(:func:`crawler.core.judging.may_probe`). Once its cool-down is over, this extension asks it for a
 document whose healthy answer is known: a listing that listed articles
 (:meth:`Failover.known_good_listing`). When that lists articles again, the mirror is back
-(:func:`crawler.judging.judge_check`); otherwise it stays out for another cool-down. One
+(:func:`crawler.core.judging.judge_check`); otherwise it stays out for another cool-down. One
 worker in all wins each check (:meth:`MirrorHealth.claim_probe`).
 """
 
@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING
 from scrapy import signals as scrapy_signals
 from twisted.internet.task import LoopingCall
 
-from crawler import signals
 from crawler.context import crawl_context
+from crawler.core import signals
 
 if TYPE_CHECKING:
     from scrapy import Request

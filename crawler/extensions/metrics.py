@@ -24,11 +24,11 @@ from scrapy import signals as scrapy_signals
 from scrapy.exceptions import NotConfigured
 from scrapy.utils.misc import build_from_crawler, load_object
 
-from crawler import meta, signals
+from crawler.context import crawl_context
+from crawler.core import meta, signals
+from crawler.core.outlets import OutletError
+from crawler.core.revisions import normalize_published
 from crawler.mirror_verification import STATES
-from crawler.mirrors import outlet_catalog
-from crawler.outlets import OutletError
-from crawler.revisions import normalize_published
 
 if TYPE_CHECKING:
     from scrapy.crawler import Crawler
@@ -158,7 +158,7 @@ class PrometheusMetrics:
         # every series exists from the start, at 0 (and every mirror in rotation), so that
         # rate() sees a worker's first event and dashboards show outlets before their first
         # request
-        catalog = outlet_catalog(self.crawler)
+        catalog = crawl_context(self.crawler).catalog
         name = getattr(spider, "outlet_name", None)
         m = self.metrics
         for outlet_name in [name] if name else catalog.names():

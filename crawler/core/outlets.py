@@ -2,7 +2,7 @@
 
 A document's identity is (outlet, path). Mirrors are interchangeable hosts for the same
 paths; the first one is canonical and names the document in storage, the dupefilter and the
-stored-article filter (:meth:`Outlet.canonical_url`, see :mod:`crawler.identity`).
+stored-article filter (:meth:`Outlet.canonical_url`, see :mod:`crawler.core.identity`).
 """
 
 from __future__ import annotations
@@ -19,12 +19,12 @@ import yaml
 from cssselect import GenericTranslator, SelectorError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from crawler.durations import parse_interval
-from crawler.identity import identity_url, without_tracking
-from crawler.mirror_notices import DEFAULT_MIRROR_NOTICES
-from crawler.redact import redact_url
+from crawler.core.durations import parse_interval
+from crawler.core.identity import identity_url, without_tracking
+from crawler.core.mirror_notices import DEFAULT_MIRROR_NOTICES
+from crawler.core.redact import redact_url
 
-BUNDLED_OUTLETS = Path(__file__).parent / "bundled_outlets"
+BUNDLED_OUTLETS = Path(__file__).parent.parent / "bundled_outlets"
 
 
 class OutletError(Exception):
@@ -179,7 +179,7 @@ class Outlet(BaseModel):
     #: their query (``?page=2``). Tracking parameters (utm_*, fbclid, ...) never count.
     identity_params: list[str] = Field(default_factory=list)
     #: phrases that open the outlet's mirror notices ("can also be accessed at"); None: the
-    #: defaults (:data:`crawler.mirror_notices.DEFAULT_MIRROR_NOTICES`)
+    #: defaults (:data:`crawler.core.mirror_notices.DEFAULT_MIRROR_NOTICES`)
     mirror_notices: list[str] | None = None
     #: what to do with a mirror the outlet names that served its stored articles alike:
     #: list it for a person to adopt, adopt it (lowest preference, never canonical), or
@@ -391,7 +391,7 @@ class OutletCatalog:
 
     directory: Path
     _cache: dict[str, Outlet] = field(default_factory=dict, repr=False)
-    #: outlet -> mirrors adopted beside the file's (crawler.mirror_discovery)
+    #: outlet -> mirrors adopted beside the file's (crawler.extensions.mirror_discovery)
     _adopted: dict[str, tuple[str, ...]] = field(default_factory=dict, repr=False)
     #: outlet -> as its file says, before any adopted mirror
     _files: dict[str, Outlet] = field(default_factory=dict, repr=False)

@@ -14,7 +14,7 @@ KIND = "kind"
 FOUND_BY = "found_by"
 #: set on a request that fetches a stored article again (crawler.revisits)
 REVISIT = "revisit"
-#: a revisit's: the revision hash (crawler.revisions) of the version stored when it was queued
+#: a revisit's: the revision hash (crawler.core.revisions) of the version stored when it was queued
 STORED_VERSION = "stored_version"
 #: an article request's title and publication date from a feed, for a page that lacks them
 HINTS = "hints"
@@ -28,11 +28,11 @@ MIRROR = "mirror"
 #: set when routing chose a mirror out of rotation whose cool-down is over: the request
 #: probes it, so it goes there even though the mirror is not in rotation
 PROBE = "mirror_probe"
-#: set on a mirror check (crawler.mirror_checks): a listing known to list articles, asked
+#: set on a mirror check (crawler.extensions.mirror_checks): a listing known to list articles, asked
 #: of a mirror out of rotation on content evidence; it ends there, on no other mirror
 CHECK = "mirror_check"
-#: set on a request that verifies a candidate mirror (crawler.mirror_discovery): the outlet
-#: it may be a mirror of. Not an outlet's request: no failover, no document judging
+#: set on a request that verifies a candidate mirror (crawler.extensions.mirror_discovery):
+#: the outlet it may be a mirror of. Not an outlet's request: no failover, no document judging
 CANDIDATE_OF = "mirror_candidate_of"
 #: set once routing has chosen a mirror: a request passes the routing middleware once
 ROUTED = "mirror_routed"

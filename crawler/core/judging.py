@@ -32,12 +32,12 @@ from scrapy.http import HtmlResponse, TextResponse
 from scrapy.utils.response import get_meta_refresh
 from twisted.internet import error as net_error
 
-from crawler.redact import redact_url
+from crawler.core.redact import redact_url
 
 if TYPE_CHECKING:
     from scrapy.http import Response
 
-    from crawler.outlets import Outlet
+    from crawler.core.outlets import Outlet
 
 MIRROR = "mirror"
 DOCUMENT = "document"

@@ -1,7 +1,7 @@
 """Following an outlet to the addresses it announces, without trusting a page blindly.
 
 Every article page a mirror *in rotation* served and whose text passed the checks is read for
-the hosts it names (:func:`crawler.mirror_notices.named_mirrors`); a page from a mirror out
+the hosts it names (:func:`crawler.core.mirror_notices.named_mirrors`); a page from a mirror out
 of rotation is never read, since a seized domain's page can name anything. A new host is a
 candidate (:mod:`crawler.mirror_registry`). It is verified once, with a handful of requests
 whose answers are known: stored articles asked on the new host, and a section's first page
@@ -36,11 +36,10 @@ from scrapy.http import TextResponse
 from scrapy.http.request import NO_CALLBACK
 from twisted.internet.task import LoopingCall
 
-from crawler import meta, signals
 from crawler.context import crawl_context
-from crawler.extraction import ExtractorPool
-from crawler.judging import judge_page
-from crawler.mirror_notices import (
+from crawler.core import meta, signals
+from crawler.core.judging import judge_page
+from crawler.core.mirror_notices import (
     FEED,
     MAX_PER_PAGE,
     REDIRECT,
@@ -48,6 +47,7 @@ from crawler.mirror_notices import (
     base_of,
     named_mirrors,
 )
+from crawler.extraction import ExtractorPool
 from crawler.mirror_registry import Candidate, utc_now
 from crawler.mirror_verification import (
     ADOPTED,
@@ -70,7 +70,7 @@ if TYPE_CHECKING:
     from scrapy.crawler import Crawler
     from scrapy.http import Response
 
-    from crawler.outlets import Outlet
+    from crawler.core.outlets import Outlet
 
 logger = logging.getLogger(__name__)
 

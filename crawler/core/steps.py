@@ -1,0 +1,155 @@
+"""What happens next to a document after its mirrors answered: the failover decision
+(:func:`next_step`), pure, as Scrapy's ``get_retry_request`` is under ``RetryMiddleware``.
+
+A document's record of attempts travels with its request (``meta["attempts"]``): the mirrors
+that failed it since it last waited, and what each mirror that answered said about it.
+
+- **Agreement settles it**: two mirrors with the same answer ("not found", "not HTML", no
+  text, the same short text) give the document's final outcome.
+- Otherwise the document goes to the best mirror in rotation that has not had it yet.
+- When every mirror in rotation has answered, the best answer stands (text over no text).
+- When no mirror can take it now (all out of rotation, or all failed it just now), it waits
+  until a mirror is back, and is given up only after ``DOCUMENT_GIVE_UP_AFTER`` seconds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from crawler.core import meta
+from crawler.core.judging import NO_ARTICLES, TEXT_PREFIX
+
+if TYPE_CHECKING:
+    from scrapy import Request
+
+
+# -- the record of attempts ------------------------------------------------------------------------
+
+
+@dataclass
+class Attempts:
+    #: mirrors that failed the document (mirror evidence) since it last waited
+    failed_on: list[str] = field(default_factory=list)
+    #: mirror -> its answer about the document (document evidence)
+    answers: dict[str, str] = field(default_factory=dict)
+    #: wall-clock time of the first failure (the give-up horizon counts from it)
+    since: float | None = None
+    #: times the document waited for a mirror
+    waits: int = 0
+    #: set once the answers are settled on a short text: take that text from this mirror
+    accept_from: str | None = None
+    #: mirrors whose answer was a page that may be a notice served for every document
+    doubted: list[str] = field(default_factory=list)
+
+    @classmethod
+    def of(cls, request: Request) -> Attempts:
+        data = request.meta.get(meta.ATTEMPTS)
+        return cls(**data) if data else cls()
+
+    def to_meta(self) -> dict[str, Any]:
+        return {"failed_on": list(self.failed_on), "answers": dict(self.answers),
+                "since": self.since, "waits": self.waits, "accept_from": self.accept_from,
+                "doubted": list(self.doubted)}
+
+    @property
+    def asked(self) -> frozenset[str]:
+        return frozenset(self.failed_on) | frozenset(self.answers)
+
+
+# -- the decision ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Retry:
+    mirror: str
+
+
+@dataclass(frozen=True)
+class Wait:
+    #: seconds before it may be tried again (once a mirror can take it)
+    delay: float
+
+
+@dataclass(frozen=True)
+class Settled:
+    #: the document's answer: "not_found", "not_html", "no_text", "no_articles" or a text
+    answer: str
+    #: for a text answer: the mirror that served it
+    mirror: str | None = None
+
+
+@dataclass(frozen=True)
+class GiveUp:
+    reason: str
+
+
+Step = Retry | Wait | Settled | GiveUp
+
+
+def agreed_answer(answers: dict[str, str]) -> str | None:
+    """An answer two mirrors gave."""
+    seen: set[str] = set()
+    for answer in answers.values():
+        if answer in seen:
+            return answer
+        seen.add(answer)
+    return None
+
+
+def best_answer(answers: dict[str, str]) -> tuple[str, str]:
+    """(answer, mirror): a text beats no text, and no text beats the rest."""
+    def rank(item: tuple[str, str]) -> int:
+        answer = item[1]
+        return 0 if answer.startswith(TEXT_PREFIX) else 1 if answer == NO_ARTICLES else 2
+    mirror, answer = min(answers.items(), key=rank)
+    return answer, mirror
+
+
+def wait_delay(waits: int, longest: float) -> float:
+    """1, 2, 4 ... seconds between looks at a document that failed everywhere, up to
+    ``longest``; the waiting room also holds it until a mirror can take it."""
+    return min(float(2 ** min(waits, 16)), longest)
+
+
+def keeps_last_mirror(others_in_rotation: int, serves_outlet: bool) -> bool:
+    """Whether a mirror that content evidence alone would take out stays in rotation: when
+    no other mirror is in rotation and it still serves pages that link into the outlet, a
+    wrong judgment would park every document of the outlet, and a page judged wrongly costs
+    one document at most."""
+    return others_in_rotation == 0 and serves_outlet
+
+
+def next_step(
+    attempts: Attempts,
+    in_rotation: Collection[str],
+    choose: Callable[[frozenset[str]], str | None],
+    now: float,
+    give_up_after: float,
+    longest_wait: float,
+) -> Step:
+    """What to do with a document after ``attempts``.
+
+    ``choose(exclude)`` picks the mirror for it (possibly winning a probe); ``in_rotation``
+    are the outlet's mirrors in rotation now.
+    """
+    agreed = agreed_answer(attempts.answers)
+    if agreed is not None:
+        mirror = next(m for m, a in attempts.answers.items() if a == agreed)
+        return Settled(agreed, mirror)
+    mirror = choose(attempts.asked)
+    if mirror is not None:
+        return Retry(mirror)
+    # with no mirror in rotation, nobody has had the last word yet: it waits
+    if attempts.answers and in_rotation and set(in_rotation) <= set(attempts.answers):
+        if attempts.doubted and not attempts.waits:
+            # one mirror's word, on a page that may be a notice it serves for every document:
+            # asked again later, once the other documents it serves have told
+            return Wait(wait_delay(attempts.waits, longest_wait))
+        return Settled(*best_answer(attempts.answers))
+    if attempts.since is not None and now - attempts.since >= give_up_after:
+        if attempts.answers:
+            return Settled(*best_answer(attempts.answers))
+        return GiveUp(f"no mirror could serve it for {now - attempts.since:.0f} s")
+    return Wait(wait_delay(attempts.waits, longest_wait))
