@@ -209,7 +209,7 @@ def connect_redis(settings, *, retry: bool = False):
     give up on the first timeout (REDIS_PARAMS) instead of retrying a silent server."""
     from redis.exceptions import RedisError
 
-    from crawler.distributed.connection import RedisURLError, check_redis_url, redis_client
+    from crawler.connection import RedisURLError, check_redis_url, redis_client
 
     try:
         url = check_redis_url(settings.get("REDIS_URL") or "")

@@ -49,7 +49,7 @@ class CrawlContext:
     def redis(self) -> Redis:
         """The worker's one Redis client (one connection pool), shared by the scheduler,
         the dupefilter, mirror health, politeness, the waiting room and the metrics."""
-        from crawler.distributed.connection import redis_client
+        from crawler.connection import redis_client
 
         return redis_client(self.crawler.settings)
 

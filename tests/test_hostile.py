@@ -31,9 +31,9 @@ from redis_server import free_loopback_port
 from scrapy.utils.request import RequestFingerprinter
 
 from crawler import settings as project_settings
+from crawler.connection import RedisURLError, check_redis_url
 from crawler.core.outlets import Outlet, OutletError, _one_line, load_outlet_file
 from crawler.core.redact import redact_text, redact_url
-from crawler.distributed.connection import RedisURLError, check_redis_url
 from crawler.distributed.dupefilter import CompactDupeFilter
 from crawler.distributed.keys import RedisKeys
 from crawler.runner import crawler_settings

@@ -89,8 +89,8 @@ from scrapy.dupefilters import BaseDupeFilter
 from scrapy.utils.misc import load_object
 from scrapy.utils.request import RequestFingerprinter, referer_str
 
+from crawler.connection import redis_client
 from crawler.context import crawl_context
-from crawler.distributed.connection import redis_client
 from crawler.distributed.keys import RedisKeys
 
 if TYPE_CHECKING:
