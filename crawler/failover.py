@@ -1,18 +1,7 @@
-"""Moving a document between mirrors: the decision (:func:`next_step`, pure) and the one
-component that acts on it (:class:`Failover`), shaped the way Scrapy's ``get_retry_request``
-sits under ``RetryMiddleware``: the middlewares, the spider and the pipelines call it, and
-none of them decides on its own.
-
-A document's record of attempts travels with its request (``meta["attempts"]``): the mirrors
-that failed it since it last waited, and what each mirror that answered said about it.
-
-- **Agreement settles it**: two mirrors with the same answer ("not found", "not HTML", no
-  text, the same short text) give the document's final outcome.
-- Otherwise the document goes to the best mirror in rotation that has not had it yet.
-- When every mirror in rotation has answered, the best answer stands (text over no text).
-- When no mirror can take it now (all out of rotation, or all failed it just now), it waits
-  (:mod:`crawler.waiting`) until a mirror is back, and is given up only after
-  ``DOCUMENT_GIVE_UP_AFTER`` seconds.
+"""The one component that moves a document between mirrors (:class:`Failover`), shaped the
+way Scrapy's ``RetryMiddleware`` sits over ``get_retry_request``: the middlewares, the spider
+and the pipelines report verdicts to it, it asks :func:`crawler.core.steps.next_step` (pure)
+what happens next and carries that out (another mirror, the waiting room, an end).
 """
 
 from __future__ import annotations
