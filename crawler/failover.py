@@ -10,7 +10,7 @@ import logging
 import time
 from typing import TYPE_CHECKING
 
-from scrapy.exceptions import IgnoreRequest
+from scrapy import Request
 
 from crawler.core import meta, signals
 from crawler.core.judging import (
@@ -25,7 +25,9 @@ from crawler.core.judging import (
 )
 from crawler.core.steps import (
     Attempts,
+    Ended,
     GiveUp,
+    Parked,
     Retry,
     Settled,
     Wait,
@@ -36,7 +38,6 @@ from crawler.core.steps import (
 )
 
 if TYPE_CHECKING:
-    from scrapy import Request
     from scrapy.crawler import Crawler
 
     from crawler.core.outlets import Outlet, OutletCatalog
@@ -52,27 +53,16 @@ SAME_PAGE = "same_page"
 SUSPECT = "suspect"
 
 
-class RequestEnded(IgnoreRequest):
-    """A request's final outcome is known; raised where Scrapy expects IgnoreRequest, so the
-    request's errback hands ``outcome`` to the ledger."""
-
-    def __init__(self, outcome: str, message: str = "") -> None:
-        super().__init__(message or outcome)
-        self.outcome = outcome
-
-
-class RequestWaiting(IgnoreRequest):
-    """The request is parked in the waiting room: not an end."""
-
-
-# -- acting on it ----------------------------------------------------------------------------------
+#: what the failover says happens next: the request to send (on the mirror to ask next),
+#: the request parked in the waiting room, or the document's end
+Decision = Request | Parked | Ended
 
 
 class Failover:
     """The crawler's one owner of mirror failover. Callers report a verdict on a request and
-    get back the request for the mirror to ask next; :class:`RequestWaiting` is raised when
-    the request was parked in the waiting room, :class:`RequestEnded` when the document has
-    its final outcome."""
+    get back a :data:`Decision`: the request for the mirror to ask next, :class:`Parked`
+    when the request waits in the waiting room, :class:`Ended` when the document has its
+    final outcome. Nothing is raised: the caller answers Scrapy."""
 
     def __init__(self, crawler: Crawler, catalog: OutletCatalog, health: MirrorHealth,
                  waiting: WaitingRoom) -> None:
@@ -101,7 +91,7 @@ class Failover:
 
     # -- what callers report ---------------------------------------------------------------------
 
-    def mirror_failed(self, request: Request, verdict: Verdict, kept: bool = False) -> Request:
+    def mirror_failed(self, request: Request, verdict: Verdict, kept: bool = False) -> Decision:
         """The request's mirror failed it (mirror evidence): the next mirror, or an end.
         ``kept``: the mirror stays in rotation all the same (:meth:`spares_last_mirror`); the
         document is not taken from this page, and waits for a better answer."""
@@ -110,7 +100,7 @@ class Failover:
         if mirror is not None and not kept:
             self.health.record_failure(outlet.name, mirror, verdict.reason, strong=verdict.strong)
         if request.meta.get(meta.CHECK):
-            raise self.check_failed(request, verdict.reason)
+            return self.check_failed(request, verdict.reason)
         attempts = Attempts.of(request)
         if mirror is not None and mirror not in attempts.failed_on:
             attempts.failed_on.append(mirror)
@@ -118,7 +108,8 @@ class Failover:
             attempts.answers.pop(mirror, None)  # what it served is no answer to stand
         return self._act(request, outlet, mirror, attempts, verdict.reason)
 
-    def document_answered(self, request: Request, verdict: Verdict, body: bytes = b"") -> Request:
+    def document_answered(self, request: Request, verdict: Verdict,
+                          body: bytes = b"") -> Decision:
         """The request's mirror said something about the document (document evidence).
 
         ``body``, the page it served, lets a mirror that answers every document with the same
@@ -129,7 +120,7 @@ class Failover:
         if request.meta.get(meta.CHECK):
             if mirror is not None:
                 self.health.record_failure(outlet.name, mirror, verdict.reason, strong=True)
-            raise self.check_failed(request, verdict.reason)
+            return self.check_failed(request, verdict.reason)
         suspicion = self.page_suspicion(request, body) if body else None
         if suspicion == SAME_PAGE:
             same_page = mirror_failure(f"the same page for different documents "
@@ -245,15 +236,15 @@ class Failover:
         self._listed_at[(outlet.name, mirror)] = time.monotonic()
         self.health.record_success(outlet.name, mirror, serves_outlet=True)
 
-    def check_failed(self, request: Request, reason: str) -> RequestEnded:
+    def check_failed(self, request: Request, reason: str) -> Ended:
         """A mirror check's answer says the mirror still serves something else (its failure
         is recorded already): the check ends here."""
         logger.info("Mirror check of %s at %s failed: %s", request.meta.get(meta.MIRROR),
                     request.url, reason)
         self.crawler.stats.inc_value("mirror/checks/failed")
-        return RequestEnded(meta.CHECK, f"mirror check failed: {reason}")
+        return Ended(meta.CHECK, f"mirror check failed: {reason}")
 
-    def reroute(self, request: Request) -> Request | None:
+    def reroute(self, request: Request) -> Decision | None:
         """A queued request whose mirror left rotation while it waited: the best mirror now
         (None: keep it as it is), or parked until one is back."""
         outlet = self.outlet_of(request)
@@ -283,7 +274,7 @@ class Failover:
     # -- the decision, carried out -----------------------------------------------------------------
 
     def _act(self, request: Request, outlet: Outlet, mirror: str | None, attempts: Attempts,
-             reason: str) -> Request:
+             reason: str) -> Decision:
         if attempts.since is None:
             attempts.since = time.time()
         states = self.health.states(outlet)
@@ -302,32 +293,33 @@ class Failover:
             )
             return retry
         if isinstance(step, Wait):
-            self._park(request, outlet, attempts, step.delay)
+            return self._park(request, outlet, attempts, step.delay)
         if isinstance(step, GiveUp):
             logger.warning("Giving up on %s: %s (last: %s)", request.url, step.reason, reason)
-            raise RequestEnded("given_up", f"gave up on {request.url}: {step.reason}")
+            return Ended("given_up", f"gave up on {request.url}: {step.reason}")
         return self._settled(request, outlet, attempts, step)
 
-    def wait(self, request: Request, reason: str) -> None:
-        """Park ``request`` until a mirror of its outlet can take it; raises
-        :class:`RequestWaiting`, or :class:`RequestEnded` past the give-up horizon."""
+    def wait(self, request: Request, reason: str) -> Parked | Ended:
+        """Park ``request`` until a mirror of its outlet can take it; past the give-up
+        horizon, its end."""
         outlet = self.outlet_of(request)
         attempts = Attempts.of(request)
         if attempts.since is None:
             attempts.since = time.time()
         elif time.time() - attempts.since >= self.give_up_after:
             logger.warning("Giving up on %s: %s", request.url, reason)
-            raise RequestEnded("given_up", f"gave up on {request.url}: {reason}")
-        self._park(request, outlet, attempts, wait_delay(attempts.waits, self.longest_wait))
+            return Ended("given_up", f"gave up on {request.url}: {reason}")
+        return self._park(request, outlet, attempts, wait_delay(attempts.waits, self.longest_wait))
 
-    def _park(self, request: Request, outlet: Outlet, attempts: Attempts, delay: float):
+    def _park(self, request: Request, outlet: Outlet, attempts: Attempts,
+              delay: float) -> Parked:
         attempts.failed_on.clear()  # a new round once a mirror is back
         attempts.waits += 1
         self.waiting.add(self.on_mirror(request, outlet, None, attempts), delay)
-        raise RequestWaiting(f"waiting for a mirror of {outlet.name}: {request.url}")
+        return Parked(f"waiting for a mirror of {outlet.name}: {request.url}")
 
     def _settled(self, request: Request, outlet: Outlet, attempts: Attempts,
-                 step: Settled) -> Request:
+                 step: Settled) -> Request | Ended:
         if agreed_answer(attempts.answers) is not None:
             # two mirrors served it alike: whatever its page is, it is the outlet's own
             self.same_pages.acquit(outlet.name, outlet.canonical_url(request.url))
@@ -336,7 +328,7 @@ class Failover:
                 # the text is stored from a fetch that accepts it: fetch it once more there
                 attempts.accept_from = step.mirror
                 return self.on_mirror(request, outlet, step.mirror, attempts)
-            raise RequestEnded("short_text", f"no text from {step.mirror}: {request.url}")
+            return Ended("short_text", f"no text from {step.mirror}: {request.url}")
         if step.answer == NO_ARTICLES and request.meta.get(meta.PAGE) == 1:
             section = request.meta.get(meta.SECTION, "")
             if (outlet.name, section) not in self._empty_sections:
@@ -344,7 +336,7 @@ class Failover:
                 logger.error(
                     "Section %r of %s lists no articles on any mirror (%s): check its path and "
                     "article_url in the outlet file", section, outlet.name, request.url)
-        raise RequestEnded(step.answer, f"{step.answer}: {request.url}")
+        return Ended(step.answer, f"{step.answer}: {request.url}")
 
     def on_mirror(self, request: Request, outlet: Outlet, mirror: str | None,
                   attempts: Attempts) -> Request:

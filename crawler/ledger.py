@@ -3,24 +3,32 @@
 Every request of an outlet ends exactly once, one way or another: its article stored, its
 listing handled, a final answer about the document (not found, not HTML, no text), given
 up, refused by robots.txt, or dropped inside Scrapy (too large, a redirect loop, a bug). The
-ledger hears of each end from Scrapy's own hooks (the request's errback, ``item_dropped``,
-``item_error``, ``spider_error``) and from ``articles_stored``, counts it by outcome
-(stats ``requests/ended/<outcome>``), and sends ``signals.request_finished`` once: the
-distributed scheduler releases the request's lease on it.
+ledger hears of each end from the components that decide it (:meth:`RequestLedger.dropped`,
+a middleware dropping a request), from Scrapy's own hooks (the request's errback,
+``item_dropped``, ``item_error``, ``spider_error``) and from ``articles_stored``, and counts
+it by outcome (stats ``requests/ended/<outcome>``). An outcome is a named value set where it
+is decided, never read out of an exception's message.
+
+Once per request it calls the lease keeper (the distributed scheduler: the request's lease
+is acknowledged) directly, so that a failure is seen: logged, counted
+(``leases/ack_failed``), and the lease left to be redone (it goes back to the queue when the
+worker stops or is taken over). Then it sends ``signals.request_finished`` for those that
+only watch (metrics, revisits, the WARC writer).
 """
 
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from scrapy import signals as scrapy_signals
-from scrapy.exceptions import DropItem, IgnoreRequest
+from scrapy.exceptions import DownloadCancelledError, DropItem, IgnoreRequest
 from scrapy.spidermiddlewares.httperror import HttpError
+from twisted.internet.defer import CancelledError
 
 from crawler.core import meta, signals
 from crawler.core.judging import judge_exception
-from crawler.failover import RequestEnded, RequestWaiting
+from crawler.core.steps import Ended, Parked
 
 if TYPE_CHECKING:
     from scrapy import Request
@@ -33,6 +41,18 @@ LOST = frozenset({"given_up", "error", "too_large", "redirect_loop", "off_outlet
                   "extraction_failed"})
 #: how many lost documents a crawl names in its summary
 NAMED_LOSSES = 20
+
+
+class RequestHandled(IgnoreRequest):
+    """Raised by a downloader middleware, where Scrapy expects IgnoreRequest, for a request
+    the crawler has dealt with: its end recorded already, or parked in the waiting room.
+    Its errback lets it be."""
+
+
+class LeaseKeeper(Protocol):
+    """What holds a lease on each request until its end (the distributed scheduler)."""
+
+    def request_finished(self, request: Request, outcome: str) -> None: ...
 
 
 class ItemEnded(DropItem):
@@ -52,23 +72,14 @@ class ItemContinues(DropItem):
 
 def outcome_of(exception: BaseException) -> str | None:
     """The outcome of a request whose download ended with ``exception``; None when the
-    request goes on (it waits for a mirror)."""
-    if isinstance(exception, RequestWaiting):
+    request was dealt with where it was dropped (:class:`RequestHandled`)."""
+    if isinstance(exception, RequestHandled):
         return None
-    if isinstance(exception, RequestEnded):
-        return exception.outcome
     if isinstance(exception, HttpError):
         return f"http_{exception.response.status}"
     if isinstance(exception, IgnoreRequest):
-        message = str(exception)
-        if "robots.txt" in message:
-            return "robots"
-        if "max redirections" in message:
-            return "redirect_loop"
-        if "DOWNLOAD_MAXSIZE" in message or "exceeded" in message:
-            return "too_large"
-        return "ignored"
-    if type(exception).__name__ in ("CancelledError", "DownloadCancelledError"):
+        return "ignored"  # dropped by a middleware that does not name an outcome
+    if isinstance(exception, (DownloadCancelledError, CancelledError)):
         return "too_large"  # the download handler cancels a body over DOWNLOAD_MAXSIZE
     verdict = judge_exception(exception)
     return verdict.outcome if verdict is not None else "error"
@@ -78,6 +89,7 @@ class RequestLedger:
     def __init__(self, crawler: Crawler) -> None:
         self.crawler = crawler
         self.lost: list[str] = []
+        self.lease_keeper: LeaseKeeper | None = None
         connect = crawler.signals.connect
         connect(self.on_item_dropped, signal=scrapy_signals.item_dropped)
         connect(self.on_item_error, signal=scrapy_signals.item_error)
@@ -95,9 +107,25 @@ class RequestLedger:
                 self.lost.append(request.url)
             if outcome == "redirect_loop":
                 logger.warning("Redirect loop at %s: not stored", request.url)
+        if self.lease_keeper is not None:
+            try:
+                self.lease_keeper.request_finished(request, outcome)
+            except Exception:
+                # its lease stays, and goes back to the queue: the request is done again
+                logger.exception("Could not release the lease of %s (%s)", request.url,
+                                 outcome)
+                self.crawler.stats.inc_value("leases/ack_failed")
         self.crawler.signals.send_catch_log(
             signals.request_finished, request=request, outcome=outcome
         )
+
+    def dropped(self, request: Request, end: Ended | Parked) -> RequestHandled:
+        """A middleware drops ``request``: it ended (the outcome is recorded here) or waits
+        for a mirror. Returns what the middleware raises to tell Scrapy."""
+        if isinstance(end, Ended):
+            self.finish(request, end.outcome)
+            return RequestHandled(end.reason or end.outcome)
+        return RequestHandled(end.reason)
 
     def failed(self, exception: BaseException, request: Request) -> None:
         """A request's errback: the download or a middleware ended it with ``exception``."""

@@ -221,6 +221,13 @@ DOWNLOADER_MIDDLEWARES = {
     # WARC: keeps an article's answer as sent, after redirects (600), before it is
     # decompressed (590); does nothing unless WARC_DIR is set
     "crawler.downloadermiddlewares.warc.RawResponseMiddleware": 595,
+    # Scrapy's own, in their places, with the requests they drop given a named end
+    "scrapy.downloadermiddlewares.redirect.RedirectMiddleware": None,
+    "crawler.downloadermiddlewares.redirect.OutletRedirectMiddleware": 600,
+    "scrapy.downloadermiddlewares.redirect.MetaRefreshMiddleware": None,
+    "crawler.downloadermiddlewares.redirect.OutletMetaRefreshMiddleware": 580,
+    "scrapy.downloadermiddlewares.httpcompression.HttpCompressionMiddleware": None,
+    "crawler.downloadermiddlewares.httpcompression.OutletHttpCompressionMiddleware": 590,
     # after the failover middleware has settled which mirror a request goes to
     "crawler.downloadermiddlewares.politeness.PolitenessMiddleware": 620,
     # If-None-Match / If-Modified-Since for listings, feeds and sitemaps

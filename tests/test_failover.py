@@ -35,10 +35,12 @@ from crawler.core.judging import (
 from crawler.core.mirror_state import mirror_candidates
 from crawler.core.outlets import Outlet
 from crawler.core.steps import Attempts, GiveUp, Retry, Settled, Wait, agreed_answer, next_step
+from crawler.downloadermiddlewares.httpcompression import OutletHttpCompressionMiddleware
 from crawler.downloadermiddlewares.mirror_failover import MirrorFailoverMiddleware
 from crawler.downloadermiddlewares.page_judge import PageJudgeMiddleware
-from crawler.failover import RequestEnded, RequestWaiting
-from crawler.ledger import outcome_of
+from crawler.downloadermiddlewares.redirect import OutletRedirectMiddleware
+from crawler.downloadermiddlewares.robots import OutletRobotsTxtMiddleware
+from crawler.ledger import RequestHandled, outcome_of
 from crawler.mirrors import MirrorHealth
 from crawler.spiders.outlet import _outlet_links
 
@@ -254,9 +256,9 @@ def test_a_pdf_or_a_redirect_off_the_outlet_leaves_healthy_mirrors_in_rotation(c
     assert retry.url == f"{B}/a/1" and Attempts.of(retry).answers == {A: NOT_HTML}
     pdf = Response(retry.url, body=b"%PDF", request=retry,
                    headers={"Content-Type": "application/pdf"})
-    with pytest.raises(RequestEnded) as ended:
+    with pytest.raises(RequestHandled):
         judge.process_response(retry, pdf)
-    assert ended.value.outcome == NOT_HTML  # two mirrors agree: that is the document
+    assert retry.meta[meta.ENDED] == NOT_HTML  # two mirrors agree: that is the document
 
     redirected = article_request(f"{A}/a/2", **{meta.MIRROR: A})
     response = Response(redirected.url, status=302, request=redirected,
@@ -271,28 +273,48 @@ def test_every_mirror_out_parks_the_document(crawler):
     for mirror in outlet.mirrors:
         context.health.record_failure("news", mirror, "down", strong=True)
     mw = MirrorFailoverMiddleware.from_crawler(crawler)
-    with pytest.raises(RequestWaiting):
-        mw.process_request(article_request(f"{A}/a/1"))
+    request = article_request(f"{A}/a/1")
+    with pytest.raises(RequestHandled) as handled:
+        mw.process_request(request)
     assert context.waiting.count("news") == 1
-    assert outcome_of(RequestWaiting("x")) is None
+    assert outcome_of(handled.value) is None and meta.ENDED not in request.meta
 
 
 def test_requests_never_leave_the_outlet(crawler):
     mw = MirrorFailoverMiddleware.from_crawler(crawler)
     # a meta refresh or a redirect that Scrapy followed, even on a probe
     request = article_request("http://169.254.169.254/latest/", **{meta.PROBE: True})
-    with pytest.raises(RequestEnded) as ended:
+    with pytest.raises(RequestHandled):
         mw.process_request(request)
-    assert ended.value.outcome == "off_outlet"
+    assert request.meta[meta.ENDED] == "off_outlet"
 
 
-def test_outcomes_of_requests_that_end_inside_scrapy():
-    assert outcome_of(IgnoreRequest("Forbidden by robots.txt")) == "robots"
-    assert outcome_of(IgnoreRequest("max redirections reached")) == "redirect_loop"
-    assert outcome_of(IgnoreRequest(
-        "Ignored response <200 x> because its body (11 MB) exceeded DOWNLOAD_MAXSIZE")
-    ) == "too_large"
-    assert outcome_of(RequestEnded("no_text")) == "no_text"
+def test_scrapys_own_drops_end_requests_with_named_outcomes(crawler):
+    # robots.txt forbids it
+    robots = OutletRobotsTxtMiddleware.from_crawler(crawler)
+    rules = robots._parserimpl.from_crawler(crawler, b"User-agent: *\nDisallow: /a/\n")
+    forbidden = article_request(f"{A}/a/1")
+    with pytest.raises(RequestHandled):
+        robots.process_request_2(rules, forbidden)
+    assert forbidden.meta[meta.ENDED] == "robots"
+    # one redirect too many
+    redirect = OutletRedirectMiddleware.from_crawler(crawler)
+    looping = article_request(f"{A}/a/2", redirect_times=crawler.settings.getint(
+        "REDIRECT_MAX_TIMES"))
+    with pytest.raises(RequestHandled):
+        redirect.process_response(looping, Response(looping.url, status=302, request=looping,
+                                                    headers={"Location": f"{A}/a/3"}))
+    assert looping.meta[meta.ENDED] == "redirect_loop"
+    # a body that grows past DOWNLOAD_MAXSIZE once decompressed
+    compression = OutletHttpCompressionMiddleware.from_crawler(crawler)
+    bomb = article_request(f"{A}/a/4", download_maxsize=10_000)
+    with pytest.raises(RequestHandled):
+        compression.process_response(bomb, Response(
+            bomb.url, body=gzip.compress(b" " * 1_000_000), request=bomb,
+            headers={"Content-Encoding": "gzip"}))
+    assert bomb.meta[meta.ENDED] == "too_large"
+    # what no middleware named
+    assert outcome_of(IgnoreRequest("dropped")) == "ignored"
     assert outcome_of(KeyError("bug")) == "error"
 
 

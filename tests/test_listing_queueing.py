@@ -114,7 +114,7 @@ def test_a_listing_is_acknowledged_only_once_its_links_are_in_redis(redis_url):
     for n in range(250):
         assert scheduler.enqueue_request(article(n))
     assert client.zcard(KEYS.queue("demo")) == 200  # two full batches; 50 wait for the tick
-    scheduler.on_request_finished(listing, "listing_handled")
+    scheduler.request_finished(listing, "listing_handled")
     assert client.hexists(inflight, lease)  # the acknowledgement waits for the next take
     scheduler.next_request()  # the engine's tick: the rest of the links, then take and ack
     assert not client.hexists(inflight, lease)
@@ -139,7 +139,7 @@ def test_a_stopping_worker_acknowledges_what_ended_and_returns_what_it_took(redi
     first, second = scheduler.next_request(), scheduler.next_request()
     assert client.hlen(KEYS.inflight(scheduler.worker)) == 4  # two started, two waiting here
     assert client.zcard(KEYS.queue("demo")) == 6
-    scheduler.on_request_finished(first, "stored")  # its acknowledgement waits
+    scheduler.request_finished(first, "stored")  # its acknowledgement waits
     scheduler.close("shutdown")
     # the ended request is gone for good; the one in flight and the two never started are back
     assert client.hlen(KEYS.inflight(scheduler.worker)) == 0

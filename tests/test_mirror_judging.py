@@ -31,11 +31,11 @@ from crawler.core.judging import (
 )
 from crawler.core.mirror_state import mirror_candidates
 from crawler.core.outlets import Outlet
-from crawler.core.steps import Attempts, keeps_last_mirror
+from crawler.core.steps import Attempts, Ended, Parked, keeps_last_mirror
 from crawler.demo.server import PARKED_PAGE, SEIZED_PAGE
 from crawler.downloadermiddlewares.page_judge import PageJudgeMiddleware
 from crawler.extensions.mirror_checks import MirrorChecks
-from crawler.failover import RequestEnded, RequestWaiting
+from crawler.ledger import RequestHandled
 from crawler.mirrors import MirrorHealth
 
 A, B = "https://www.news.example", "https://news-mirror.example"
@@ -227,16 +227,15 @@ def test_the_last_mirror_serving_the_outlet_stays_and_says_so(crawler, caplog):
     verdict = document_answer(text_answer("A brief."), "text of 8 characters only")
     for n in (1, 2, 3):
         # the only mirror's word on a page that may be a notice: asked again later
-        with pytest.raises(RequestWaiting):
-            failover.document_answered(article(f"{A}/a/{n}"), verdict, body=short)
+        assert isinstance(failover.document_answered(article(f"{A}/a/{n}"), verdict,
+                                                     body=short), Parked)
     assert context.health.states(outlet)[A] is True
     # asked again, it is still the page served for every document: it waits on, and the
     # mirror stays
     again = article(f"{A}/a/1")
     again.meta[meta.ATTEMPTS] = Attempts(answers={A: verdict.answer}, waits=1,
                                          doubted=[A]).to_meta()
-    with pytest.raises(RequestWaiting):
-        failover.document_answered(again, verdict, body=short)
+    assert isinstance(failover.document_answered(again, verdict, body=short), Parked)
     assert context.health.states(outlet)[A] is True
     # a page the mirror served for this document alone stands, once asked again
     alone = article(f"{A}/a/9")
@@ -263,9 +262,8 @@ def test_a_check_asks_a_known_good_listing_of_that_mirror_alone(crawler):
     assert check.meta[meta.CHECK] and check.meta[meta.PROBE] and check.dont_filter
     health.record_failure("news", B, "block page", strong=True)
     # a block page again: the check ends there, on no other mirror
-    with pytest.raises(RequestEnded) as ended:
-        failover.mirror_failed(check, mirror_failure("block page", "blocked", strong=True))
-    assert ended.value.outcome == meta.CHECK
+    ended = failover.mirror_failed(check, mirror_failure("block page", "blocked", strong=True))
+    assert isinstance(ended, Ended) and ended.outcome == meta.CHECK
     failover.check_answered(check, articles=0)
     assert health.states(outlet)[B] is False
     failover.check_answered(check, articles=5)
@@ -312,7 +310,8 @@ def test_a_block_page_is_never_kept_as_the_last_mirrors_article(tmp_path: Path):
         context.health.record_failure("news", B, "connection refused")
     judge = PageJudgeMiddleware.from_crawler(crawler)
     request = article(f"{A}/a/1")
-    with pytest.raises(RequestWaiting):
+    with pytest.raises(RequestHandled):
         judge.process_response(request, html(request.url, SEIZED_PAGE, request))
+    assert meta.ENDED not in request.meta  # parked: it waits for a mirror
     assert context.health.states(outlet) == {A: False, B: False}
     assert not crawler.stats.get_value("mirror/kept_in_rotation")

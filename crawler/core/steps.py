@@ -88,6 +88,24 @@ class GiveUp:
 Step = Retry | Wait | Settled | GiveUp
 
 
+# -- the decision, carried out --------------------------------------------------------------------
+# What the failover returns to its caller, besides the request to send next: a value, as
+# ``get_retry_request`` returns one, for the caller to answer Scrapy with.
+
+
+@dataclass(frozen=True)
+class Ended:
+    """The document has its final ``outcome``: the caller hands it to the ledger."""
+    outcome: str
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class Parked:
+    """The request waits in the waiting room for a mirror: not an end."""
+    reason: str
+
+
 def agreed_answer(answers: dict[str, str]) -> str | None:
     """An answer two mirrors gave."""
     seen: set[str] = set()

@@ -6,7 +6,7 @@ it differs where that one loses work:
 - Shared state is never deleted when a worker closes (scrapy-redis clears the queue and the
   dupefilter unless ``SCHEDULER_PERSIST``).
 - A taken request is leased, not gone: it stays in ``<prefix>:inflight:<worker>`` until the
-  crawler's ledger reports its final outcome (``signals.request_finished``), a follow-up
+  crawler's ledger reports its final outcome (it calls :meth:`request_finished`), a follow-up
   request is queued in its place, or it is parked in the waiting room. Workers heartbeat;
   the leases of a worker silent for ``WORKER_TIMEOUT`` seconds go back to the queue. A worker
   that stops returns its unfinished leases itself. One that was only paused that long learns
@@ -49,7 +49,7 @@ from scrapy_redis.scheduler import Scheduler as RedisScheduler
 from twisted.internet.task import LoopingCall
 
 from crawler.context import crawl_context
-from crawler.core import meta, signals
+from crawler.core import meta
 from crawler.distributed.dupefilter import SeenCheck
 from crawler.distributed.keys import RedisKeys
 from crawler.distributed.queue import OutletQueues
@@ -129,8 +129,9 @@ class LeasingScheduler(RedisScheduler):
         # when every queue last came back empty; None while there may be work
         self._starved_at: float | None = None
         self._waker: LoopingCall | None = None
+        # the ledger tells this scheduler of each end directly: a failed acknowledgement is seen
+        crawl_context(crawler).ledger.lease_keeper = self
         connect = crawler.signals.connect
-        connect(self.on_request_finished, signal=signals.request_finished)
         connect(self.on_spider_idle, signal=scrapy_signals.spider_idle)
 
     @classmethod
@@ -408,7 +409,7 @@ class LeasingScheduler(RedisScheduler):
 
     # -- acknowledgements ------------------------------------------------------------------------
 
-    def on_request_finished(self, request: Request, outcome: str) -> None:
+    def request_finished(self, request: Request, outcome: str) -> None:
         if outcome in LOST and hasattr(self.df, "forget"):
             # let a later crawl of the section try it again, or it would be a gap for ever
             try:

@@ -11,7 +11,7 @@ from urllib.parse import urljoin
 from scrapy import Request
 from scrapy.exceptions import IgnoreRequest
 
-from crawler.component import OutletComponent, act_on
+from crawler.component import OutletComponent
 from crawler.core import meta, signals
 from crawler.core.judging import (
     MIRROR,
@@ -21,7 +21,7 @@ from crawler.core.judging import (
     mirror_failure,
 )
 from crawler.core.redact import redact_url
-from crawler.failover import RequestEnded
+from crawler.core.steps import Ended
 
 if TYPE_CHECKING:
     from scrapy.crawler import Crawler
@@ -52,7 +52,8 @@ class MirrorFailoverMiddleware(OutletComponent):
         if request.meta.get(meta.PROBE):
             return None
         # the mirror may have left rotation while the request waited in the queue
-        return self.failover.reroute(request)
+        decision = self.failover.reroute(request)
+        return None if decision is None else self.answer(request, decision)
 
     def _left_the_outlet(self, request: Request) -> Request:
         """A request off the outlet never goes out. One that a redirect or a meta refresh made
@@ -61,11 +62,12 @@ class MirrorFailoverMiddleware(OutletComponent):
         logger.warning("Refused %s: not on a mirror of %s", redact_url(request.url),
                        request.meta[meta.OUTLET])
         if not redirected_from:
-            raise RequestEnded("off_outlet", f"not on the outlet: {request.url}")
+            raise self.ledger.dropped(request, Ended("off_outlet",
+                                                     f"not on the outlet: {request.url}"))
         original = request.replace(url=redirected_from[0])
         verdict = mirror_failure(f"redirect off the outlet to {redact_url(request.url)}",
                                  "blocked")
-        return self.failover.mirror_failed(original, verdict)
+        return self.answer(request, self.failover.mirror_failed(original, verdict))
 
     def process_response(self, request: Request, response: Response) -> Request | Response:
         if self.outlet_of(request) is None:
@@ -77,7 +79,7 @@ class MirrorFailoverMiddleware(OutletComponent):
         if verdict is not None:
             if verdict.about == MIRROR and 300 <= response.status < 400:
                 self._redirected_off(request, response)
-            return act_on(self.failover, request, verdict)
+            return self.act_on(request, verdict)
         if 300 <= response.status < 400:
             self.failover.downloaded(request, "ok", served=True)
         return response
@@ -99,4 +101,4 @@ class MirrorFailoverMiddleware(OutletComponent):
         verdict = judge_exception(exception)
         if verdict is None:
             return None
-        return act_on(self.failover, request, verdict)
+        return self.act_on(request, verdict)

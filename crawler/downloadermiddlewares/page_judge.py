@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 from scrapy import Request
 
-from crawler.component import OutletComponent, act_on
+from crawler.component import OutletComponent
 from crawler.core import meta
 from crawler.core.discovery import FEED, SITEMAP
 from crawler.core.judging import (
@@ -54,7 +54,7 @@ class PageJudgeMiddleware(OutletComponent):
         if verdict is not None:
             kept = verdict.strong and self.failover.spares_last_mirror(request, verdict,
                                                                        response.body)
-            return act_on(self.failover, request, verdict, kept)
+            return self.act_on(request, verdict, kept)
         outcome = "ok" if response.status < 400 else "http_error"
         self.failover.downloaded(request, outcome, served=True)
         return response

@@ -19,12 +19,14 @@ from typing import TYPE_CHECKING, Any
 
 from scrapy import Request
 from scrapy.downloadermiddlewares.robotstxt import RobotsTxtMiddleware
+from scrapy.exceptions import IgnoreRequest
 from scrapy.http.request import NO_CALLBACK
 from scrapy.utils.misc import build_from_crawler
 from scrapy.utils.sitemap import sitemap_urls_from_robots
 
 from crawler.context import crawl_context
 from crawler.core.judging import judge_exception
+from crawler.core.steps import Ended
 
 if TYPE_CHECKING:
     from scrapy.crawler import Crawler
@@ -48,6 +50,7 @@ class OutletRobotsTxtMiddleware(RobotsTxtMiddleware):
         self.catalog = context.catalog
         self.health = context.health
         self.failover = context.failover
+        self.ledger = context.ledger
         self.ttl = crawler.settings.getfloat("ROBOTSTXT_TTL")
         self.failover_codes = frozenset(
             int(code) for code in crawler.settings.getlist("MIRROR_FAILOVER_HTTP_CODES"))
@@ -118,8 +121,13 @@ class OutletRobotsTxtMiddleware(RobotsTxtMiddleware):
 
     def process_request_2(self, rp: Any, request: Request) -> None:
         if rp is UNKNOWN:
-            self.failover.wait(request, "robots.txt unknown: no mirror served it")
-        super().process_request_2(rp, request)
+            raise self.ledger.dropped(
+                request, self.failover.wait(request, "robots.txt unknown: no mirror served it"))
+        try:
+            super().process_request_2(rp, request)
+        except IgnoreRequest:  # the one reason Scrapy's middleware drops a request
+            raise self.ledger.dropped(request, Ended("robots", "forbidden by robots.txt")) \
+                from None
 
     def _keep(self, outlet: Outlet, parser: Any, seconds: float) -> Any:
         self._rules[outlet.name] = (parser, time.monotonic() + seconds)

@@ -12,8 +12,8 @@ from scrapy import signals as scrapy_signals
 from crawler.context import crawl_context
 from crawler.core import signals
 from crawler.core.judging import TEXT_PREFIX, document_answer, judge_text, text_answer
+from crawler.core.steps import Attempts, Ended, Parked
 from crawler.extraction import ExtractionError, ExtractionTimeout, ExtractorPool
-from crawler.failover import Attempts, RequestEnded, RequestWaiting
 from crawler.items import ArticleItem
 from crawler.ledger import ItemContinues, ItemEnded
 
@@ -106,14 +106,14 @@ class ExtractionPipeline:
         return item
 
     def _ask_another_mirror(self, item: ArticleItem, verdict) -> None:
-        try:
-            retry = self.failover.document_answered(item.request, verdict, body=item.body)
-        except RequestEnded as ended:
-            raise ItemEnded(ended.outcome, f"{ended.outcome}: {item.url}", "INFO") from None
-        except RequestWaiting:
-            raise ItemContinues(f"waiting for a mirror: {item.url}") from None
-        self.crawler.engine.crawl(retry)
-        raise ItemContinues(f"{verdict.reason} at {item.url}: asking {retry.url}")
+        decision = self.failover.document_answered(item.request, verdict, body=item.body)
+        if isinstance(decision, Ended):
+            raise ItemEnded(decision.outcome, f"{decision.outcome}: {item.url}", "INFO")
+        if isinstance(decision, Parked):
+            raise ItemContinues(f"waiting for a mirror: {item.url}")
+        # a pipeline has no output for requests: the engine takes the next one directly
+        self.crawler.engine.crawl(decision)
+        raise ItemContinues(f"{verdict.reason} at {item.url}: asking {decision.url}")
 
 
 def _accepted(item: ArticleItem, answer: str | None) -> bool:

@@ -27,7 +27,7 @@ from crawler.core.discovery import (
 )
 from crawler.core.judging import NO_ARTICLES, document_answer
 from crawler.core.outlets import Outlet
-from crawler.failover import RequestEnded, RequestWaiting
+from crawler.core.steps import Ended
 from crawler.items import ArticleItem, FinishedRequest
 from crawler.revisits import REVISIT_PRIORITY, due_revisits, revisit_headers
 from crawler.storage import StoreError
@@ -337,12 +337,12 @@ class OutletSpider(Spider):
         yield from self._answered(request, document_answer(NO_ARTICLES, reason), body)
 
     def _answered(self, request: Request, verdict: Any, body: bytes = b"") -> Iterator[Any]:
-        try:
-            yield self.context.failover.document_answered(request, verdict, body=body)
-        except RequestEnded as ended:
-            yield FinishedRequest(request, ended.outcome)
-        except RequestWaiting:
-            return
+        decision = self.context.failover.document_answered(request, verdict, body=body)
+        if isinstance(decision, Ended):
+            yield FinishedRequest(request, decision.outcome)
+        elif isinstance(decision, Request):
+            yield decision
+        # else parked: the waiting room has it
 
     def parse_article(self, response: Response) -> Iterator[ArticleItem | FinishedRequest]:
         if response.status == 304:  # a revisit: as stored
