@@ -180,6 +180,7 @@ def crawl(
     """Crawl one outlet's sections, feeds and sitemaps in this process (no Redis) and store
     the articles."""
     from crawler.core.durations import parse_interval
+    from crawler.mode import STANDALONE
     from crawler.runner import run_crawl
 
     sections = section or []
@@ -193,6 +194,7 @@ def crawl(
         DOCUMENT_GIVE_UP_AFTER=give_up_after, DISCOVERY_FULL=True if full else None,
         REVISIT=True if revisit else None, WARC_DIR=warc,
     )
+    settings.set("CRAWL_MODE", STANDALONE, priority="cmdline")  # workers: `crawler worker`
     check_store(settings["STORE_URI"])  # -s STORE_URI=... wins over --store
     check_warc_dir(settings.get("WARC_DIR"))
     summary = run_crawl(settings, outlet, sections, console)
@@ -349,17 +351,19 @@ def worker(
     setting: SettingOpt = None,
 ) -> None:
     """Take work from Redis until SIGTERM/SIGINT, then drain and stop."""
-    from crawler.distributed.worker import apply_distributed
+    from crawler.mode import DISTRIBUTED
     from crawler.runner import run_worker
 
     try:
         OutletCatalog.from_setting(outlets_dir)
     except OutletError as exc:
         raise fail(str(exc)) from None
-    settings = apply_distributed(build_settings(
+    settings = build_settings(
         setting, REDIS_URL=redis, STORE_URI=store, OUTLETS_DIR=outlets_dir,
         METRICS_PORT=metrics_port, WARC_DIR=warc,
-    ))
+    )
+    # a worker is distributed, whatever -s says: its state is the other workers' too
+    settings.set("CRAWL_MODE", DISTRIBUTED, priority="cmdline")
     connect_redis(settings)
     check_store(settings["STORE_URI"])  # -s STORE_URI=... wins over --store
     check_warc_dir(settings.get("WARC_DIR"))

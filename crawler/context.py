@@ -3,7 +3,8 @@
 The spider, middlewares, pipelines and extensions each reach them through
 :func:`crawl_context`, so there is one outlet catalog, one mirror health, one waiting room,
 one ledger, one failover, one store and (workers) one Redis client per crawler, whatever
-asks first.
+asks first. The crawl's mode (``CRAWL_MODE``, :mod:`crawler.mode`) chooses the backends of
+the parts that differ between a standalone crawl and a worker.
 """
 
 from __future__ import annotations
@@ -13,9 +14,10 @@ import socket
 import uuid
 from functools import cached_property
 from typing import TYPE_CHECKING
-from weakref import WeakKeyDictionary
 
 from scrapy.utils.misc import build_from_crawler, load_object
+
+from crawler.mode import backend
 
 if TYPE_CHECKING:
     from redis import Redis
@@ -75,8 +77,7 @@ class CrawlContext:
 
     @cached_property
     def health(self) -> MirrorHealth:
-        cls = load_object(self.crawler.settings["MIRROR_HEALTH_CLASS"])
-        return build_from_crawler(cls, self.crawler)
+        return build_from_crawler(self._backend("health"), self.crawler)
 
     @cached_property
     def ledger(self) -> RequestLedger:
@@ -86,8 +87,7 @@ class CrawlContext:
 
     @cached_property
     def waiting(self) -> WaitingRoom:
-        cls = load_object(self.crawler.settings["WAITING_ROOM_CLASS"])
-        return cls(self.crawler, self.catalog, self.health, self.ledger)
+        return self._backend("waiting")(self.crawler, self.catalog, self.health, self.ledger)
 
     @cached_property
     def failover(self) -> Failover:
@@ -97,8 +97,7 @@ class CrawlContext:
 
     @cached_property
     def validators(self) -> Validators:
-        cls = load_object(self.crawler.settings["VALIDATORS_CLASS"])
-        return cls(self.crawler)
+        return self._backend("validators")(self.crawler)
 
     @cached_property
     def warc(self) -> WarcWriter | None:
@@ -115,9 +114,11 @@ class CrawlContext:
 
     @cached_property
     def mirror_registry(self) -> MirrorRegistry:
-        """The mirrors outlets named that their files do not list (``MIRROR_REGISTRY_CLASS``)."""
-        cls = load_object(self.crawler.settings["MIRROR_REGISTRY_CLASS"])
-        return build_from_crawler(cls, self.crawler)
+        """The mirrors outlets named that their files do not list."""
+        return build_from_crawler(self._backend("mirror_registry"), self.crawler)
+
+    def _backend(self, part: str) -> type:
+        return load_object(backend(self.crawler.settings, part))
 
     #: the robots.txt middleware, once built: the sitemaps robots.txt names
     robots = None
@@ -128,11 +129,10 @@ class CrawlContext:
         return self
 
 
-_contexts: WeakKeyDictionary[Crawler, CrawlContext] = WeakKeyDictionary()
-
-
 def crawl_context(crawler: Crawler) -> CrawlContext:
-    context = _contexts.get(crawler)
+    """The crawler's context, made the first time it is asked for; it lives, and goes,
+    with the crawler."""
+    context = getattr(crawler, "news_crawl_context", None)
     if context is None:
-        context = _contexts[crawler] = CrawlContext(crawler)
+        context = crawler.news_crawl_context = CrawlContext(crawler)
     return context

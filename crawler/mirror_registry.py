@@ -162,7 +162,7 @@ def decide(registry: MirrorRegistry, outlet: str, base: str, adopt: bool) -> Can
 
 
 class StoreMirrorRegistry:
-    """``MIRROR_REGISTRY_CLASS`` of a standalone crawl: beside a SQLite store, else in
+    """The mirror registry of a standalone crawl: beside a SQLite store, else in
     memory."""
 
     @classmethod

@@ -2,7 +2,7 @@
 file) for the outlet as a whole, whichever mirror serves it.
 
 :class:`PolitenessMiddleware` holds each request until the outlet's limiter lets it go. The
-limiter is chosen by ``POLITENESS_LIMITER_CLASS``: :class:`LocalLimiter` counts in this
+limiter is chosen by the crawl's mode (crawler/mode.py): :class:`LocalLimiter` counts in this
 process; the distributed mode's counts in Redis, for all workers together.
 """
 

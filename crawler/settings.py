@@ -1,7 +1,7 @@
 """Scrapy settings for the crawler. Every crawler-specific setting has its default here.
 
-Standalone and distributed mode differ only in settings: see ``DISTRIBUTED_SETTINGS`` in
-``crawler.distributed`` for what a worker changes.
+Standalone and distributed mode differ in one setting, ``CRAWL_MODE``: see
+``crawler/mode.py`` for what it chooses.
 """
 
 BOT_NAME = "crawler"
@@ -37,11 +37,14 @@ COOKIES_ENABLED = False
 TELNETCONSOLE_ENABLED = False
 REMOTE_CONTROL_ENABLED = False
 
+#: "standalone" (state in this process, beside a SQLite store) or "distributed" (state in
+#: Redis, shared by the workers; `crawler worker` sets it): chooses every backend at once
+CRAWL_MODE = "standalone"
+ADDONS = {"crawler.mode.CrawlMode": 0}
+
 # -- outlets and mirrors -------------------------------------------------------------------
 #: directory of outlet YAML files; None means the outlets bundled with the package
 OUTLETS_DIR = None
-#: class holding mirror health: in-process here, shared through Redis for workers
-MIRROR_HEALTH_CLASS = "crawler.mirrors.MirrorHealth"
 #: consecutive failures that take a mirror out of rotation
 MIRROR_FAILURE_THRESHOLD = 3
 #: seconds a failing mirror stays out before one request probes it
@@ -58,8 +61,6 @@ MIRROR_SAME_PAGE_DOCUMENTS = 3
 MIRROR_NOTICE_MAX_BYTES = 24 * 1024
 
 # -- mirrors the outlets name (extensions/mirror_discovery.py; outlet field mirror_discovery) --
-#: where candidates and adopted mirrors are kept: beside a SQLite store here, Redis for workers
-MIRROR_REGISTRY_CLASS = "crawler.mirror_registry.StoreMirrorRegistry"
 #: host[:port] of candidates that may be fetched though they resolve to a private, loopback
 #: or link-local address; none by default, so a page never points the crawler inward
 MIRROR_DISCOVERY_PRIVATE_HOSTS: list[str] = []
@@ -93,14 +94,10 @@ SCHEDULER_TAKE_BATCH = 8
 #: (0: at once); a worker killed meanwhile has those requests run again, which stores nothing
 #: twice
 SCHEDULER_ACK_DELAY = 1.0
-#: where documents wait while no mirror can take them: in the process here, in Redis for
-#: workers
-WAITING_ROOM_CLASS = "crawler.waiting.WaitingRoom"
 #: distributed mode: how often a worker re-reads the shared mirror health (seconds)
 MIRROR_HEALTH_REFRESH = 1.0
 
 # -- politeness per outlet (the outlet file's `politeness`) ---------------------------------
-POLITENESS_LIMITER_CLASS = "crawler.politeness.LocalLimiter"
 #: distributed mode: how far ahead a worker may book a start time (seconds)
 POLITENESS_BOOK_AHEAD = 5.0
 
@@ -108,8 +105,6 @@ POLITENESS_BOOK_AHEAD = 5.0
 #: ask for listings, feeds and sitemaps with the validators of their last answer
 #: (If-None-Match, If-Modified-Since); a 304 ends the request as "not_modified"
 CONDITIONAL_REQUESTS = True
-#: where the validators are kept: beside a SQLite store here, in Redis for workers
-VALIDATORS_CLASS = "crawler.validators.StoreValidators"
 #: True (`crawler crawl --full`): page every section to max_section_pages and ask for every
 #: listing, feed and sitemap in full, instead of stopping where nothing is new
 DISCOVERY_FULL = False
@@ -200,7 +195,7 @@ METRICS_ENABLED = True
 #: serve Prometheus metrics on this port (None: do not serve)
 METRICS_PORT = None
 METRICS_HOST = "0.0.0.0"
-#: extra Prometheus collectors, each built from_crawler
+#: extra Prometheus collectors, each built from_crawler (the distributed mode adds its own)
 METRICS_COLLECTORS = []
 
 # -- components ------------------------------------------------------------------------------

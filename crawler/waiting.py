@@ -2,7 +2,7 @@
 
 When every mirror of an outlet is out of rotation (or every mirror in rotation just failed a
 document), :class:`~crawler.failover.Failover` parks the document's request in the crawler's
-waiting room (``WAITING_ROOM_CLASS``). Each second the room looks at the outlet's mirrors:
+waiting room (by the crawl's mode). Each second the room looks at the outlet's mirrors:
 when one is in rotation, the documents whose delay is over go back to the crawl; when all
 are out but one may be probed, one document goes, to probe it. A document waiting longer
 than ``DOCUMENT_GIVE_UP_AFTER`` seconds since its first failure is given up.

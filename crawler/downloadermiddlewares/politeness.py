@@ -10,6 +10,7 @@ from scrapy.utils.misc import build_from_crawler, load_object
 
 from crawler.context import crawl_context
 from crawler.core import meta
+from crawler.mode import backend
 
 if TYPE_CHECKING:
     from scrapy.crawler import Crawler
@@ -21,7 +22,7 @@ class PolitenessMiddleware:
 
     def __init__(self, crawler: Crawler) -> None:
         self.catalog = crawl_context(crawler).catalog
-        cls = load_object(crawler.settings["POLITENESS_LIMITER_CLASS"])
+        cls = load_object(backend(crawler.settings, "limiter"))
         self.limiter = build_from_crawler(cls, crawler)
         crawler.signals.connect(self.on_request_left, signal=scrapy_signals.request_left_downloader)
 

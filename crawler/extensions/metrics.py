@@ -2,7 +2,7 @@
 
 Each crawler gets its own registry, served on ``METRICS_PORT`` when set. Gauges that describe
 shared state (queue depth, in-flight requests, live workers) are read from Redis at scrape time
-by the collectors named in ``METRICS_COLLECTORS`` (the distributed mode adds its own).
+by the collectors named in ``METRICS_COLLECTORS`` and those of the crawl's mode.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from crawler.core import meta, signals
 from crawler.core.outlets import OutletError
 from crawler.core.revisions import normalize_published
 from crawler.mirror_verification import STATES
+from crawler.mode import COLLECTORS, crawl_mode
 
 if TYPE_CHECKING:
     from scrapy.crawler import Crawler
@@ -121,8 +122,9 @@ class PrometheusMetrics:
 
     def __init__(self, crawler: Crawler, port: int | None, host: str) -> None:
         self.crawler = crawler
-        collectors = [build_from_crawler(load_object(path), crawler)
-                      for path in crawler.settings.getlist("METRICS_COLLECTORS")]
+        paths = [*COLLECTORS[crawl_mode(crawler.settings)],
+                 *crawler.settings.getlist("METRICS_COLLECTORS")]
+        collectors = [build_from_crawler(load_object(path), crawler) for path in paths]
         provided = {name for c in collectors for name in getattr(c, "provides", ())}
         self.metrics = CrawlerMetrics(mirror_up="crawler_mirror_up" not in provided)
         for collector in collectors:
