@@ -10,17 +10,43 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Collection
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from crawler.core import signals
-from crawler.core.judging import CONTENT, SERVICE, may_probe
-from crawler.core.mirror_state import MirrorState, mirror_candidates
+from crawler.core.judging import may_probe
+from crawler.core.mirror_state import (
+    MirrorState,
+    after_failure,
+    after_probe_claim,
+    after_success,
+    mirror_candidates,
+)
 from crawler.core.outlets import Outlet
 
 if TYPE_CHECKING:
     from scrapy.crawler import Crawler
 
 logger = logging.getLogger(__name__)
+
+
+@runtime_checkable
+class MirrorStates(Protocol):
+    """What a mirror health backend implements: where the states live, and the rule's
+    updates (:mod:`crawler.core.mirror_state`), atomic for every reader. The queries over
+    them (:meth:`MirrorHealth.choose` and the rest) are written once, in :class:`MirrorHealth`.
+    """
+
+    def view(self, outlet: Outlet) -> tuple[float, dict[str, float | None]]: ...
+
+    def checked_only(self, outlet: Outlet) -> frozenset[str]: ...
+
+    def claim_probe(self, outlet: str, mirror: str) -> bool: ...
+
+    def record_success(self, outlet: str, mirror: str, *,
+                       serves_outlet: bool = False) -> None: ...
+
+    def record_failure(self, outlet: str, mirror: str, reason: str, *,
+                       strong: bool = False) -> None: ...
 
 
 class MirrorHealth:
@@ -35,8 +61,8 @@ class MirrorHealth:
     only by a mirror check (:mod:`crawler.extensions.mirror_checks`): a document whose
     healthy answer is known. A page it serves to a document left in flight does not bring it back.
 
-    The distributed mode subclasses this to share the state through Redis: it overrides
-    :meth:`view`, :meth:`checked_only`, :meth:`claim_probe` and the two ``record_*`` methods.
+    The states are kept in this process (:class:`MirrorStates`, implemented here); the
+    distributed mode's subclass keeps them in Redis, overriding those five methods alone.
     """
 
     def __init__(
@@ -80,12 +106,9 @@ class MirrorHealth:
 
     def claim_probe(self, outlet: str, mirror: str) -> bool:
         """Win the one probe of a mirror whose cool-down is over (pushes the next one back)."""
-        state = self._state(outlet, mirror)
-        now = self.clock()
-        if state.down_until is None or state.down_until > now:
-            return False
-        state.down_until = now + self.cooldown
-        return True
+        state, won = after_probe_claim(self._state(outlet, mirror), self.clock(), self.cooldown)
+        self._states[(outlet, mirror)] = state
+        return won
 
     # -- queries ---------------------------------------------------------------------------------
 
@@ -126,28 +149,17 @@ class MirrorHealth:
     def record_success(self, outlet: str, mirror: str, *, serves_outlet: bool = False) -> None:
         """The mirror answered as a server does; ``serves_outlet``: a mirror check found it
         serving the outlet, which alone brings back a mirror out on content evidence."""
-        state = self._state(outlet, mirror)
-        if state.consecutive_failures == 0 and state.down_until is None:
-            return  # the hot path: nothing changes
-        if state.evidence == CONTENT and not serves_outlet:
-            return
-        was_down = state.down_until is not None
-        self._states[(outlet, mirror)] = MirrorState()
-        if was_down:
+        state, came_back = after_success(self._state(outlet, mirror), serves_outlet)
+        self._states[(outlet, mirror)] = state
+        if came_back:
             self._changed(outlet, mirror, up=True)
 
     def record_failure(self, outlet: str, mirror: str, reason: str, *, strong: bool = False):
         """Count a failure; ``strong`` evidence takes the mirror out at once."""
-        state = self._state(outlet, mirror)
-        state.consecutive_failures += 1
-        state.last_reason = reason
-        was_up = state.down_until is None
-        if strong or state.consecutive_failures >= self.failure_threshold or not was_up:
-            state.down_until = self.clock() + self.cooldown
-            # a mirror out on content evidence stays so until a check finds it serving
-            if strong or state.evidence is None:
-                state.evidence = CONTENT if strong else SERVICE
-        if was_up and state.down_until is not None:
+        state, went_out = after_failure(self._state(outlet, mirror), self.clock(),
+                                        self.failure_threshold, self.cooldown, strong, reason)
+        self._states[(outlet, mirror)] = state
+        if went_out:
             self._changed(outlet, mirror, up=False, reason=reason)
 
     def _changed(self, outlet: str, mirror: str, up: bool, reason: str | None = None) -> None:

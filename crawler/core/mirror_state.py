@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Collection, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+
+from crawler.core.judging import CONTENT, SERVICE
 
 
 @dataclass
@@ -37,3 +39,45 @@ def mirror_candidates(
             yield mirror, False
         elif down <= now and mirror not in checked_only:
             yield mirror, True
+
+
+# -- the rule that takes a mirror out and brings it back -------------------------------------------
+# Written once here for one process; the distributed mirror health runs the same rule in Lua,
+# atomically in Redis, and one table of cases checks both (tests/test_mirror_health.py).
+
+
+def after_failure(state: MirrorState, now: float, threshold: int, cooldown: float,
+                  strong: bool, reason: str) -> tuple[MirrorState, bool]:
+    """The state after a failure, and whether the mirror left rotation with it. A mirror
+    goes out after ``threshold`` failures in a row, at once on ``strong`` (content)
+    evidence; one already out has its cool-down start again. Content evidence, once there,
+    stays until a mirror check finds the mirror serving the outlet."""
+    failures = state.consecutive_failures + 1
+    was_up = state.down_until is None
+    down_until, evidence = state.down_until, state.evidence
+    if strong or failures >= threshold or not was_up:
+        down_until = now + cooldown
+        if strong or evidence is None:
+            evidence = CONTENT if strong else SERVICE
+    return (MirrorState(failures, down_until, reason, evidence),
+            was_up and down_until is not None)
+
+
+def after_success(state: MirrorState, serves_outlet: bool) -> tuple[MirrorState, bool]:
+    """The state after the mirror answered as a server does, and whether it came back.
+    ``serves_outlet`` (a mirror check found it serving the outlet) alone brings back a
+    mirror out on content evidence."""
+    if state.consecutive_failures == 0 and state.down_until is None:
+        return state, False
+    if state.evidence == CONTENT and not serves_outlet:
+        return state, False
+    return MirrorState(), state.down_until is not None
+
+
+def after_probe_claim(state: MirrorState, now: float,
+                      cooldown: float) -> tuple[MirrorState, bool]:
+    """Whether a caller wins the one probe of a mirror whose cool-down is over: the winner
+    pushes the next probe a cool-down back."""
+    if state.down_until is None or state.down_until > now:
+        return state, False
+    return replace(state, down_until=now + cooldown), True

@@ -1,0 +1,160 @@
+"""Mirror health, one contract for both backends: in this process (crawler.mirrors, the
+rule in Python) and shared through Redis (crawler.distributed.mirrors, the rule in Lua).
+
+One table of failure and recovery cases runs against each, step by step; so do the queries
+written once over them (which mirror a request goes to, when a probe is due).
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from scrapy.utils.test import get_crawler
+
+from crawler.core.outlets import Outlet
+from crawler.distributed.keys import RedisKeys
+from crawler.distributed.mirrors import RedisMirrorHealth
+from crawler.mirrors import MirrorHealth, MirrorStates
+
+A, B = "https://www.news.example", "https://news-mirror.example"
+OUTLET = Outlet(name="news", mirrors=[A, B], sections={"world": "/world"},
+                article_url=r"^/a/\d+")
+#: long enough that no step of a case outlasts it on a slow machine; "wait" lets it pass
+COOLDOWN = 1.0
+THRESHOLD = 3
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture(params=["memory", "redis"])
+def backend(request):
+    """(mirror health, another worker's, "wait": let a cool-down pass) for each backend. In
+    memory there is one process and so one health; through Redis, each call of ``other()``
+    is a worker that has read nothing yet, so what it changes is the Lua rule's doing alone,
+    with no local copy to answer first."""
+    crawler = get_crawler()
+    if request.param == "memory":
+        clock = Clock()
+        health = MirrorHealth(crawler, failure_threshold=THRESHOLD, cooldown=COOLDOWN,
+                              clock=clock)
+
+        def wait() -> None:
+            clock.now += COOLDOWN + 0.1
+
+        return health, lambda: health, wait
+    client = request.getfixturevalue("redis_server").client()
+
+    def worker() -> RedisMirrorHealth:
+        return RedisMirrorHealth(crawler, client, RedisKeys(), failure_threshold=THRESHOLD,
+                                 cooldown=COOLDOWN, refresh=0.0)
+
+    def wait() -> None:
+        time.sleep(COOLDOWN + 0.1)  # the Redis clock, which the scripts read
+
+    return worker(), worker, wait
+
+
+def state_of(health: MirrorHealth, mirror: str) -> str:
+    if health.is_up(OUTLET, mirror):
+        return "up"
+    return "checked" if mirror in health.checked_only(OUTLET) else "out"
+
+
+#: (case, steps); a step is (event, what follows): "up", "out" (probed by a document once
+#: cooled down) or "checked" (out on content evidence: only a mirror check probes it), or
+#: for "claim" whether this caller won the probe
+CASES = [
+    ("failures in a row take a mirror out on service evidence",
+     [("fail", "up"), ("fail", "up"), ("fail", "out")]),
+    ("a success between failures starts the count again",
+     [("fail", "up"), ("fail", "up"), ("ok", "up"), ("fail", "up"), ("fail", "up"),
+      ("fail", "out")]),
+    ("strong evidence takes it out at once, on content evidence",
+     [("strong", "checked")]),
+    ("a success brings back a mirror out on service evidence",
+     [("fail", "up"), ("fail", "up"), ("fail", "out"), ("ok", "up"), ("fail", "up")]),
+    ("only a check that finds the outlet brings back one out on content evidence",
+     [("strong", "checked"), ("ok", "checked"), ("serves", "up"), ("fail", "up")]),
+    ("content evidence outweighs service evidence, and stays",
+     [("fail", "up"), ("fail", "up"), ("fail", "out"), ("strong", "checked"),
+      ("fail", "checked"), ("ok", "checked")]),
+    ("no probe before the cool-down is over",
+     [("fail", "up"), ("fail", "up"), ("fail", "out"), ("claim", False)]),
+    ("one probe per cool-down",
+     [("fail", "up"), ("fail", "up"), ("fail", "out"), ("wait", "out"), ("claim", True),
+      ("claim", False), ("wait", "out"), ("claim", True), ("ok", "up")]),
+    ("a failure while out starts the cool-down again",
+     [("strong", "checked"), ("wait", "checked"), ("fail", "checked"), ("claim", False),
+      ("wait", "checked"), ("claim", True)]),
+    ("a mirror in rotation has no probe to win",
+     [("claim", False), ("fail", "up"), ("claim", False)]),
+]
+
+
+@pytest.mark.parametrize("steps", [steps for _, steps in CASES],
+                         ids=[case for case, _ in CASES])
+def test_mirror_failure_and_recovery(backend, steps):
+    health, other, wait = backend
+    for n, (event, expected) in enumerate(steps, 1):
+        if event == "claim":
+            assert other().claim_probe(OUTLET.name, A) is expected, f"step {n}: {event}"
+            continue
+        if event == "wait":
+            wait()
+        elif event in ("fail", "strong"):
+            other().record_failure(OUTLET.name, A, "connection refused",
+                                   strong=event == "strong")
+        else:
+            other().record_success(OUTLET.name, A, serves_outlet=event == "serves")
+        assert state_of(health, A) == expected, f"step {n}: {event}"
+    assert state_of(health, B) == "up"  # one mirror's state is its own
+
+
+def test_both_backends_are_mirror_states(backend):
+    assert isinstance(backend[0], MirrorStates)
+
+
+def test_leaving_and_coming_back_is_told_once(backend):
+    health, _, _ = backend
+    stats = health.crawler.stats
+    for _ in range(THRESHOLD + 2):
+        health.record_failure(OUTLET.name, A, "timeout")
+    health.record_success(OUTLET.name, A)
+    health.record_success(OUTLET.name, A)
+    assert (stats.get_value("mirror/went_out"), stats.get_value("mirror/back")) == (1, 1)
+
+
+def test_requests_go_to_the_best_mirror_and_one_probes_a_cooled_down_one(backend):
+    health, _, wait = backend
+    assert health.choose(OUTLET) == A
+    assert health.choose(OUTLET, exclude={A}) == B
+    for _ in range(THRESHOLD):
+        health.record_failure(OUTLET.name, A, "timeout")
+    assert health.states(OUTLET) == {A: False, B: True}
+    assert health.choose(OUTLET) == B
+    assert 0 < health.next_probe_in(OUTLET) <= COOLDOWN
+    wait()
+    assert health.next_probe_in(OUTLET) == 0
+    # the preferred mirror, cooled down, is probed before the working secondary one
+    assert health.choose(OUTLET) == A
+    assert health.choose(OUTLET) == B  # its one probe is out
+    assert health.due_checks(OUTLET) == []  # a document probes it, not a check
+
+
+def test_a_mirror_out_on_content_evidence_wants_a_check_not_a_document(backend):
+    health, _, wait = backend
+    health.record_failure(OUTLET.name, A, "seizure notice", strong=True)
+    wait()
+    assert health.next_probe_in(OUTLET) is None  # no document probes it
+    assert health.choose(OUTLET) == B
+    assert health.due_checks(OUTLET) == [A]
+    for _ in range(THRESHOLD):
+        health.record_failure(OUTLET.name, B, "timeout")
+    assert health.choose(OUTLET) is None  # every mirror out, none a document may probe
