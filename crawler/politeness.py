@@ -11,7 +11,8 @@ from __future__ import annotations
 import asyncio
 import itertools
 import time
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
     from scrapy.crawler import Crawler
@@ -20,6 +21,30 @@ if TYPE_CHECKING:
 
 #: how often a request waiting for a free download slot looks again (seconds)
 SLOT_POLL = 0.05
+
+
+@dataclass(frozen=True)
+class Slot:
+    """A download's place within its outlet's limits: what ``acquire`` gives, ``release``
+    takes back."""
+
+    outlet: str
+    token: str
+    #: counted by this process alone (the distributed limiter's fallback while Redis is out)
+    local: bool = True
+
+
+@runtime_checkable
+class Limiter(Protocol):
+    """What both limiters are: in this process (:class:`LocalLimiter`) or in Redis."""
+
+    async def acquire(self, outlet: str, limits: Politeness) -> Slot:
+        """Wait until a request of ``outlet`` may start."""
+        ...
+
+    def release(self, slot: Slot) -> None:
+        """The request left the downloader: its slot is free."""
+        ...
 
 
 class LocalLimiter:
@@ -34,8 +59,7 @@ class LocalLimiter:
     def from_crawler(cls, crawler: Crawler) -> LocalLimiter:
         return cls()
 
-    async def acquire(self, outlet: str, limits: Politeness) -> str:
-        """Wait until a request of ``outlet`` may start; returns a token for :meth:`release`."""
+    async def acquire(self, outlet: str, limits: Politeness) -> Slot:
         token = str(next(self._tokens))
         active = self._active.setdefault(outlet, set())
         while limits.concurrency and len(active) >= limits.concurrency:
@@ -47,7 +71,7 @@ class LocalLimiter:
             self._next_start[outlet] = start + 1.0 / limits.requests_per_second
             if start > now:
                 await asyncio.sleep(start - now)
-        return token
+        return Slot(outlet, token)
 
-    def release(self, outlet: str, token: str) -> None:
-        self._active.get(outlet, set()).discard(token)
+    def release(self, slot: Slot) -> None:
+        self._active.get(slot.outlet, set()).discard(slot.token)

@@ -12,7 +12,7 @@ from redis.exceptions import RedisError
 
 from crawler.context import crawl_context
 from crawler.distributed.keys import RedisKeys
-from crawler.politeness import SLOT_POLL, LocalLimiter
+from crawler.politeness import SLOT_POLL, LocalLimiter, Slot
 
 if TYPE_CHECKING:
     from scrapy.crawler import Crawler
@@ -70,7 +70,7 @@ class RedisLimiter:
             book_ahead=settings.getfloat("POLITENESS_BOOK_AHEAD"),
         )
 
-    async def acquire(self, outlet: str, limits: Politeness) -> str:
+    async def acquire(self, outlet: str, limits: Politeness) -> Slot:
         self._count += 1
         token = f"{self._prefix}:{self._count}"
         interval = int(1000 / limits.requests_per_second) if limits.requests_per_second else 0
@@ -84,16 +84,16 @@ class RedisLimiter:
             except RedisError as exc:
                 logger.warning("Politeness state unreachable (%s): limiting this worker alone",
                                exc)
-                return "local:" + await self._fallback.acquire(outlet, limits)
+                return await self._fallback.acquire(outlet, limits)
             if wait >= 0:
                 if wait:
                     await asyncio.sleep(wait / 1000)
-                return token
+                return Slot(outlet, token, local=False)
             await asyncio.sleep(max(retry / 1000, SLOT_POLL))
 
-    def release(self, outlet: str, token: str) -> None:
-        if token.startswith("local:"):
-            self._fallback.release(outlet, token.removeprefix("local:"))
+    def release(self, slot: Slot) -> None:
+        if slot.local:
+            self._fallback.release(slot)
             return
         with contextlib.suppress(RedisError):  # else the slot frees itself after its hold
-            self.server.zrem(self.keys.active(outlet), token)
+            self.server.zrem(self.keys.active(slot.outlet), slot.token)

@@ -33,14 +33,13 @@ class PolitenessMiddleware:
     async def process_request(self, request: Request) -> None:
         # a candidate mirror's verification is asked as politely as the outlet's pages
         name = request.meta.get("outlet") or request.meta.get(meta.CANDIDATE_OF)
-        if name is None or "politeness_token" in request.meta:
+        if name is None or "politeness_slot" in request.meta:
             return
         limits = self.catalog.get(name).politeness
         if limits.requests_per_second or limits.concurrency:
-            request.meta["politeness_token"] = await self.limiter.acquire(name, limits)
+            request.meta["politeness_slot"] = await self.limiter.acquire(name, limits)
 
     def on_request_left(self, request: Request, spider: Any = None) -> None:
-        token = request.meta.pop("politeness_token", None)
-        if token is not None:
-            name = request.meta.get("outlet") or request.meta.get(meta.CANDIDATE_OF)
-            self.limiter.release(name, token)
+        slot = request.meta.pop("politeness_slot", None)
+        if slot is not None:
+            self.limiter.release(slot)
