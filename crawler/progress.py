@@ -11,10 +11,10 @@ from rich.live import Live
 from rich.markup import escape
 from rich.table import Table
 from scrapy import signals as scrapy_signals
-from twisted.internet.task import LoopingCall
 
 from crawler.context import crawl_context
 from crawler.ledger import LOST
+from crawler.ticker import Ticker
 
 if TYPE_CHECKING:
     from scrapy.crawler import Crawler
@@ -150,7 +150,7 @@ class CrawlProgress:
         self.live_display = console.is_terminal
         # a terminal redraws often; a log gets a line every so often
         self.interval = interval if self.live_display else max(interval, 10.0)
-        self._loop: LoopingCall | None = None  # made at start: it needs the reactor installed
+        self._ticker = Ticker(self.refresh, self.interval, "Progress refresh")
         self._live: Live | None = None
 
     def attach(self) -> None:
@@ -164,8 +164,7 @@ class CrawlProgress:
         if self.live_display:
             self._live = Live(self.snapshot().table(), console=self.console, transient=True)
             self._live.start()
-        self._loop = LoopingCall(self.refresh)
-        self._loop.start(self.interval, now=False)
+        self._ticker.start()
 
     def refresh(self) -> None:
         snapshot = self.snapshot()
@@ -175,8 +174,7 @@ class CrawlProgress:
             logger.info("Progress: %s", snapshot.line())
 
     def stop(self) -> None:
-        if self._loop is not None and self._loop.running:
-            self._loop.stop()
+        self._ticker.stop()
         if self._live is not None:
             self._live.stop()
             self._live = None

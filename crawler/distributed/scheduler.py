@@ -46,7 +46,6 @@ from scrapy import signals as scrapy_signals
 from scrapy.exceptions import DontCloseSpider
 from scrapy.utils.misc import build_from_crawler, load_object
 from scrapy_redis.scheduler import Scheduler as RedisScheduler
-from twisted.internet.task import LoopingCall
 
 from crawler.context import crawl_context
 from crawler.core import meta
@@ -54,6 +53,7 @@ from crawler.distributed.dupefilter import SeenCheck
 from crawler.distributed.keys import RedisKeys
 from crawler.distributed.queue import OutletQueues
 from crawler.ledger import LOST
+from crawler.ticker import Ticker
 
 if TYPE_CHECKING:
     from scrapy.crawler import Crawler
@@ -123,12 +123,12 @@ class LeasingScheduler(RedisScheduler):
         self._redis_down_since: float | None = None
         self._next_try = 0.0
         self._retry_delay = 0.5
-        self._heartbeat: LoopingCall | None = None
+        self._heartbeat = Ticker(self.beat, self.heartbeat_interval, "Heartbeat")
         self._joined = False
         self.idle_poll = settings.getfloat("SCHEDULER_IDLE_POLL")
         # when every queue last came back empty; None while there may be work
         self._starved_at: float | None = None
-        self._waker: LoopingCall | None = None
+        self._waker = Ticker(self._tick, self.idle_poll, "The look for new work")
         # the ledger tells this scheduler of each end directly: a failed acknowledgement is seen
         crawl_context(crawler).ledger.lease_keeper = self
         connect = crawler.signals.connect
@@ -145,16 +145,13 @@ class LeasingScheduler(RedisScheduler):
         self.spider = spider
         self.queues = OutletQueues(self.server, self.keys, self.worker, spider)
         self.df.open()
-        self._heartbeat = LoopingCall(self.beat)
-        self._heartbeat.start(self.heartbeat_interval, now=True)
-        self._waker = LoopingCall(self._tick)
-        self._waker.start(self.idle_poll, now=False)
+        self._heartbeat.start(now=True)
+        self._waker.start()
         logger.info("Worker %s taking work from Redis", self.worker)
 
     def close(self, reason: str) -> None:
-        for loop in (self._heartbeat, self._waker):
-            if loop is not None and loop.running:
-                loop.stop()
+        self._heartbeat.stop()
+        self._waker.stop()
         self._flush_batch()
         self._flush_unsent()
         self._flush_unacked()  # before the leases go back: what has ended must not run again

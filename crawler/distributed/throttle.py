@@ -17,7 +17,8 @@ from typing import TYPE_CHECKING
 
 from scrapy import signals
 from scrapy.extensions.throttle import AutoThrottle
-from twisted.internet.task import LoopingCall
+
+from crawler.ticker import Ticker
 
 if TYPE_CHECKING:
     from scrapy.core.downloader import Slot
@@ -56,18 +57,16 @@ class StallAwareThrottle(AutoThrottle):
         self.horizon = crawler.settings.getfloat("DOWNLOAD_TIMEOUT") + TICK + TOLERANCE
         self.stalls: deque[Stall] = deque()
         self.last_tick = time.monotonic()
-        self._loop: LoopingCall | None = None
+        self._ticker = Ticker(self.tick, TICK, "Stall check")
         crawler.signals.connect(self._start_clock, signal=signals.spider_opened)
         crawler.signals.connect(self._stop_clock, signal=signals.spider_closed)
 
     def _start_clock(self) -> None:
         self.last_tick = time.monotonic()
-        self._loop = LoopingCall(self.tick)
-        self._loop.start(TICK, now=False)
+        self._ticker.start()
 
     def _stop_clock(self) -> None:
-        if self._loop is not None and self._loop.running:
-            self._loop.stop()
+        self._ticker.stop()
 
     def tick(self) -> None:
         now = time.monotonic()

@@ -16,10 +16,10 @@ import logging
 from typing import TYPE_CHECKING
 
 from scrapy import signals as scrapy_signals
-from twisted.internet.task import LoopingCall
 
 from crawler.context import crawl_context
 from crawler.core import signals
+from crawler.ticker import Ticker
 
 if TYPE_CHECKING:
     from scrapy import Request
@@ -40,7 +40,7 @@ class MirrorChecks:
         self.failover = context.failover
         #: outlets with a mirror out of rotation, as this process heard
         self._watched: set[str] = set()
-        self._loop: LoopingCall | None = None
+        self._ticker = Ticker(self.tick, TICK, "Mirror checks")
         crawler.signals.connect(self.watch, signal=signals.mirror_state_changed)
         crawler.signals.connect(self.open, signal=scrapy_signals.spider_opened)
         crawler.signals.connect(self.close, signal=scrapy_signals.spider_closed)
@@ -54,12 +54,10 @@ class MirrorChecks:
             self._watched.add(outlet)
 
     def open(self) -> None:
-        self._loop = LoopingCall(self.tick)
-        self._loop.start(TICK, now=False)
+        self._ticker.start()
 
     def close(self) -> None:
-        if self._loop is not None and self._loop.running:
-            self._loop.stop()
+        self._ticker.stop()
 
     def tick(self) -> None:
         for request in self.due_checks():

@@ -34,7 +34,6 @@ from scrapy import signals as scrapy_signals
 from scrapy.exceptions import DontCloseSpider, IgnoreRequest
 from scrapy.http import TextResponse
 from scrapy.http.request import NO_CALLBACK
-from twisted.internet.task import LoopingCall
 
 from crawler.context import crawl_context
 from crawler.core import meta, signals
@@ -65,6 +64,7 @@ from crawler.mirror_verification import (
     compare_article,
     judge_candidate,
 )
+from crawler.ticker import Ticker
 
 if TYPE_CHECKING:
     from scrapy.crawler import Crawler
@@ -142,7 +142,7 @@ class MirrorDiscovery:
         self._tasks: set[asyncio.Future] = set()
         #: candidates the crawl was kept open for once, to be asked once articles are stored
         self._held: set[tuple[str, str]] = set()
-        self._loop: LoopingCall | None = None
+        self._ticker = Ticker(self.refresh, self.refresh_every, "Mirror discovery refresh")
         crawler.signals.connect(self.page_accepted, signal=signals.article_page_accepted)
         crawler.signals.connect(self.stored, signal=signals.articles_stored)
         crawler.signals.connect(self.feed_read, signal=signals.feed_links_read)
@@ -159,12 +159,10 @@ class MirrorDiscovery:
 
     def open(self) -> None:
         self.apply_adopted()
-        self._loop = LoopingCall(self.refresh)
-        self._loop.start(self.refresh_every, now=False)
+        self._ticker.start()
 
     def close(self) -> None:
-        if self._loop is not None and self._loop.running:
-            self._loop.stop()
+        self._ticker.stop()
         for task in self._tasks:
             task.cancel()
         if self._pool is not None:
