@@ -20,7 +20,7 @@ DISTRIBUTED = "distributed"
 BACKENDS: dict[str, dict[str, str]] = {
     STANDALONE: {
         "health": "crawler.mirrors.MirrorHealth",
-        "waiting": "crawler.waiting.WaitingRoom",
+        "waiting": "crawler.waiting.LocalWaitingRoom",
         "limiter": "crawler.politeness.LocalLimiter",
         "validators": "crawler.validators.StoreValidators",
         "mirror_registry": "crawler.mirror_registry.StoreMirrorRegistry",

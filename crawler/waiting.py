@@ -7,21 +7,23 @@ when one is in rotation, the documents whose delay is over go back to the crawl;
 are out but one may be probed, one document goes, to probe it. A document waiting longer
 than ``DOCUMENT_GIVE_UP_AFTER`` seconds since its first failure is given up.
 
-This one keeps the documents in the process and keeps a standalone crawl open while any
-wait; the distributed mode keeps them in Redis (:mod:`crawler.distributed.waiting`).
+:class:`LocalWaitingRoom` keeps the documents in the process and keeps a standalone crawl
+open while any wait; the distributed mode keeps them in Redis
+(:mod:`crawler.distributed.waiting`). Both decide what goes with :func:`documents_to_release`.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from typing import TYPE_CHECKING
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from scrapy import signals as scrapy_signals
 from scrapy.exceptions import DontCloseSpider
-from twisted.internet.task import LoopingCall
 
 from crawler.core import meta
+from crawler.ticker import Ticker
 
 if TYPE_CHECKING:
     from scrapy import Request
@@ -68,7 +70,34 @@ class OutageReports:
             self._last[outlet.name] = (all_out, now)
 
 
-class WaitingRoom:
+def documents_to_release(states: Mapping[str, bool], next_probe_in: float | None) -> int | None:
+    """How many of an outlet's waiting documents go back to the crawl now: every one whose
+    delay is over while a mirror is in rotation (None: no limit), one while all are out but
+    one may be probed (it will probe it), else none."""
+    if any(states.values()):
+        return None
+    return 1 if next_probe_in == 0 else 0
+
+
+@runtime_checkable
+class WaitingRoom(Protocol):
+    """What both waiting rooms are: in this process (:class:`LocalWaitingRoom`) or in Redis.
+    Built by the crawl context; each looks at its documents every :data:`TICK` seconds."""
+
+    def add(self, request: Request, delay: float) -> None:
+        """Park ``request`` for at least ``delay`` seconds, until a mirror can take it."""
+        ...
+
+    def count(self, outlet: str) -> int:
+        """How many of ``outlet``'s documents wait."""
+        ...
+
+    def tick(self) -> None:
+        """Send back to the crawl what may go now (:func:`documents_to_release`)."""
+        ...
+
+
+class LocalWaitingRoom:
     def __init__(self, crawler: Crawler, catalog: OutletCatalog, health: MirrorHealth,
                  ledger: RequestLedger) -> None:
         self.crawler = crawler
@@ -78,19 +107,17 @@ class WaitingRoom:
         self.give_up_after = crawler.settings.getfloat("DOCUMENT_GIVE_UP_AFTER")
         # outlet -> [(monotonic time it may go again, request)]
         self._waiting: dict[str, list[tuple[float, Request]]] = {}
-        self._loop: LoopingCall | None = None
+        self._ticker = Ticker(self.tick, TICK, "The waiting room's look")
         self._reports = OutageReports()
         crawler.signals.connect(self.open, signal=scrapy_signals.spider_opened)
         crawler.signals.connect(self.close, signal=scrapy_signals.spider_closed)
         crawler.signals.connect(self.keep_open, signal=scrapy_signals.spider_idle)
 
     def open(self) -> None:
-        self._loop = LoopingCall(self.tick)
-        self._loop.start(TICK, now=False)
+        self._ticker.start()
 
     def close(self) -> None:
-        if self._loop is not None and self._loop.running:
-            self._loop.stop()
+        self._ticker.stop()
         left = sum(len(entries) for entries in self._waiting.values())
         if left:
             logger.error("%d documents were still waiting for a mirror when the crawl stopped",
@@ -124,12 +151,11 @@ class WaitingRoom:
             outlet = self.catalog.get(name)
             states = self.health.states(outlet)
             next_probe = self.health.next_probe_in(outlet)
-            if any(states.values()):
+            limit = documents_to_release(states, next_probe)
+            if limit is None:
                 due = [entry for entry in entries if entry[0] <= now]
-            elif next_probe == 0:
-                due = [min(entries, key=lambda entry: entry[0])]  # it will probe
-            else:
-                due = []
+            else:  # one, to probe, the one that has waited its delay first
+                due = sorted(entries, key=lambda entry: entry[0])[:limit]
             for entry in due:
                 entries.remove(entry)
                 self.crawler.engine.crawl(entry[1])

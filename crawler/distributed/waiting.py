@@ -16,13 +16,13 @@ from typing import TYPE_CHECKING
 
 from redis.exceptions import RedisError
 from scrapy import signals as scrapy_signals
-from twisted.internet.task import LoopingCall
 
 from crawler.context import crawl_context
 from crawler.core import meta
 from crawler.distributed.keys import RedisKeys
 from crawler.distributed.queue import OutletQueues
-from crawler.waiting import TICK, OutageReports
+from crawler.ticker import Ticker
+from crawler.waiting import TICK, OutageReports, documents_to_release
 
 if TYPE_CHECKING:
     from scrapy import Request
@@ -47,19 +47,17 @@ class RedisWaitingRoom:
                                    crawl_context(crawler).worker_id, None)
         # parked while Redis was unreachable: their leases stay in Redis meanwhile
         self._unsent: deque[tuple[Request, int]] = deque()
-        self._loop: LoopingCall | None = None
+        self._ticker = Ticker(self.tick, TICK, "The waiting room's look")
         self._reports = OutageReports()
         crawler.signals.connect(self.open, signal=scrapy_signals.spider_opened)
         crawler.signals.connect(self.close, signal=scrapy_signals.spider_closed)
 
     def open(self, spider) -> None:
         self.queues.spider = spider  # requests are serialized with their spider callbacks
-        self._loop = LoopingCall(self.tick)
-        self._loop.start(TICK, now=False)
+        self._ticker.start()
 
     def close(self) -> None:
-        if self._loop is not None and self._loop.running:
-            self._loop.stop()
+        self._ticker.stop()
         self._send()
         if self._unsent:
             logger.error("%d waiting documents could not be parked in Redis: they go back to "
@@ -93,10 +91,9 @@ class RedisWaitingRoom:
                 outlet = self.catalog.get(name)
                 states = self.health.states(outlet)
                 next_probe = self.health.next_probe_in(outlet)
-                if any(states.values()):
-                    self.queues.release_waiting(name)
-                elif next_probe == 0:
-                    self.queues.release_waiting(name, limit=1)  # it will probe
+                limit = documents_to_release(states, next_probe)
+                if limit != 0:
+                    self.queues.release_waiting(name, limit=limit or 0)  # 0: all that are due
                 if not any(states.values()):
                     self._reports.report(outlet, states, self.count(name), next_probe)
         except RedisError as exc:
