@@ -7,7 +7,7 @@ touched. :func:`crawler_images` builds the base image from Debian packages (mmde
 the project's image from ``deploy/Dockerfile`` onto it, each tagged with a hash of what it is
 made from, so a second session finds them built.
 
-No pytest here: anything may use it. The tests are in ``tests/test_containers.py``.
+No pytest here: anything may use it. The tests are in ``tests/e2e/test_containers.py``.
 """
 
 from __future__ import annotations

@@ -57,7 +57,7 @@ def discovery(crawler, monkeypatch):
     found = MirrorDiscovery.from_crawler(crawler)
     started: list[str] = []
     # the verification's requests need a running engine: recorded here, run end to end in
-    # tests/test_mirror_discovery.py
+    # tests/e2e/test_mirror_discovery.py
     monkeypatch.setattr(found, "start", lambda outlet, candidate: started.append(candidate.base))
     found.started = started
     return found

@@ -36,7 +36,7 @@ from crawler.distributed.keys import RedisKeys
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 KEYS = RedisKeys()
 UID = 10001
 #: the worker drains within 30 s of SIGTERM; compose and Kubernetes give it 45
