@@ -20,6 +20,21 @@ from crawler.demo import DemoOutlet
 from crawler.storage import open_store
 
 REPO = Path(__file__).resolve().parents[1]
+
+
+def pytest_configure(config):
+    """Install the reactor a crawl runs on before any test can import Twisted's default.
+
+    Components and ``get_crawler`` check the installed reactor against TWISTED_REACTOR,
+    and anything that touches ``twisted.internet.reactor`` (a ``LoopingCall`` even with
+    its own clock) installs the default one: without this, a test's outcome would depend
+    on which tests ran before it.
+    """
+    from scrapy.utils.reactor import install_reactor
+
+    from crawler import settings as project_settings
+
+    install_reactor(project_settings.TWISTED_REACTOR)
 #: settings that keep a test crawl quick on loopback (a hanging mirror costs one timeout)
 FAST = ["-s", "DOWNLOAD_TIMEOUT=3", "-s", "AUTOTHROTTLE_ENABLED=False", "-s", "LOG_LEVEL=INFO"]
 
