@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 
 from scrapy import signals as scrapy_signals
 
+from crawler.ledger import LOST
 from crawler.storage import StoreError, path_from_uri
 
 if TYPE_CHECKING:
@@ -98,8 +99,6 @@ class StoreValidators(Validators):
             self._pending[(outlet, document_path(url))] = validators
 
     def save(self, reason: str = "") -> None:
-        from crawler.ledger import LOST
-
         stats = self.crawler.stats.get_stats()
         lost = sum(n for k, n in stats.items()
                    if k.startswith("requests/ended/") and k.rsplit("/", 1)[1] in LOST)

@@ -1,11 +1,14 @@
 """The import contract in pyproject.toml ([tool.importlinter]): no module imports one of a
-layer above it, and the pure core imports nothing of the crawler outside it."""
+layer above it, no modules of a package import each other in a cycle, and the pure core
+imports nothing of the crawler outside it."""
 
 from __future__ import annotations
 
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 LINT_IMPORTS = Path(sys.executable).parent / "lint-imports"
@@ -22,14 +25,22 @@ def test_every_import_contract_is_kept():
     assert "0 broken" in result.stdout
 
 
-def test_an_upward_import_breaks_the_contract(tmp_path):
-    # the same contract over a copy of the package in which the core imports the context
+@pytest.mark.parametrize(("module", "line", "named"), [
+    # the core importing the context: an import of a layer above
+    ("core/upward.py", "from crawler.context import crawl_context",
+     "crawler.core.upward -> crawler.context"),
+    # the ledger importing the validators, which import the ledger: a cycle in one layer
+    ("ledger.py", "import crawler.validators", ".validators -> .ledger"),
+], ids=["upward", "cycle"])
+def test_a_wrong_import_breaks_the_contract(tmp_path, module, line, named):
+    # the same contracts over a copy of the package with the one import added
     copy = tmp_path / "crawler"
     subprocess.run(["cp", "-r", str(ROOT / "crawler"), str(copy)], check=True)
-    (copy / "core" / "upward.py").write_text("from crawler.context import crawl_context\n")
+    target = copy / module
+    target.write_text((target.read_text() if target.exists() else "") + f"\n{line}\n")
     (tmp_path / "pyproject.toml").write_text((ROOT / "pyproject.toml").read_text())
     result = subprocess.run([str(LINT_IMPORTS), "--no-cache"], cwd=tmp_path,
                             capture_output=True, text=True, timeout=120,
                             env={"PYTHONPATH": str(tmp_path), "PATH": "/usr/bin:/bin"})
     assert result.returncode != 0
-    assert "crawler.core.upward -> crawler.context" in result.stdout
+    assert named in result.stdout
