@@ -68,21 +68,25 @@ def export_records(store_uri: str) -> list[dict]:
     return [json.loads(line) for line in result.stdout.splitlines()]
 
 
-def outlet_crawler(tmp_path: Path, outlet_file: str, outlet: str, **settings):
-    """A crawler of the project's settings for the one outlet in ``outlet_file``, with its
-    spider and stats open, and no reactor (``get_crawler`` runs without one): for testing
-    the components over it."""
+def project_crawler(spidercls=None, **settings):
+    """A crawler of the project's settings with ``settings`` over them, as ``get_crawler``
+    builds one: its components can be built from it, and nothing runs."""
     from scrapy.utils.test import get_crawler
 
     from crawler import settings as project_settings
+
+    project = {k: v for k, v in vars(project_settings).items() if k.isupper()}
+    return get_crawler(spidercls, settings_dict={**project, **settings})
+
+
+def outlet_crawler(tmp_path: Path, outlet_file: str, outlet: str, **settings):
+    """A crawler of the project's settings for the one outlet in ``outlet_file``, with its
+    spider and stats open: for testing the components over it."""
     from crawler.spiders.outlet import OutletSpider
 
     (tmp_path / f"{outlet}.yaml").write_text(outlet_file)
-    project = {k: v for k, v in vars(project_settings).items()
-               if k.isupper() and k != "TWISTED_REACTOR"}
-    crawler = get_crawler(OutletSpider, settings_dict={
-        **project, "OUTLETS_DIR": str(tmp_path), "STORE_URI": f"sqlite:///{tmp_path}/c.db",
-        **settings})
+    crawler = project_crawler(OutletSpider, **{
+        "OUTLETS_DIR": str(tmp_path), "STORE_URI": f"sqlite:///{tmp_path}/c.db", **settings})
     crawler.spider = crawler._create_spider(outlet=outlet)
     crawler.stats.open_spider()
     return crawler

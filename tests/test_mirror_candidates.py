@@ -7,16 +7,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from conftest import outlet_crawler
 from scrapy import Request
 from scrapy.http import HtmlResponse
-from scrapy.utils.test import get_crawler
 
-from crawler import settings as project_settings
 from crawler.context import crawl_context
 from crawler.core import meta
 from crawler.extensions.mirror_discovery import MirrorDiscovery, due
 from crawler.mirror_registry import Candidate, SqliteMirrorRegistry, decide
-from crawler.spiders.outlet import OutletSpider
 
 A, B = "https://www.news.example", "https://news-mirror.example"
 OUTLET_FILE = f"""
@@ -36,15 +34,7 @@ def page(names: list[str]) -> bytes:
 
 
 def make_crawler(tmp_path: Path):
-    (tmp_path / "news.yaml").write_text(OUTLET_FILE)
-    project = {k: v for k, v in vars(project_settings).items()
-               if k.isupper() and k != "TWISTED_REACTOR"}
-    crawler = get_crawler(OutletSpider, settings_dict={
-        **project, "OUTLETS_DIR": str(tmp_path), "STORE_URI": f"sqlite:///{tmp_path}/c.db",
-        "MIRROR_DISCOVERY_MAX_CANDIDATES": 3})
-    crawler.spider = crawler._create_spider(outlet="news")
-    crawler.stats.open_spider()
-    return crawler
+    return outlet_crawler(tmp_path, OUTLET_FILE, "news", MIRROR_DISCOVERY_MAX_CANDIDATES=3)
 
 
 @pytest.fixture

@@ -3,19 +3,16 @@
 from __future__ import annotations
 
 import pytest
-from scrapy.utils.test import get_crawler
+from conftest import project_crawler
 
-from crawler import settings as project_settings
 from crawler.mode import BACKENDS, DISTRIBUTED, STANDALONE, backend, crawl_mode
 
 
 def crawler_in(mode: str | None, **overrides: str):
-    """A crawler of the project's settings (with no reactor, as get_crawler runs)."""
-    project = {k: v for k, v in vars(project_settings).items()
-               if k.isupper() and k != "TWISTED_REACTOR"}
+    """A crawler of the project's settings in ``mode`` (None: the mode left unsaid)."""
     if mode is not None:
-        project["CRAWL_MODE"] = mode
-    return get_crawler(settings_dict={**project, **overrides})
+        overrides["CRAWL_MODE"] = mode
+    return project_crawler(**overrides)
 
 
 def test_a_crawl_is_standalone_unless_told():

@@ -8,10 +8,9 @@ import hashlib
 from datetime import datetime, timedelta
 
 import pytest
+from conftest import project_crawler
 from scrapy import Request
-from scrapy.utils.test import get_crawler
 
-from crawler import settings as project_settings
 from crawler.context import crawl_context
 from crawler.core.judging import NOT_FOUND, judge_redirect
 from crawler.core.meta import REVISIT
@@ -243,11 +242,8 @@ article_url: '^/news/'
 @pytest.fixture
 def crawler(tmp_path):
     (tmp_path / "example.yaml").write_text(OUTLET_FILE)
-    project = {k: v for k, v in vars(project_settings).items()
-               if k.isupper() and k != "TWISTED_REACTOR"}  # no reactor: get_crawler's own
-    crawler = get_crawler(OutletSpider, settings_dict={
-        **project, "OUTLETS_DIR": str(tmp_path), "STORE_URI": f"sqlite:///{tmp_path}/c.db",
-        "STORE_FLUSH_SECONDS": 0.05})
+    crawler = project_crawler(OutletSpider, OUTLETS_DIR=str(tmp_path),
+                              STORE_URI=f"sqlite:///{tmp_path}/c.db", STORE_FLUSH_SECONDS=0.05)
     crawler.stats.open_spider()
     return crawler
 

@@ -19,15 +19,13 @@ from urllib.parse import urlsplit
 
 import pytest
 import yaml
-from conftest import FAST, run_crawler, store_count, stored_records, wait_for
+from conftest import FAST, project_crawler, run_crawler, store_count, stored_records, wait_for
 from nginx_outlet import CORPUS_PAGES, has_corpus
 from scrapy import Request
 from scrapy.exceptions import NotConfigured
 from scrapy.http import HtmlResponse
-from scrapy.utils.test import get_crawler
 from warcio.archiveiterator import ArchiveIterator
 
-from crawler import settings as project_settings
 from crawler.context import crawl_context
 from crawler.core import signals
 from crawler.demo.site import DemoSite
@@ -122,12 +120,6 @@ def assert_pairs(records: list[Record]) -> dict[str, Record]:
 
 
 # -- the writer -------------------------------------------------------------------------------
-
-
-def project_crawler(**settings):
-    """A crawler with the project's settings and ``settings`` over them."""
-    declared = {n: getattr(project_settings, n) for n in dir(project_settings) if n.isupper()}
-    return get_crawler(settings_dict={**declared, **settings})
 
 
 def page_answers(count: int) -> list[tuple[Request, HtmlResponse]]:
