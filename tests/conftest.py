@@ -79,6 +79,30 @@ def project_crawler(spidercls=None, **settings):
     return get_crawler(spidercls, settings_dict={**project, **settings})
 
 
+def leasing_scheduler(url: str, **settings):
+    """A worker's scheduler on its own, on the Redis at ``url`` (no engine, no heartbeat),
+    with Scrapy's default settings but the scheduler's (its requests need no outlet file)."""
+    from scrapy.utils.test import get_crawler
+
+    from crawler import settings as defaults
+    from crawler.distributed.keys import RedisKeys
+    from crawler.distributed.queue import OutletQueues
+    from crawler.distributed.scheduler import LeasingScheduler
+
+    names = ("WORKER_HEARTBEAT", "WORKER_TIMEOUT", "REDIS_RETRY_MAX", "SCHEDULER_IDLE_POLL",
+             "SCHEDULER_PUSH_BATCH", "SCHEDULER_TAKE_BATCH", "SCHEDULER_ACK_DELAY")
+    crawler = get_crawler(settings_dict={
+        **{name: getattr(defaults, name) for name in names}, "REDIS_URL": url,
+        "DUPEFILTER_CLASS": "crawler.distributed.dupefilter.CompactDupeFilter", **settings,
+    })
+    spider = crawler._create_spider()
+    scheduler = LeasingScheduler.from_crawler(crawler)
+    scheduler.spider = spider
+    scheduler.queues = OutletQueues(scheduler.server, RedisKeys.from_settings(crawler.settings),
+                                    scheduler.worker, spider)
+    return scheduler
+
+
 def outlet_crawler(tmp_path: Path, outlet_file: str, outlet: str, **settings):
     """A crawler of the project's settings for the one outlet in ``outlet_file``, with its
     spider and stats open: for testing the components over it."""

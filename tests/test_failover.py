@@ -318,20 +318,6 @@ def test_scrapys_own_drops_end_requests_with_named_outcomes(crawler):
     assert outcome_of(KeyError("bug")) == "error"
 
 
-def test_a_request_ends_once(crawler):
-    ledger = crawl_context(crawler).ledger
-    ended = []
-    from crawler.core import signals
-
-    crawler.signals.connect(lambda request, outcome: ended.append(outcome),
-                            signal=signals.request_finished, weak=False)
-    request = article_request(f"{A}/a/1")
-    ledger.finish(request, "stored")
-    ledger.finish(request, "error")
-    assert ended == ["stored"]
-    assert crawler.stats.get_value("requests/ended/stored") == 1
-
-
 def test_a_redirect_or_refresh_off_the_outlet_fails_over_with_the_original_document(crawler):
     mw = MirrorFailoverMiddleware.from_crawler(crawler)
     # what MetaRefreshMiddleware makes of a refresh to another host, on a probe

@@ -7,7 +7,7 @@ from __future__ import annotations
 import signal
 import time
 
-from conftest import run_crawler, wait_for
+from conftest import leasing_scheduler, run_crawler, wait_for
 
 from crawler.distributed.keys import RedisKeys
 
@@ -73,27 +73,6 @@ def test_a_huge_listing_is_capped_and_queued_in_few_round_trips(
     # link it would be at least two round trips per link
     assert reads - 3 * polls < CAP / 5, (reads, polls)
     assert checked >= CAP  # every link was checked by the dupefilter
-
-
-def leasing_scheduler(redis_url: str, **settings):
-    """A worker's scheduler on its own, opened on ``redis_url`` (no engine, no heartbeat)."""
-    from scrapy.utils.test import get_crawler
-
-    from crawler import settings as defaults
-    from crawler.distributed.queue import OutletQueues
-    from crawler.distributed.scheduler import LeasingScheduler
-
-    names = ("WORKER_HEARTBEAT", "WORKER_TIMEOUT", "REDIS_RETRY_MAX", "SCHEDULER_IDLE_POLL",
-             "SCHEDULER_PUSH_BATCH", "SCHEDULER_TAKE_BATCH", "SCHEDULER_ACK_DELAY")
-    crawler = get_crawler(settings_dict={
-        **{name: getattr(defaults, name) for name in names}, "REDIS_URL": redis_url,
-        "DUPEFILTER_CLASS": "crawler.distributed.dupefilter.CompactDupeFilter", **settings,
-    })
-    spider = crawler._create_spider()
-    scheduler = LeasingScheduler.from_crawler(crawler)
-    scheduler.spider = spider
-    scheduler.queues = OutletQueues(scheduler.server, KEYS, scheduler.worker, spider)
-    return scheduler
 
 
 def test_a_listing_is_acknowledged_only_once_its_links_are_in_redis(redis_url):
