@@ -154,6 +154,17 @@ def build_settings(overrides: list[str] | None, **values):
         raise fail(str(exc)) from None
 
 
+def in_mode(settings, mode: str) -> None:
+    """Run in ``mode``, whatever -s says of it; a setting of the other mode is refused."""
+    from crawler.mode import check_mode
+
+    settings.set("CRAWL_MODE", mode, priority="cmdline")
+    try:
+        check_mode(settings)
+    except ValueError as exc:
+        raise fail(str(exc)) from None
+
+
 @app.command()
 def crawl(
     outlet: Annotated[str, typer.Argument(help="Outlet name (its file's name).")],
@@ -194,7 +205,7 @@ def crawl(
         DOCUMENT_GIVE_UP_AFTER=give_up_after, DISCOVERY_FULL=True if full else None,
         REVISIT=True if revisit else None, WARC_DIR=warc,
     )
-    settings.set("CRAWL_MODE", STANDALONE, priority="cmdline")  # workers: `crawler worker`
+    in_mode(settings, STANDALONE)  # workers: `crawler worker`
     check_store(settings["STORE_URI"])  # -s STORE_URI=... wins over --store
     check_warc_dir(settings.get("WARC_DIR"))
     summary = run_crawl(settings, outlet, sections, console)
@@ -363,7 +374,7 @@ def worker(
         METRICS_PORT=metrics_port, WARC_DIR=warc,
     )
     # a worker is distributed, whatever -s says: its state is the other workers' too
-    settings.set("CRAWL_MODE", DISTRIBUTED, priority="cmdline")
+    in_mode(settings, DISTRIBUTED)
     connect_redis(settings)
     check_store(settings["STORE_URI"])  # -s STORE_URI=... wins over --store
     check_warc_dir(settings.get("WARC_DIR"))

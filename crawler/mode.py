@@ -34,9 +34,12 @@ BACKENDS: dict[str, dict[str, str]] = {
     },
 }
 
-#: what Scrapy builds differently in a distributed worker
+#: what Scrapy builds for each mode (a standalone crawl: Scrapy's own)
 SCRAPY_SETTINGS: dict[str, dict[str, Any]] = {
-    STANDALONE: {},
+    STANDALONE: {
+        "SCHEDULER": "scrapy.core.scheduler.Scheduler",
+        "DUPEFILTER_CLASS": "scrapy.dupefilters.RFPDupeFilter",
+    },
     DISTRIBUTED: {
         "SCHEDULER": "crawler.distributed.scheduler.LeasingScheduler",
         "DUPEFILTER_CLASS": "crawler.distributed.dupefilter.CompactDupeFilter",
@@ -67,6 +70,22 @@ def crawl_mode(settings: BaseSettings) -> str:
     return mode
 
 
+def check_mode(settings: BaseSettings) -> str:
+    """The crawl's mode, once no setting names what Scrapy builds for the other mode (a
+    worker's scheduler in a standalone crawl, with its state in this process, or Scrapy's
+    in a worker, which would take nothing from Redis); a one-line error if one does. A
+    class of the user's own is theirs to choose."""
+    mode = crawl_mode(settings)
+    for other, parts in SCRAPY_SETTINGS.items():
+        for name, path in parts.items():
+            given = (settings.getpriority(name) or 0) > 0  # not Scrapy's default
+            if other != mode and given and settings.get(name) == path:
+                run = "`crawler worker`" if other == DISTRIBUTED else "`crawler crawl`"
+                raise ValueError(f"{name} is {path}, which only a {other} crawl uses "
+                                 f"(run {run}): this crawl is {mode}")
+    return mode
+
+
 def backend(settings: BaseSettings, part: str) -> str:
     """The import path of ``part``'s backend in the crawl's mode."""
     return BACKENDS[crawl_mode(settings)][part]
@@ -77,7 +96,7 @@ class CrawlMode:
     add-on priority, so that a setting given on the command line still wins."""
 
     def update_settings(self, settings: BaseSettings) -> None:
-        mode = crawl_mode(settings)
+        mode = check_mode(settings)
         for name, value in SCRAPY_SETTINGS[mode].items():
             settings.set(name, value, priority="addon")
         extensions = settings["EXTENSIONS"]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import project_crawler
+from conftest import project_crawler, run_crawler
 
 from crawler.mode import BACKENDS, DISTRIBUTED, STANDALONE, backend, crawl_mode
 
@@ -51,3 +51,23 @@ def test_a_setting_the_user_gave_still_wins():
 def test_a_mode_that_is_none_is_refused_in_one_line():
     with pytest.raises(ValueError, match="CRAWL_MODE is 'sharded'"):
         crawler_in("sharded")
+
+
+@pytest.mark.parametrize(("mode", "name", "other"), [
+    (STANDALONE, "SCHEDULER", "crawler.distributed.scheduler.LeasingScheduler"),
+    (STANDALONE, "DUPEFILTER_CLASS", "crawler.distributed.dupefilter.CompactDupeFilter"),
+    (DISTRIBUTED, "SCHEDULER", "scrapy.core.scheduler.Scheduler"),
+])
+def test_a_part_of_the_other_mode_is_refused_in_one_line(mode, name, other):
+    with pytest.raises(ValueError, match=f"^{name} is {other}, which only a") as refused:
+        crawler_in(mode, **{name: other})
+    assert "\n" not in str(refused.value)
+
+
+def test_the_commands_refuse_a_crawl_of_mixed_modes(tmp_path):
+    crawl = run_crawler("crawl", "presstv", "--store", f"sqlite:///{tmp_path}/c.db", "-s",
+                        "SCHEDULER=crawler.distributed.scheduler.LeasingScheduler")
+    assert crawl.returncode == 2
+    assert crawl.stderr.strip().splitlines()[-1].endswith(
+        "which only a distributed crawl uses (run `crawler worker`): this crawl is standalone")
+    assert not (tmp_path / "c.db").exists()
