@@ -39,6 +39,16 @@ def pytest_configure(config):
 FAST = ["-s", "DOWNLOAD_TIMEOUT=3", "-s", "AUTOTHROTTLE_ENABLED=False", "-s", "LOG_LEVEL=INFO"]
 
 
+#: the outlet the component tests crawl: two mirrors, one section
+NEWS_MIRRORS = ("https://www.news.example", "https://news-mirror.example")
+NEWS_OUTLET_FILE = f"""
+name: news
+mirrors: [{NEWS_MIRRORS[0]}, {NEWS_MIRRORS[1]}]
+sections: {{world: /world}}
+article_url: '^/a/\\d+'
+"""
+
+
 def crawler_env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("CRAWLER_")}
     env.update(extra)

@@ -5,32 +5,26 @@ crawl's validators beside a real SQLite store)."""
 from __future__ import annotations
 
 import pytest
-from conftest import outlet_crawler
+from conftest import NEWS_MIRRORS, NEWS_OUTLET_FILE, outlet_crawler
 from scrapy import Request
 
 from crawler.context import crawl_context
 from crawler.core import meta
 from crawler.downloadermiddlewares.conditional import ConditionalRequestMiddleware
 
-A, B = "https://www.news.example", "https://news-mirror.example"
-OUTLET_FILE = f"""
-name: news
-mirrors: [{A}, {B}]
-sections: {{world: /world}}
-article_url: '^/a/\\d+'
-"""
+A, B = NEWS_MIRRORS
 ETAG, MODIFIED = '"v1"', "Tue, 01 Dec 2026 08:00:00 GMT"
 
 
 def middleware_after_a_crawl(tmp_path, **settings) -> ConditionalRequestMiddleware:
     """The middleware of a crawl that follows one which read /world and /feed.xml."""
-    first = outlet_crawler(tmp_path, OUTLET_FILE, "news")
+    first = outlet_crawler(tmp_path, NEWS_OUTLET_FILE, "news")
     validators = crawl_context(first).validators
     for path in ("/world", "/feed.xml"):
         validators.keep(Request(A + path), "news", A + path,
                         {"ETag": ETAG, "Last-Modified": MODIFIED})
     validators.save("finished")
-    return ConditionalRequestMiddleware(outlet_crawler(tmp_path, OUTLET_FILE, "news",
+    return ConditionalRequestMiddleware(outlet_crawler(tmp_path, NEWS_OUTLET_FILE, "news",
                                                        **settings))
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import outlet_crawler
+from conftest import NEWS_MIRRORS, NEWS_OUTLET_FILE, outlet_crawler
 from scrapy import Request
 from scrapy.http import HtmlResponse
 
@@ -16,14 +16,8 @@ from crawler.core import meta
 from crawler.extensions.mirror_discovery import MirrorDiscovery, due
 from crawler.mirror_registry import Candidate, SqliteMirrorRegistry, decide
 
-A, B = "https://www.news.example", "https://news-mirror.example"
-OUTLET_FILE = f"""
-name: news
-mirrors: [{A}, {B}]
-sections: {{world: /world}}
-article_url: '^/a/\\d+'
-mirror_discovery: adopt
-"""
+A, B = NEWS_MIRRORS
+OUTLET_FILE = NEWS_OUTLET_FILE + "mirror_discovery: adopt\n"
 
 
 def page(names: list[str]) -> bytes:

@@ -10,7 +10,7 @@ from pathlib import Path
 from urllib.parse import unquote
 
 import pytest
-from conftest import outlet_crawler
+from conftest import NEWS_MIRRORS, NEWS_OUTLET_FILE, outlet_crawler
 from scrapy import Request
 from scrapy.http import HtmlResponse
 
@@ -38,14 +38,8 @@ from crawler.extensions.mirror_checks import MirrorChecks
 from crawler.ledger import RequestHandled
 from crawler.mirrors import MirrorHealth
 
-A, B = "https://www.news.example", "https://news-mirror.example"
-OUTLET_FILE = f"""
-name: news
-mirrors: [{A}, {B}]
-sections: {{world: /world}}
-article_url: '^/a/\\d+'
-min_text_length: 50
-"""
+A, B = NEWS_MIRRORS
+OUTLET_FILE = NEWS_OUTLET_FILE + "min_text_length: 50\n"
 BOTCHECK = (b'<html><head><title>Just a moment...</title></head><body><h1>news.example</h1>'
             b'<form action="/?__cf_chl_f_tk={token}" method="POST"></form>'
             b'<p><a href="/?__cf_chl_rt_tk={token}">Retry</a></p>'

@@ -9,7 +9,7 @@ import hashlib
 import time
 
 import pytest
-from conftest import outlet_crawler
+from conftest import NEWS_MIRRORS, NEWS_OUTLET_FILE, outlet_crawler
 from scrapy import Request
 from scrapy.http import HtmlResponse
 
@@ -18,20 +18,14 @@ from crawler.core import meta
 from crawler.spidermiddlewares.mirror_routing import MirrorRoutingMiddleware
 from crawler.spidermiddlewares.stored_articles import StoredArticleFilter
 
-A, B = "https://www.news.example", "https://news-mirror.example"
-OUTLET_FILE = f"""
-name: news
-mirrors: [{A}, {B}]
-sections: {{world: /world}}
-article_url: '^/a/\\d+'
-"""
+A, B = NEWS_MIRRORS
 LISTING = HtmlResponse(f"{A}/world", body=b"<html></html>",
                        request=Request(f"{A}/world", meta={meta.OUTLET: "news"}))
 
 
 @pytest.fixture
 def crawler(tmp_path):
-    return outlet_crawler(tmp_path, OUTLET_FILE, "news", MIRROR_FAILURE_THRESHOLD=1)
+    return outlet_crawler(tmp_path, NEWS_OUTLET_FILE, "news", MIRROR_FAILURE_THRESHOLD=1)
 
 
 def article(url: str) -> Request:
@@ -112,7 +106,7 @@ def test_with_every_mirror_out_the_request_is_left_to_the_downloader_side(crawle
 
 
 def test_a_mirror_cooled_down_is_probed_by_one_request(tmp_path):
-    crawler = outlet_crawler(tmp_path, OUTLET_FILE, "news", MIRROR_FAILURE_THRESHOLD=1,
+    crawler = outlet_crawler(tmp_path, NEWS_OUTLET_FILE, "news", MIRROR_FAILURE_THRESHOLD=1,
                              MIRROR_COOLDOWN=0.5)
     middleware = MirrorRoutingMiddleware(crawler)
     for mirror in (A, B):

@@ -7,7 +7,7 @@ from __future__ import annotations
 import time
 
 import pytest
-from conftest import outlet_crawler
+from conftest import NEWS_MIRRORS, NEWS_OUTLET_FILE, outlet_crawler
 from scrapy import Request
 
 from crawler.context import crawl_context
@@ -17,13 +17,7 @@ from crawler.distributed.keys import RedisKeys
 from crawler.distributed.waiting import RedisWaitingRoom
 from crawler.waiting import WaitingRoom, documents_to_release, outage_line
 
-A, B = "https://www.news.example", "https://news-mirror.example"
-OUTLET_FILE = f"""
-name: news
-mirrors: [{A}, {B}]
-sections: {{world: /world}}
-article_url: '^/a/\\d+'
-"""
+A, B = NEWS_MIRRORS
 NEWS = Outlet(name="news", mirrors=[A, B], sections={"world": "/world"},
               article_url=r"^/a/\d+")
 
@@ -61,7 +55,7 @@ def workers(tmp_path, redis_server):
     def start(cooldown: float = 60.0):
         folder = tmp_path / f"worker{len(opened)}"
         folder.mkdir()
-        crawler = outlet_crawler(folder, OUTLET_FILE, "news", CRAWL_MODE="distributed",
+        crawler = outlet_crawler(folder, NEWS_OUTLET_FILE, "news", CRAWL_MODE="distributed",
                                  REDIS_URL=redis_server.url, MIRROR_FAILURE_THRESHOLD=1,
                                  MIRROR_COOLDOWN=cooldown)
         context = crawl_context(crawler)
