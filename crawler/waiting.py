@@ -135,6 +135,7 @@ class LocalWaitingRoom:
 
     def add(self, request: Request, delay: float) -> None:
         outlet = request.meta[meta.OUTLET]
+        self.ledger.waits(request)
         self._waiting.setdefault(outlet, []).append((time.monotonic() + delay, request))
         self.crawler.stats.inc_value("documents/waited")
 

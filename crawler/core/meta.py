@@ -45,6 +45,10 @@ LEASE = "lease"
 VALIDATORS = "validators"
 #: the final outcome, once the request has ended (crawler.ledger)
 ENDED = "ended"
+#: the id of the document a request is an attempt of, given when the document's first request
+#: is scheduled (crawler.ledger): every later request for it (another mirror, a redirect, a
+#: second look) carries it, is never taken for a duplicate, and ends the same document
+DOCUMENT = "document"
 
 #: Scrapy's own keys that belong to one download and must not follow a request to a mirror
 DOWNLOAD_ONLY = ("download_latency", "download_slot_key", "redirect_times", "redirect_ttl",

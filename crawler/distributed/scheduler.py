@@ -130,7 +130,8 @@ class LeasingScheduler(RedisScheduler):
         self._starved_at: float | None = None
         self._waker = Ticker(self._tick, self.idle_poll, "The look for new work")
         # the ledger tells this scheduler of each end directly: a failed acknowledgement is seen
-        crawl_context(crawler).ledger.lease_keeper = self
+        self.ledger = crawl_context(crawler).ledger
+        self.ledger.lease_keeper = self
         connect = crawler.signals.connect
         connect(self.on_spider_idle, signal=scrapy_signals.spider_idle)
 
@@ -156,6 +157,9 @@ class LeasingScheduler(RedisScheduler):
         self._flush_unsent()
         self._flush_unacked()  # before the leases go back: what has ended must not run again
         self._taken.clear()  # leased: they go back to the queue with the rest
+        # what is still open here goes back with its lease (now, or once the heartbeat
+        # times out): Redis holds it
+        self.ledger.all_handed_off()
         try:
             returned = self.queues.requeue_worker(self.worker)
         except RedisError as exc:
@@ -302,6 +306,7 @@ class LeasingScheduler(RedisScheduler):
             return 0
         queued = self.queues.push_unseen(entries, release)
         for (_, request, _), was_queued in zip(entries, queued, strict=True):
+            self.ledger.handed_off(request)  # queued in Redis, or a duplicate of a queued one
             if not was_queued:
                 self.df.log(request, self.spider)
         count = sum(queued)
@@ -332,7 +337,9 @@ class LeasingScheduler(RedisScheduler):
         if not self._taken:
             return None
         self.stats.inc_value("scheduler/dequeued/redis")
-        return self._taken.popleft()
+        request = self._taken.popleft()
+        self.ledger.hold(request)
+        return request
 
     def _take(self) -> None:
         """Lease the next requests, from the outlets' queues in turn, and send the pending

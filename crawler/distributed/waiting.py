@@ -41,6 +41,7 @@ class RedisWaitingRoom:
         self.crawler = crawler
         self.catalog = catalog
         self.health = health
+        self.ledger = ledger
         settings = crawler.settings
         self.queues = OutletQueues(crawl_context(crawler).redis,
                                    RedisKeys.from_settings(settings),
@@ -64,6 +65,7 @@ class RedisWaitingRoom:
                          "the queue with this worker's leases", len(self._unsent))
 
     def add(self, request: Request, delay: float) -> None:
+        self.ledger.waits(request)  # here until it is parked in Redis
         self._unsent.append((request, int((time.time() + delay) * 1000)))
         self.crawler.stats.inc_value("documents/waited")
         self._send()
@@ -77,6 +79,7 @@ class RedisWaitingRoom:
                 logger.warning("Could not park %s in Redis (%s): retrying", request.url, exc)
                 return
             self._unsent.popleft()
+            self.ledger.handed_off(request)
 
     def count(self, outlet: str) -> int:
         try:
