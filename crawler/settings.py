@@ -33,7 +33,9 @@ DOWNLOAD_WARNSIZE = 2 * 1024 * 1024
 
 # Failing over to the next mirror replaces retrying the same one.
 RETRY_ENABLED = False
-COOKIES_ENABLED = False
+# Cookie gates (a redirect to a page that sets a cookie and redirects back) pass; each mirror
+# has its own jar (crawler/downloadermiddlewares/cookiejar.py)
+COOKIES_ENABLED = True
 TELNETCONSOLE_ENABLED = False
 REMOTE_CONTROL_ENABLED = False
 
@@ -227,6 +229,8 @@ DOWNLOADER_MIDDLEWARES = {
     "crawler.downloadermiddlewares.politeness.PolitenessMiddleware": 620,
     # If-None-Match / If-Modified-Since for listings, feeds and sitemaps
     "crawler.downloadermiddlewares.conditional.ConditionalRequestMiddleware": 630,
+    # a cookie jar per mirror, named before Scrapy's CookiesMiddleware (700) reads it
+    "crawler.downloadermiddlewares.cookiejar.MirrorCookieJarMiddleware": 690,
 }
 ITEM_PIPELINES = {
     "crawler.pipelines.finished.FinishedRequestPipeline": 100,
