@@ -106,11 +106,16 @@ class ExtractionPipeline:
         return item
 
     def _ask_another_mirror(self, item: ArticleItem, verdict) -> None:
+        """Hands the page's answer to the failover; returns only when the answer settled on
+        this page's own text (then it is stored)."""
         decision = self.failover.document_answered(item.request, verdict, body=item.body)
         if isinstance(decision, Ended):
             raise ItemEnded(decision.outcome, f"{decision.outcome}: {item.url}", "INFO")
         if isinstance(decision, Parked):
             raise ItemContinues(f"waiting for a mirror: {item.url}")
+        if Attempts.of(decision).accept_from == item.mirror:
+            # settled on what this very fetch served: stored as it is, not fetched again
+            return
         # a pipeline has no output for requests: the engine takes the next one directly
         self.crawler.engine.crawl(decision)
         raise ItemContinues(f"{verdict.reason} at {item.url}: asking {decision.url}")
