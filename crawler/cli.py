@@ -126,8 +126,13 @@ def load_outlet(outlets_dir: Path | None, name: str, sections: list[str]):
 
 
 def check_store(uri: str) -> None:
+    """The store a crawl writes to opens and can be written: else one line, now."""
     try:
-        open_store(uri).close()
+        store = open_store(uri)
+        try:
+            store.check_writable()
+        finally:
+            store.close()
     except StoreError as exc:
         raise fail(str(exc)) from None
 
@@ -558,8 +563,6 @@ def mirrors(
 ) -> None:
     """The outlet file's mirrors with their health, and the mirrors the outlet named: adopted
     ones and candidates, with how they were found, when, and what verification found."""
-    from crawler.mirror_registry import open_registry
-
     if words and words[0] in ("adopt", "reject"):
         if len(words) != 3:
             raise fail(f"usage: crawler mirrors {words[0]} OUTLET URL")
@@ -579,7 +582,7 @@ def mirrors(
             registry = RedisMirrorRegistry(server, RedisKeys.from_settings(settings), "cli",
                                            settings.getfloat("MIRROR_DISCOVERY_LEASE"))
     else:
-        from crawler.mirror_registry import MirrorRegistry
+        from crawler.mirror_registry import MirrorRegistry, StoreMirrorRegistry
         from crawler.storage import path_from_uri
 
         try:
@@ -587,7 +590,7 @@ def mirrors(
                     and not Path(path_from_uri(store)).exists()):
                 registry = MirrorRegistry()  # nothing crawled there: nothing to show or make
             else:
-                registry = open_registry(store)
+                registry = StoreMirrorRegistry(open_store(store))
         except StoreError as exc:
             raise fail(str(exc)) from None
     if action is not None:
