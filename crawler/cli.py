@@ -215,9 +215,10 @@ def crawl(
     check_warc_dir(settings.get("WARC_DIR"))
     summary = run_crawl(settings, outlet, sections, console)
     console.print(summary.table(f"{outlet}: crawl finished ({summary.finish_reason})"))
-    if summary.finish_reason != "finished":
-        raise fail(f"crawl ended early: {summary.finish_reason}", code=1)
     problem = summary.problem()
+    if summary.finish_reason != "finished":
+        raise fail(f"crawl ended early: {summary.finish_reason}"
+                   + (f"; {problem}" if problem else ""), code=1)
     if problem is not None:
         raise fail(problem, code=1)
 

@@ -38,7 +38,9 @@ logger = logging.getLogger(__name__)
 
 #: outcomes that lose a document: a crawl with any of them did not get everything
 LOST = frozenset({"given_up", "error", "too_large", "redirect_loop", "off_outlet",
-                  "extraction_failed"})
+                  "extraction_failed", "store_failed"})
+#: the outcome of an article the store could not take (it is read-only, full or corrupt)
+STORE_FAILED = "store_failed"
 #: how many lost documents a crawl names in its summary
 NAMED_LOSSES = 20
 
