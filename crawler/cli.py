@@ -126,8 +126,13 @@ def load_outlet(outlets_dir: Path | None, name: str, sections: list[str]):
 
 
 def check_store(uri: str) -> None:
+    """The store a crawl writes to opens and can be written: else one line, now."""
     try:
-        open_store(uri).close()
+        store = open_store(uri)
+        try:
+            store.check_writable()
+        finally:
+            store.close()
     except StoreError as exc:
         raise fail(str(exc)) from None
 
@@ -210,9 +215,10 @@ def crawl(
     check_warc_dir(settings.get("WARC_DIR"))
     summary = run_crawl(settings, outlet, sections, console)
     console.print(summary.table(f"{outlet}: crawl finished ({summary.finish_reason})"))
-    if summary.finish_reason != "finished":
-        raise fail(f"crawl ended early: {summary.finish_reason}", code=1)
     problem = summary.problem()
+    if summary.finish_reason != "finished":
+        raise fail(f"crawl ended early: {summary.finish_reason}"
+                   + (f"; {problem}" if problem else ""), code=1)
     if problem is not None:
         raise fail(problem, code=1)
 
@@ -558,8 +564,6 @@ def mirrors(
 ) -> None:
     """The outlet file's mirrors with their health, and the mirrors the outlet named: adopted
     ones and candidates, with how they were found, when, and what verification found."""
-    from crawler.mirror_registry import open_registry
-
     if words and words[0] in ("adopt", "reject"):
         if len(words) != 3:
             raise fail(f"usage: crawler mirrors {words[0]} OUTLET URL")
@@ -579,7 +583,7 @@ def mirrors(
             registry = RedisMirrorRegistry(server, RedisKeys.from_settings(settings), "cli",
                                            settings.getfloat("MIRROR_DISCOVERY_LEASE"))
     else:
-        from crawler.mirror_registry import MirrorRegistry
+        from crawler.mirror_registry import MirrorRegistry, StoreMirrorRegistry
         from crawler.storage import path_from_uri
 
         try:
@@ -587,7 +591,7 @@ def mirrors(
                     and not Path(path_from_uri(store)).exists()):
                 registry = MirrorRegistry()  # nothing crawled there: nothing to show or make
             else:
-                registry = open_registry(store)
+                registry = StoreMirrorRegistry(open_store(store))
         except StoreError as exc:
             raise fail(str(exc)) from None
     if action is not None:

@@ -13,7 +13,7 @@ import os
 import socket
 import uuid
 from functools import cached_property
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from scrapy.utils.misc import build_from_crawler, load_object
 
@@ -97,7 +97,7 @@ class CrawlContext:
 
     @cached_property
     def validators(self) -> Validators:
-        return self._backend("validators")(self.crawler)
+        return self._in_store("validators") or self._backend("validators")(self.crawler)
 
     @cached_property
     def warc(self) -> WarcWriter | None:
@@ -115,10 +115,19 @@ class CrawlContext:
     @cached_property
     def mirror_registry(self) -> MirrorRegistry:
         """The mirrors outlets named that their files do not list."""
-        return build_from_crawler(self._backend("mirror_registry"), self.crawler)
+        return self._in_store("mirror_registry") or build_from_crawler(
+            self._backend("mirror_registry"), self.crawler)
 
     def _backend(self, part: str) -> type:
         return load_object(backend(self.crawler.settings, part))
+
+    def _in_store(self, part: str) -> Any:
+        """The part, if its backend keeps it in the crawl's store (``from_store``): the
+        store owns its file, the part goes through it. Else None."""
+        cls = self._backend(part)
+        if not hasattr(cls, "from_store"):
+            return None
+        return cls.from_store(self.crawler, self.store)
 
     #: the robots.txt middleware, once built: the sitemaps robots.txt names
     robots = None

@@ -57,7 +57,9 @@ UNACCOUNTED = "unaccounted"
 REFUSED = "refused"
 #: outcomes that lose a document: a crawl with any of them did not get everything
 LOST = frozenset({"given_up", "error", "too_large", "redirect_loop", "off_outlet",
-                  "extraction_failed", UNACCOUNTED, REFUSED})
+                  "extraction_failed", "store_failed", UNACCOUNTED, REFUSED})
+#: the outcome of an article the store could not take (it is read-only, full or corrupt)
+STORE_FAILED = "store_failed"
 #: ended documents remembered, so that a second end of one is seen (a bounded window)
 REMEMBERED_ENDS = 100_000
 #: how many lost documents a crawl names in its summary

@@ -1,43 +1,28 @@
 """The mirrors an outlet named that are not in its file: candidates, their verification and
 their adoption, kept where the crawl keeps its state.
 
-A standalone crawl keeps them beside its SQLite store (table ``mirror_candidates``), written
-as each changes, so an adopted mirror survives a restart and ``crawler mirrors adopt`` (run
-beside the crawl) reaches it; with any other store they last for the process. Workers keep
-them in Redis (:class:`crawler.distributed.candidates.RedisMirrorRegistry`).
+A standalone crawl keeps them in its store (SQLite: table ``mirror_candidates``), written as
+each changes, so an adopted mirror survives a restart and ``crawler mirrors adopt`` (run
+beside the crawl) reaches it; a JSON Lines or PostgreSQL store keeps them for the process.
+Workers keep them in Redis (:class:`crawler.distributed.candidates.RedisMirrorRegistry`).
 """
 
 from __future__ import annotations
 
 import logging
-import sqlite3
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from crawler.mirror_verification import ADOPTED, NEW, REJECTED
-from crawler.storage import StoreError, path_from_uri
+from crawler.storage import StoreError
 
 if TYPE_CHECKING:
     from scrapy.crawler import Crawler
 
+    from crawler.storage import Store
+
 logger = logging.getLogger(__name__)
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS mirror_candidates (
-    outlet TEXT NOT NULL,
-    base TEXT NOT NULL,
-    source TEXT NOT NULL,
-    found_on TEXT NOT NULL,
-    first_seen TEXT NOT NULL,
-    state TEXT NOT NULL,
-    evidence TEXT NOT NULL DEFAULT '',
-    checked_at TEXT,
-    requests INTEGER NOT NULL DEFAULT 0,
-    PRIMARY KEY (outlet, base)
-)
-"""
-
 
 def utc_now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
@@ -65,7 +50,6 @@ class Candidate:
         return asdict(self)
 
 
-_COLUMNS = tuple(f.name for f in fields(Candidate))
 
 
 class MirrorRegistry:
@@ -112,38 +96,32 @@ class MirrorRegistry:
         """Give the right to verify back."""
 
 
-class SqliteMirrorRegistry(MirrorRegistry):
-    """In a table of a SQLite file, written as each candidate changes."""
+class StoreMirrorRegistry(MirrorRegistry):
+    """The mirror registry of a standalone crawl (and of the CLI): in the crawl's store,
+    written as each candidate changes."""
 
-    def __init__(self, path: str, crawler: Crawler | None = None) -> None:
+    def __init__(self, store: Store, crawler: Crawler | None = None) -> None:
         super().__init__(crawler)
-        self.path = path
-        self.refresh()
+        self.store = store
+        try:
+            self.refresh()
+        except StoreError as exc:  # the crawl goes on, and its store says what is wrong
+            logger.warning("Cannot read the mirror candidates: %s", exc)
 
-    def _connect(self) -> sqlite3.Connection:
-        db = sqlite3.connect(self.path, timeout=30.0)
-        db.execute(SCHEMA)
-        return db
+    @classmethod
+    def from_store(cls, crawler: Crawler, store: Store) -> StoreMirrorRegistry:
+        return cls(store, crawler)
 
     def refresh(self) -> None:
-        try:
-            db = self._connect()
-            try:
-                rows = db.execute(f"SELECT {', '.join(_COLUMNS)} FROM mirror_candidates")
-                self._candidates = {(r[0], r[1]): Candidate(*r) for r in rows}
-            finally:
-                db.close()
-        except sqlite3.Error as exc:
-            raise StoreError(f"cannot read the mirror candidates: {exc}") from None
+        """Raises :class:`StoreError` if the store cannot be read."""
+        self._candidates = {(c["outlet"], c["base"]): Candidate(**c)
+                            for c in self.store.mirror_candidates()}
 
     def save(self, candidate: Candidate) -> None:
         super().save(candidate)
-        row = tuple(getattr(candidate, name) for name in _COLUMNS)
         try:
-            with self._connect() as db:
-                db.execute(f"INSERT OR REPLACE INTO mirror_candidates ({', '.join(_COLUMNS)}) "
-                           f"VALUES ({', '.join('?' * len(_COLUMNS))})", row)
-        except sqlite3.Error as exc:
+            self.store.keep_mirror_candidate(candidate.to_dict())
+        except StoreError as exc:
             logger.warning("Cannot keep mirror candidate %s of %s: %s", candidate.base,
                            candidate.outlet, exc)
 
@@ -159,18 +137,3 @@ def decide(registry: MirrorRegistry, outlet: str, base: str, adopt: bool) -> Can
         and not candidate.evidence.startswith("by ") else "")
     registry.save(candidate)
     return candidate
-
-
-class StoreMirrorRegistry:
-    """The mirror registry of a standalone crawl: beside a SQLite store, else in
-    memory."""
-
-    @classmethod
-    def from_crawler(cls, crawler: Crawler) -> MirrorRegistry:
-        return open_registry(crawler.settings.get("STORE_URI") or "", crawler)
-
-
-def open_registry(store_uri: str, crawler: Crawler | None = None) -> MirrorRegistry:
-    if store_uri.startswith("sqlite:"):
-        return SqliteMirrorRegistry(path_from_uri(store_uri), crawler)
-    return MirrorRegistry(crawler)

@@ -85,6 +85,9 @@ class Snapshot:
 
     def problem(self) -> str | None:
         """Why the crawl did not do its job, in one line; None when it did."""
+        if "store/error" in self.errors:  # the cause first: what to repair
+            return (f"crawl stopped storing: {self.errors['store/error']} ({self.lost} "
+                    "documents not stored)")
         if self.not_stored:
             return f"the store failed: {self.not_stored} extracted articles were not stored"
         if self.lost:

@@ -211,6 +211,8 @@ DOWNLOADER_MIDDLEWARES = {
     # robots.txt per outlet, not per mirror host (crawler/downloadermiddlewares/robots.py)
     "scrapy.downloadermiddlewares.robotstxt.RobotsTxtMiddleware": None,
     "crawler.downloadermiddlewares.robots.OutletRobotsTxtMiddleware": 100,
+    # before any other: an article the store cannot take is not fetched (robots.txt neither)
+    "crawler.downloadermiddlewares.unstorable.UnstorableArticles": 50,
     # sees responses before RedirectMiddleware (600), to catch redirects off the outlet
     "crawler.downloadermiddlewares.mirror_failover.MirrorFailoverMiddleware": 610,
     # sees pages after HttpCompressionMiddleware (590) decoded them, before MetaRefresh (580)

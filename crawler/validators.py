@@ -3,40 +3,30 @@ sitemap, kept per outlet and path (never per mirror host: a document is the same
 mirror), so the next crawl asks with If-None-Match / If-Modified-Since and a 304 costs
 nothing.
 
-A standalone crawl keeps them beside its SQLite store (table ``validators``), and only once
-the crawl finished with nothing lost: a 304 must never hide an article a crawl did not
-store. With another store they last for the process only. Workers keep them in Redis
+A standalone crawl keeps them in its store (SQLite: table ``validators``), and only once the
+crawl finished with nothing lost: a 304 must never hide an article a crawl did not store.
+A JSON Lines or PostgreSQL store keeps them for the process only. Workers keep them in Redis
 (:class:`crawler.distributed.validators.RedisValidators`), written as each document ends.
 """
 
 from __future__ import annotations
 
 import logging
-import sqlite3
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from scrapy import signals as scrapy_signals
 
 from crawler.ledger import LOST
-from crawler.storage import StoreError, path_from_uri
+from crawler.storage import StoreError
 
 if TYPE_CHECKING:
     from scrapy import Request
     from scrapy.crawler import Crawler
 
+    from crawler.storage import Store
+
 logger = logging.getLogger(__name__)
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS validators (
-    outlet TEXT NOT NULL,
-    path TEXT NOT NULL,
-    etag TEXT,
-    last_modified TEXT,
-    PRIMARY KEY (outlet, path)
-)
-"""
-
 
 def document_path(url: str) -> str:
     """A document's key on any mirror: its path and query."""
@@ -68,31 +58,22 @@ class Validators:
 
 
 class StoreValidators(Validators):
-    """Beside a SQLite store, saved when the crawl finished with nothing lost; in memory
-    with any other store."""
+    """In the crawl's store, saved when the crawl finished with nothing lost."""
 
-    def __init__(self, crawler: Crawler) -> None:
+    def __init__(self, crawler: Crawler, store: Store) -> None:
         super().__init__(crawler)
+        self.store = store
         self._pending: dict[tuple[str, str], dict[str, str]] = {}
-        self.path: str | None = None
-        uri = crawler.settings.get("STORE_URI") or ""
-        if uri.startswith("sqlite:") and self.enabled:
-            self.path = path_from_uri(uri)
+        if self.enabled:
             try:
-                with self._connect() as db:
-                    rows = db.execute("SELECT outlet, path, etag, last_modified FROM validators")
-                    for outlet, path, etag, modified in rows:
-                        found = {"ETag": etag, "Last-Modified": modified}
-                        self._known[(outlet, path)] = {k: v for k, v in found.items() if v}
-            except (sqlite3.Error, StoreError) as exc:
+                self._known.update(store.validators())
+            except StoreError as exc:
                 logger.warning("Cannot read the validators of the last crawl: %s", exc)
-                self.path = None
         crawler.signals.connect(self.save, signal=scrapy_signals.spider_closed)
 
-    def _connect(self) -> sqlite3.Connection:
-        db = sqlite3.connect(self.path, timeout=30.0)
-        db.execute(SCHEMA)
-        return db
+    @classmethod
+    def from_store(cls, crawler: Crawler, store: Store) -> StoreValidators:
+        return cls(crawler, store)
 
     def keep(self, request: Request, outlet: str, url: str, validators: dict[str, str]) -> None:
         if self.enabled and validators:
@@ -108,14 +89,11 @@ class StoreValidators(Validators):
                             "everything", len(self._pending))
             return
         self._known.update(self._pending)
-        if self.path is None or not self._pending:
+        if not self._pending:
             return
-        rows = [(o, p, v.get("ETag"), v.get("Last-Modified"))
-                for (o, p), v in self._pending.items()]
         try:
-            with self._connect() as db:
-                db.executemany("INSERT OR REPLACE INTO validators VALUES (?, ?, ?, ?)", rows)
-        except sqlite3.Error as exc:
+            self.store.keep_validators(self._pending)
+        except StoreError as exc:
             logger.warning("Cannot keep the validators for the next crawl: %s", exc)
         finally:
             self._pending.clear()

@@ -1,9 +1,10 @@
 """The import contract in pyproject.toml ([tool.importlinter]): no module imports one of a
 layer above it, no modules of a package import each other in a cycle, and the pure core
-imports nothing of the crawler outside it."""
+imports nothing of the crawler outside it. And one owner for a SQLite file: its store."""
 
 from __future__ import annotations
 
+import ast
 import subprocess
 import sys
 from pathlib import Path
@@ -44,3 +45,15 @@ def test_a_wrong_import_breaks_the_contract(tmp_path, module, line, named):
                             env={"PYTHONPATH": str(tmp_path), "PATH": "/usr/bin:/bin"})
     assert result.returncode != 0
     assert named in result.stdout
+
+
+def test_only_the_sqlite_store_opens_sqlite_files():
+    # the store owns every table of its file and their schema; the others use its methods
+    opening = []
+    for path in sorted((ROOT / "crawler").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import) else
+                     [node.module] if isinstance(node, ast.ImportFrom) else [])
+            if "sqlite3" in names:
+                opening.append(str(path.relative_to(ROOT)))
+    assert opening == ["crawler/storage/sqlite.py"]

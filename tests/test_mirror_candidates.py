@@ -14,7 +14,8 @@ from scrapy.http import HtmlResponse
 from crawler.context import crawl_context
 from crawler.core import meta
 from crawler.extensions.mirror_discovery import MirrorDiscovery, due
-from crawler.mirror_registry import Candidate, SqliteMirrorRegistry, decide
+from crawler.mirror_registry import Candidate, StoreMirrorRegistry, decide
+from crawler.storage import open_store
 
 A, B = NEWS_MIRRORS
 OUTLET_FILE = NEWS_OUTLET_FILE + "mirror_discovery: adopt\n"
@@ -74,7 +75,7 @@ def test_hosts_named_are_noted_once_capped_and_never_the_outlets_own(crawler, di
 
 
 def test_adopted_mirrors_survive_a_restart_after_the_files_and_identity_stays(tmp_path):
-    registry = SqliteMirrorRegistry(f"{tmp_path}/c.db")
+    registry = StoreMirrorRegistry(open_store(f"sqlite:///{tmp_path}/c.db"))
     decide(registry, "news", "https://c.example", adopt=True)
     decide(registry, "news", "https://d.example", adopt=False)
     # a new process: the registry and catalog read it back when the spider opens
@@ -170,5 +171,6 @@ def test_crawler_mirrors_says_in_one_line_what_it_cannot_do(tmp_path):
     assert wrong.returncode == 2 and "usage: crawler mirrors adopt OUTLET URL" in wrong.stderr
     adopted = run_crawler("mirrors", "adopt", "news", "https://c.example/x", *args)
     assert adopted.returncode == 0 and "https://c.example: adopted" in adopted.stdout
-    (candidate,) = SqliteMirrorRegistry(f"{tmp_path}/none.db").candidates("news")
+    store = open_store(f"sqlite:///{tmp_path}/none.db")
+    (candidate,) = StoreMirrorRegistry(store).candidates("news")
     assert candidate.state == "adopted" and candidate.evidence.startswith("by a person")

@@ -9,8 +9,9 @@ import pytest
 
 from crawler.distributed.candidates import RedisMirrorRegistry
 from crawler.distributed.keys import RedisKeys
-from crawler.mirror_registry import MirrorRegistry, SqliteMirrorRegistry, decide
+from crawler.mirror_registry import MirrorRegistry, StoreMirrorRegistry, decide
 from crawler.mirror_verification import ADOPTED, NEW, REJECTED
+from crawler.storage import open_store
 
 NEWS = "news"
 ONE, TWO = "https://news-one.example", "https://news-two.example"
@@ -19,8 +20,8 @@ ONE, TWO = "https://news-one.example", "https://news-two.example"
 @pytest.fixture(params=["sqlite", "redis"])
 def registries(request, tmp_path):
     if request.param == "sqlite":
-        path = str(tmp_path / "crawl.db")
-        return SqliteMirrorRegistry(path), SqliteMirrorRegistry(path)
+        uri = f"sqlite:///{tmp_path}/crawl.db"
+        return StoreMirrorRegistry(open_store(uri)), StoreMirrorRegistry(open_store(uri))
     client = request.getfixturevalue("redis_server").client()
     return (RedisMirrorRegistry(client, RedisKeys(), "worker-1", lease=30),
             RedisMirrorRegistry(client, RedisKeys(), "worker-2", lease=30))

@@ -179,6 +179,18 @@ def test_record_without_outlet_is_a_one_line_store_error(store):
     assert store.count() == 0
 
 
+def test_a_read_only_database_is_named_before_a_crawl_writes(uri):
+    with PostgresStore.from_uri(uri) as opened:
+        opened.check_writable()  # a writable one says nothing
+    with psycopg.connect(uri, autocommit=True) as conn:  # as on a hot standby
+        name = conn.execute("SELECT current_database()").fetchone()[0]
+        conn.execute(f'ALTER DATABASE "{name}" SET default_transaction_read_only = on')
+    with PostgresStore.from_uri(uri) as opened, pytest.raises(StoreError) as failure:
+        opened.check_writable()
+    assert str(failure.value).endswith(" is read-only")
+    assert "\n" not in str(failure.value)
+
+
 def _write_in_process(uri: str, start: threading.Barrier, numbers: list[int], seed: int,
                       results) -> None:  # fmt: skip
     start.wait()  # open together: the migrations race too

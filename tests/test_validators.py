@@ -15,6 +15,7 @@ import pytest
 from conftest import project_crawler
 from scrapy import Request
 
+from crawler.context import crawl_context
 from crawler.core import meta
 from crawler.distributed.keys import RedisKeys
 from crawler.distributed.queue import OutletQueues
@@ -41,7 +42,7 @@ def sqlite_backend(tmp_path) -> Backend:
     def build(**settings: Any) -> Validators:
         crawler = project_crawler(STORE_URI=f"sqlite:///{tmp_path}/crawl.db", **settings)
         crawler.stats.open_spider()
-        return StoreValidators(crawler)
+        return crawl_context(crawler).validators
 
     return Backend(build, lambda validators, request: validators.save("finished"))
 

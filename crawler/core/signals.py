@@ -50,6 +50,10 @@ mirror_candidates_changed = object()
 #: URLs of those that were new versions of stored articles)
 articles_stored = object()
 
+#: the store cannot be written for good (read-only, full, corrupt: not a passing outage);
+#: a standalone crawl stores nothing more (a worker stops). kwargs: error (str, one line)
+store_failed = object()
+
 #: a revisit found an article gone from every mirror, for the first time.
 #: kwargs: outlet, removal (crawler.storage.Removal)
 article_removed = object()

@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING, Any
 from crawler.context import crawl_context
 from crawler.core import signals
 from crawler.items import ArticleItem
+from crawler.ledger import STORE_FAILED, ItemEnded
+from crawler.mode import STANDALONE, crawl_mode
 from crawler.storage import StoreError, StoreUnavailable
 
 if TYPE_CHECKING:
@@ -28,6 +30,12 @@ class StorePipeline:
     on the store. While the store is unavailable the crawl pauses (no new work is taken), the
     batch is held and retried with back-off; ``signals.articles_stored`` is sent only once a
     batch is durable.
+
+    A store that fails for good (read-only, full, corrupt) stops a worker: its batch goes
+    back to the queue with the leases. A standalone crawl has no queue to give them back to:
+    the batch's articles, and every article after, end ``store_failed`` (lost, counted), and
+    ``signals.store_failed`` has those not fetched yet end unfetched
+    (:mod:`crawler.downloadermiddlewares.unstorable`).
     """
 
     def __init__(self, crawler: Crawler) -> None:
@@ -47,6 +55,10 @@ class StorePipeline:
         self._give_up_at: float | None = None
         #: closing, the store stayed away past that: the batches after wait no more
         self._gave_up = False
+        #: why the store cannot be written any more (it failed for good), or None
+        self.failure: str | None = None
+        self.standalone = crawl_mode(settings) == STANDALONE
+        self.ledger = crawl_context(crawler).ledger
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> StorePipeline:
@@ -55,6 +67,8 @@ class StorePipeline:
     async def process_item(self, item: Any) -> Any:
         if not isinstance(item, ArticleItem):
             return item
+        if self.failure is not None and self.standalone:
+            raise ItemEnded(STORE_FAILED, f"not stored: {self.failure}")
         item.fetched_at = datetime.now(UTC).isoformat(timespec="seconds")
         self.pending.append(item)
         if len(self.pending) >= self.batch_size:
@@ -73,8 +87,19 @@ class StorePipeline:
             await self.flush()
         except StoreError as exc:
             # not a passing outage (that is StoreUnavailable): nothing more can be stored
-            logger.error("Cannot write to the store, stopping the crawl: %s", exc)
-            self.crawler.stats.set_value("store/error", str(exc))
+            self._failed(exc)
+
+    def _failed(self, exc: StoreError, closing: bool = False) -> None:
+        if self.failure is not None:
+            return
+        self.failure = str(exc)
+        self.crawler.stats.set_value("store/error", self.failure)
+        if self.standalone:
+            logger.error("Cannot write to the store, storing nothing more: %s", exc)
+            self.crawler.signals.send_catch_log(signals.store_failed, error=self.failure)
+            return
+        logger.error("Cannot write to the store, stopping the crawl: %s", exc)
+        if not closing:
             asyncio.ensure_future(self.crawler.engine.close_spider_async(reason="store_error"))
 
     async def flush(self) -> None:
@@ -88,6 +113,9 @@ class StorePipeline:
                 except StoreError:
                     # a worker's go back to the queue with their leases; a crawl's are lost
                     self.crawler.stats.inc_value("articles/not_stored", len(batch))
+                    if self.standalone:
+                        for item in batch:
+                            self.ledger.finish(item.request, STORE_FAILED)
                     raise
 
     async def _write(self, batch: list[ArticleItem]) -> None:
@@ -135,7 +163,9 @@ class StorePipeline:
         self._give_up_at = time.monotonic() + self.close_timeout
         try:
             await self.flush()
-        except StoreError as exc:
+        except StoreUnavailable as exc:
             logger.error("Could not store the last articles: %s", exc)
+        except StoreError as exc:
+            self._failed(exc, closing=True)
         finally:
             self._writer.shutdown(wait=True)  # the crawl context closes the store

@@ -91,7 +91,52 @@ class Store(Protocol):
         is the stored one, with ``first_seen``, ``last_seen``, ``removed_at``; [] if not
         stored."""
 
+    def check_writable(self) -> None:
+        """Raise :class:`StoreError` naming the cause (read-only, ...) if the store cannot be
+        written now: a crawl asks before it starts, and stops in one line rather than
+        fetching what it cannot keep."""
+
+    # The crawl's own state, kept in the store where it keeps any (SQLite: for the next
+    # crawl, and for `crawler mirrors adopt` beside a running one), else for the process.
+
+    def validators(self) -> dict[tuple[str, str], dict[str, str]]:
+        """The listings' validators kept by earlier crawls, by (outlet, path)."""
+
+    def keep_validators(self, found: dict[tuple[str, str], dict[str, str]]) -> None:
+        """Keep these validators (ETag, Last-Modified), replacing those of the same paths."""
+
+    def mirror_candidates(self) -> list[dict[str, Any]]:
+        """The mirrors outlets named, each of :data:`CANDIDATE_FIELDS`."""
+
+    def keep_mirror_candidate(self, candidate: dict[str, Any]) -> None:
+        """Keep one candidate (:data:`CANDIDATE_FIELDS`), replacing its earlier state."""
+
     def close(self) -> None: ...
+
+
+#: a mirror candidate's fields, as the stores keep them (crawler.mirror_registry.Candidate)
+CANDIDATE_FIELDS = ("outlet", "base", "source", "found_on", "first_seen", "state", "evidence",
+                    "checked_at", "requests")
+
+
+class ProcessState:
+    """The crawl's own state for the life of the process: for the stores that keep none of
+    it (JSON Lines, PostgreSQL; workers keep theirs in Redis)."""
+
+    def validators(self) -> dict[tuple[str, str], dict[str, str]]:
+        return dict(self._kept("validators"))
+
+    def keep_validators(self, found: dict[tuple[str, str], dict[str, str]]) -> None:
+        self._kept("validators").update(found)
+
+    def mirror_candidates(self) -> list[dict[str, Any]]:
+        return [dict(c) for c in self._kept("candidates").values()]
+
+    def keep_mirror_candidate(self, candidate: dict[str, Any]) -> None:
+        self._kept("candidates")[(candidate["outlet"], candidate["base"])] = dict(candidate)
+
+    def _kept(self, part: str) -> dict[tuple[str, str], dict[str, Any]]:
+        return self.__dict__.setdefault(f"_process_{part}", {})
 
 
 #: the fields of a due article (Store.due_for_revisit), in the order the stores select them

@@ -20,10 +20,10 @@ from typing import Any
 from crawler.core.identity import identity_url
 from crawler.core.revisions import is_revision, revision_hash
 from crawler.items import ARTICLE_FIELDS, EXPORT_FIELDS
-from crawler.storage import Removal, StoreError, Written, path_from_uri
+from crawler.storage import ProcessState, Removal, StoreError, Written, path_from_uri
 
 
-class JSONLStore:
+class JSONLStore(ProcessState):
     def __init__(self, path: str) -> None:
         self.path = Path(path)
         #: per article: its latest version's hashes and revision number
@@ -42,6 +42,9 @@ class JSONLStore:
     @classmethod
     def from_uri(cls, uri: str) -> JSONLStore:
         return cls(path_from_uri(uri))
+
+    def check_writable(self) -> None:
+        """Opened for appending already: a file that cannot be written did not open."""
 
     def _records(self) -> Iterator[dict[str, Any]]:
         """The file's records, each under its identity URL."""

@@ -37,6 +37,7 @@ from crawler.core.revisions import moment, revision_hash
 from crawler.items import ARTICLE_FIELDS, EXPORT_FIELDS, VALIDATOR_FIELDS
 from crawler.storage import (
     DUE_FIELDS,
+    ProcessState,
     Removal,
     StoreError,
     StoreUnavailable,
@@ -293,7 +294,7 @@ _CONFLICT_RETRIES = 5
 _CONNECT_KWARGS = {"autocommit": True, "prepare_threshold": None}
 
 
-class PostgresStore:
+class PostgresStore(ProcessState):
     """Articles in PostgreSQL through a small connection pool (see the module docstring)."""
 
     def __init__(
@@ -384,6 +385,13 @@ class PostgresStore:
         else:
             query, params = "SELECT count(*) FROM articles WHERE outlet = %s", [outlet]
         return self._run(lambda conn: conn.execute(query, params).fetchone()[0])
+
+    def check_writable(self) -> None:
+        # a hot standby, or a database or role set to read-only transactions
+        read_only = self._run(lambda conn: conn.execute(
+            "SELECT current_setting('transaction_read_only')").fetchone()[0])
+        if read_only == "on":
+            raise StoreError(f"the PostgreSQL store at {self.where} is read-only")
 
     def close(self) -> None:
         self._pool.close()

@@ -4,10 +4,15 @@ The schema version is ``PRAGMA user_version``: 0 is the first schema, whose keys
 canonical URLs; 1 keys articles by identity URL (see :func:`crawler.storage.rekeyed`); 2
 keeps every earlier version of an article (``article_revisions``), when it was first and
 last seen, its removal, its validators and its WARC record.
+
+The store owns every table of its file: beside the articles, the crawl's own state (the
+listings' ``validators``, the ``mirror_candidates``), which the other parts reach through its
+methods.
 """
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
 from collections.abc import Callable, Iterable, Iterator
@@ -17,6 +22,7 @@ from typing import Any
 from crawler.core.revisions import is_revision, revision_hash
 from crawler.items import ARTICLE_FIELDS, EXPORT_FIELDS, VALIDATOR_FIELDS
 from crawler.storage import (
+    CANDIDATE_FIELDS,
     DUE_FIELDS,
     Removal,
     StoreError,
@@ -46,6 +52,26 @@ CREATE TABLE IF NOT EXISTS articles (
 );
 CREATE INDEX IF NOT EXISTS articles_outlet_fetched ON articles (outlet, fetched_at);
 CREATE INDEX IF NOT EXISTS articles_fetched ON articles (fetched_at);
+-- the crawl's own state, kept for the next crawl (no schema version: never changed yet)
+CREATE TABLE IF NOT EXISTS validators (
+    outlet TEXT NOT NULL,
+    path TEXT NOT NULL,
+    etag TEXT,
+    last_modified TEXT,
+    PRIMARY KEY (outlet, path)
+);
+CREATE TABLE IF NOT EXISTS mirror_candidates (
+    outlet TEXT NOT NULL,
+    base TEXT NOT NULL,
+    source TEXT NOT NULL,
+    found_on TEXT NOT NULL,
+    first_seen TEXT NOT NULL,
+    state TEXT NOT NULL,
+    evidence TEXT NOT NULL DEFAULT '',
+    checked_at TEXT,
+    requests INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (outlet, base)
+);
 """
 
 # version 2: the article's life beside its latest version, and the earlier versions
@@ -120,10 +146,15 @@ WHERE canonical_url = :canonical_url
 # SQLite limits bound parameters per statement (32766 since 3.32); stay far below.
 _LOOKUP_CHUNK = 500
 
+# primary result codes (sqlite3.h) that need a person, each named for the user
+_READONLY, _CANTOPEN, _FULL, _CORRUPT, _NOTADB = 8, 14, 13, 11, 26
+
 
 class SQLiteStore:
     def __init__(self, path: str, busy_timeout: float = 30.0) -> None:
         self.path = path
+        #: how the user names it: the store's URI
+        self.name = f"sqlite:///{path}"
         parent = Path(path).resolve().parent
         if not parent.is_dir():
             hint = " (an absolute path takes four slashes: sqlite:////abs/path.db)"
@@ -141,7 +172,7 @@ class SQLiteStore:
             self.db.executescript(SCHEMA)
             self._migrate()
         except sqlite3.Error as exc:
-            raise StoreError(f"cannot open SQLite store {path}: {exc}") from None
+            raise self._translate(exc, "open") from None
 
     def _migrate(self) -> None:
         if self.db.execute("PRAGMA user_version").fetchone()[0] >= SCHEMA_VERSION:
@@ -162,8 +193,14 @@ class SQLiteStore:
             self.db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
             self.db.execute("COMMIT")
         except BaseException:
-            self.db.execute("ROLLBACK")
+            self._rollback()
             raise
+
+    def _rollback(self) -> None:
+        # SQLite rolls back by itself on some errors (a full disk): a ROLLBACK then would
+        # fail and hide the cause
+        if self.db.in_transaction:
+            self.db.execute("ROLLBACK")
 
     def _rekey(self) -> None:
         """Version 1: keys become identity URLs; of duplicates the latest fetched stays."""
@@ -197,7 +234,7 @@ class SQLiteStore:
                 self._apply(plan)
                 self.db.execute("COMMIT")
             except BaseException:
-                self.db.execute("ROLLBACK")
+                self._rollback()
                 raise
         except sqlite3.Error as exc:
             raise self._translate(exc, "rekey") from None
@@ -254,7 +291,7 @@ class SQLiteStore:
                 result = work(*args)
                 self.db.execute("COMMIT")
             except BaseException:
-                self.db.execute("ROLLBACK")
+                self._rollback()
                 raise
             return result
         except sqlite3.Error as exc:
@@ -382,17 +419,81 @@ class SQLiteStore:
         except sqlite3.Error as exc:
             raise self._translate(exc, "read") from None
 
+    def check_writable(self) -> None:
+        # a write that is never committed: SQLite opens a file it may not write read-only,
+        # and says so at the first write
+        with self._lock:
+            try:
+                self.db.execute("BEGIN IMMEDIATE")
+                try:
+                    self.db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+                finally:
+                    self._rollback()
+            except sqlite3.Error as exc:
+                raise self._translate(exc, "write to") from None
+
+    # -- the crawl's own state ------------------------------------------------------------------
+
+    def validators(self) -> dict[tuple[str, str], dict[str, str]]:
+        rows = self._select("SELECT outlet, path, etag, last_modified FROM validators")
+        return {(outlet, path): {k: v for k, v in (("ETag", etag),
+                                                   ("Last-Modified", modified)) if v}
+                for outlet, path, etag, modified in rows}
+
+    def keep_validators(self, found: dict[tuple[str, str], dict[str, str]]) -> None:
+        rows = [(outlet, path, v.get("ETag"), v.get("Last-Modified"))
+                for (outlet, path), v in found.items()]
+        with self._lock:
+            self._transaction("write to", self.db.executemany,
+                              "INSERT OR REPLACE INTO validators VALUES (?, ?, ?, ?)", rows)
+
+    def mirror_candidates(self) -> list[dict[str, Any]]:
+        rows = self._select(f"SELECT {', '.join(CANDIDATE_FIELDS)} FROM mirror_candidates")
+        return [dict(zip(CANDIDATE_FIELDS, row, strict=True)) for row in rows]
+
+    def keep_mirror_candidate(self, candidate: dict[str, Any]) -> None:
+        with self._lock:
+            self._transaction(
+                "write to", self.db.execute,
+                f"INSERT OR REPLACE INTO mirror_candidates ({', '.join(CANDIDATE_FIELDS)})"
+                f" VALUES ({', '.join('?' * len(CANDIDATE_FIELDS))})",
+                [candidate.get(name) for name in CANDIDATE_FIELDS])
+
+    def _select(self, query: str) -> list[tuple]:
+        with self._lock:
+            try:
+                return self.db.execute(query).fetchall()
+            except sqlite3.Error as exc:
+                raise self._translate(exc, "read") from None
+
     def close(self) -> None:
         self.db.close()
 
     def _translate(self, exc: sqlite3.Error, doing: str) -> StoreError:
         """Locked or busy (another process holds the lock past busy_timeout): retry later.
-        Anything else (a corrupt file, a full disk, no permission) needs a person."""
+        Anything else (a corrupt file, a full disk, no permission) needs a person: one line
+        naming the cause."""
         if isinstance(exc, sqlite3.OperationalError) and (
             "locked" in str(exc) or "busy" in str(exc)
         ):
             return StoreUnavailable(f"SQLite store {self.path} is busy: {exc}")
-        return StoreError(f"cannot {doing} SQLite store {self.path}: {exc}")
+        code = getattr(exc, "sqlite_errorcode", 0) & 0xFF  # the primary code
+        if code == _READONLY or (code == _CANTOPEN and self._read_only()):
+            return StoreError(f"the store {self.name} is read-only")
+        if code == _FULL:
+            return StoreError(f"the disk holding the store {self.name} is full")
+        if code == _NOTADB:
+            return StoreError(f"the store {self.name} is not a SQLite database (corrupt?)")
+        if code == _CORRUPT:
+            return StoreError(f"the store {self.name} is corrupt ({exc})")
+        return StoreError(f"cannot {doing} the store {self.name}: {exc}")
+
+    def _read_only(self) -> bool:
+        """The file, or the directory its journal goes to, cannot be written (a read-only
+        mount, an immutable file: what binds root too)."""
+        path = Path(self.path)
+        return not os.access(path.resolve().parent, os.W_OK) or (
+            path.exists() and not os.access(path, os.W_OK))
 
 
 _DUE_COLUMNS = ", ".join(DUE_FIELDS[:-1])
