@@ -35,6 +35,7 @@ WORKER_JOB = "crawler-workers"
 #: crawler.distributed.status), with their labels; plus Prometheus's own ``up``
 FAMILIES: dict[str, set[str]] = {
     "crawler_requests_total": {"outlet", "mirror", "outcome"},
+    "crawler_requests_ended_total": {"outlet", "outcome"},
     "crawler_articles_stored_total": {"outlet", "section"},
     "crawler_extraction_failures_total": {"outlet"},
     "crawler_mirror_up": {"outlet", "mirror"},
