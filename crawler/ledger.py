@@ -60,6 +60,8 @@ LOST = frozenset({"given_up", "error", "too_large", "redirect_loop", "off_outlet
                   "extraction_failed", "store_failed", UNACCOUNTED, REFUSED})
 #: the outcome of an article the store could not take (it is read-only, full or corrupt)
 STORE_FAILED = "store_failed"
+#: the holder (RequestLedger.held_by) of documents waiting for a mirror
+WAITING_ROOM = "waiting room"
 #: ended documents remembered, so that a second end of one is seen (a bounded window)
 REMEMBERED_ENDS = 100_000
 #: how many lost documents a crawl names in its summary
@@ -118,8 +120,9 @@ class OpenDocument:
     request: Request
     #: monotonic time it opened here
     since: float
-    #: parked in this process's waiting room: held, not forgotten
-    waiting: bool = False
+    #: what holds it while the crawl may look idle (the waiting room, the store's batch):
+    #: held, not forgotten; None while it is in the crawl's own hands
+    holder: str | None = None
 
 
 class RequestLedger:
@@ -169,10 +172,14 @@ class RequestLedger:
         """Every open document went back to Redis with this worker's leases (it stops)."""
         self.open.clear()
 
-    def waits(self, request: Request) -> None:
-        """``request`` waits in this process's waiting room for a mirror."""
-        if self.hold(request) is not None:
-            self.open[request.meta[meta.DOCUMENT]].waiting = True
+    def held_by(self, request: Request, holder: str) -> None:
+        """``request`` is held in this process by ``holder`` (a waiting room for a mirror, the
+        store's next batch), which ends it or hands it on: the crawl may be idle meanwhile."""
+        document = request.meta.get(meta.DOCUMENT)
+        if document is None or document not in self.open:
+            document = self.hold(request)
+        if document is not None:
+            self.open[document].holder = holder
 
     def open_longer_than(self, seconds: float) -> list[OpenDocument]:
         """The documents open here for more than ``seconds``, the oldest first."""
@@ -198,7 +205,7 @@ class RequestLedger:
     def on_spider_idle(self) -> None:
         """Nothing to do, and documents still open that no waiting room holds: once more
         to be sure (a store's batch may still be on its way), then they are lost."""
-        forgotten = {d for d, o in self.open.items() if not o.waiting}
+        forgotten = {d for d, o in self.open.items() if o.holder is None}
         lost = forgotten & self._suspects
         self._suspects = forgotten - lost
         for document in lost:
@@ -207,8 +214,9 @@ class RequestLedger:
             raise DontCloseSpider("documents are still open")
 
     def on_spider_closed(self) -> None:
-        # connected before the waiting rooms: those they hold are ended by them (given up)
-        for document in [d for d, o in self.open.items() if not o.waiting]:
+        # the pipelines are closed (the store wrote its last batch); connected before the
+        # waiting rooms: those they hold are ended by them (given up)
+        for document in [d for d, o in self.open.items() if o.holder != WAITING_ROOM]:
             self._unaccounted(self.open[document].request)
 
     def _unaccounted(self, request: Request) -> None:

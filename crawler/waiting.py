@@ -23,6 +23,7 @@ from scrapy import signals as scrapy_signals
 from scrapy.exceptions import DontCloseSpider
 
 from crawler.core import meta
+from crawler.ledger import WAITING_ROOM
 from crawler.ticker import Ticker
 
 if TYPE_CHECKING:
@@ -135,7 +136,7 @@ class LocalWaitingRoom:
 
     def add(self, request: Request, delay: float) -> None:
         outlet = request.meta[meta.OUTLET]
-        self.ledger.waits(request)
+        self.ledger.held_by(request, WAITING_ROOM)
         self._waiting.setdefault(outlet, []).append((time.monotonic() + delay, request))
         self.crawler.stats.inc_value("documents/waited")
 

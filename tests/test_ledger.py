@@ -16,7 +16,7 @@ from crawler.core import meta, signals
 from crawler.core.steps import Ended, Parked
 from crawler.distributed.keys import RedisKeys
 from crawler.distributed.scheduler import LeasingScheduler
-from crawler.ledger import REFUSED, UNACCOUNTED, RequestHandled
+from crawler.ledger import REFUSED, UNACCOUNTED, WAITING_ROOM, RequestHandled
 
 KEYS = RedisKeys()
 
@@ -152,7 +152,7 @@ def test_a_document_no_path_ends_is_unaccounted_at_the_second_idle_moment():
     heard = outcomes_heard(crawler)
     forgotten = scheduled(crawler, article(1))
     waiting = scheduled(crawler, article(2))
-    ledger.waits(waiting)  # the waiting room holds it: not forgotten
+    ledger.held_by(waiting, WAITING_ROOM)  # held, not forgotten
     with pytest.raises(DontCloseSpider):
         ledger.on_spider_idle()  # the first idle moment: a store's batch may be on its way
     assert heard == []

@@ -21,6 +21,7 @@ from crawler.context import crawl_context
 from crawler.core import meta
 from crawler.distributed.keys import RedisKeys
 from crawler.distributed.queue import OutletQueues
+from crawler.ledger import WAITING_ROOM
 from crawler.ticker import Ticker
 from crawler.waiting import TICK, OutageReports, documents_to_release
 
@@ -65,7 +66,7 @@ class RedisWaitingRoom:
                          "the queue with this worker's leases", len(self._unsent))
 
     def add(self, request: Request, delay: float) -> None:
-        self.ledger.waits(request)  # here until it is parked in Redis
+        self.ledger.held_by(request, WAITING_ROOM)  # here until it is parked in Redis
         self._unsent.append((request, int((time.time() + delay) * 1000)))
         self.crawler.stats.inc_value("documents/waited")
         self._send()

@@ -71,6 +71,7 @@ class StorePipeline:
             raise ItemEnded(STORE_FAILED, f"not stored: {self.failure}")
         item.fetched_at = datetime.now(UTC).isoformat(timespec="seconds")
         self.pending.append(item)
+        self.ledger.held_by(item.request, "store")  # ended once its batch is written
         if len(self.pending) >= self.batch_size:
             await self._flush_or_stop()
         elif self._timer is None:
