@@ -395,7 +395,8 @@ def status(
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
     setting: SettingOpt = None,
 ) -> None:
-    """Queue depth per outlet, in-flight requests, live workers, mirror health."""
+    """Queue depth per outlet, in-flight requests, live workers, mirror health, documents
+    a worker has held for long."""
     from crawler.distributed.keys import RedisKeys
     from crawler.distributed.status import read_status
 
@@ -426,6 +427,14 @@ def status(
         workers.add_row(escape(w["worker"]), f"{w['seconds_since_heartbeat']:.0f}s ago",
                         "[green]live[/green]" if w["alive"] else "[red]silent[/red]")
     out.print(workers)
+    if state["open_documents"]:
+        stuck = Table("document", "worker", "open for", "held by",
+                      title="Documents open longer than DOCUMENT_OPEN_WARN",
+                      title_justify="left")
+        for doc in state["open_documents"]:
+            stuck.add_row(escape(doc["url"]), escape(doc["worker"]), f"{doc['seconds']:.0f}s",
+                          escape(doc["holder"] or "the crawl"))
+        out.print(stuck)
     schedules = Table("outlet", "section", "every", "last run", "next run", "runs",
                       title="Schedules", title_justify="left")
     for sch in state["schedules"]:

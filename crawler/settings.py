@@ -177,6 +177,10 @@ WORKER_ID = None
 #: leased requests go back to the queue
 WORKER_HEARTBEAT = 5.0
 WORKER_TIMEOUT = 20.0
+#: seconds a document may stay open in a worker (taken, not yet ended or handed back to
+#: Redis) before `crawler status` lists it: a download, an extraction or a store write that
+#: long is stuck
+DOCUMENT_OPEN_WARN = 300.0
 #: how often an idle worker looks for work queued by others (seconds)
 SCHEDULER_IDLE_POLL = 0.2
 #: back-off bound while Redis is unreachable (seconds)

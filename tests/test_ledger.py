@@ -16,6 +16,7 @@ from crawler.core import meta, signals
 from crawler.core.steps import Ended, Parked
 from crawler.distributed.keys import RedisKeys
 from crawler.distributed.scheduler import LeasingScheduler
+from crawler.distributed.status import read_status
 from crawler.ledger import REFUSED, UNACCOUNTED, WAITING_ROOM, RequestHandled
 
 KEYS = RedisKeys()
@@ -209,3 +210,16 @@ def test_a_worker_hands_its_documents_to_redis(redis_url):
     assert ledger.open == {}
     retaken = [scheduler.next_request() for _ in range(2)]
     assert {r.meta[meta.DOCUMENT] for r in retaken} == {document, link.meta[meta.DOCUMENT]}
+
+
+def test_crawler_status_lists_the_documents_a_worker_holds_for_long(redis_url):
+    scheduler = leasing_scheduler(redis_url, DOCUMENT_OPEN_WARN=0.0)
+    scheduler.queues.push([("demo", article(1)), ("demo", article(2))])
+    held = scheduler.next_request()
+    scheduler.beat()
+    status = read_status(scheduler.server, KEYS, worker_timeout=20)
+    assert [(d["url"], d["worker"], d["holder"]) for d in status["open_documents"]] == [
+        (held.url, scheduler.worker, None)]
+    crawl_context(scheduler.crawler).ledger.finish(held, "stored")
+    scheduler.beat()
+    assert read_status(scheduler.server, KEYS, worker_timeout=20)["open_documents"] == []

@@ -4,6 +4,8 @@
     <prefix>:queues                set     outlets that have a queue
     <prefix>:workers               zset    worker id -> last heartbeat (ms, Redis clock)
     <prefix>:inflight:<worker>     hash    lease id -> "<outlet>\\0<score>\\0<request>"
+    <prefix>:open:<worker>         string  the worker's documents open longer than
+                                           DOCUMENT_OPEN_WARN (JSON; expires with it)
     <prefix>:waiting:<outlet>      zset    "<score>\\0<request>" of documents no mirror can
                                            take now (score: when it may go again, ms)
     <prefix>:waitings              set     outlets that have documents waiting
@@ -51,6 +53,9 @@ class RedisKeys:
 
     def inflight(self, worker: str) -> str:
         return f"{self.prefix}:inflight:{worker}"
+
+    def open_documents(self, worker: str) -> str:
+        return f"{self.prefix}:open:{worker}"
 
     def waiting(self, outlet: str) -> str:
         return f"{self.prefix}:waiting:{outlet}"

@@ -8,6 +8,7 @@ neither.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from typing import Any
 
@@ -266,6 +267,15 @@ class OutletQueues:
                                           args=[self.worker, timeout_ms])
         return bool(missing), [w.decode() if isinstance(w, bytes) else w for w in silent]
 
+    def report_open(self, documents: list[dict[str, Any]], expire_ms: int) -> None:
+        """Say which of this worker's documents are open for long (for `crawler status`),
+        until the worker's next report or its silence."""
+        key = self.keys.open_documents(self.worker)
+        if documents:
+            self.server.set(key, json.dumps(documents), px=expire_ms)
+        else:
+            self.server.delete(key)
+
     def held(self, leases: list[str]) -> list[bool]:
         """Whether each lease is still this worker's."""
         if not leases:
@@ -285,6 +295,16 @@ class OutletQueues:
         for outlet in outlets:
             pipe.zcard(self.keys.queue(outlet))
         return dict(zip(outlets, pipe.execute(), strict=True))
+
+
+def open_documents(server: Redis, keys: RedisKeys, workers: Iterable[str]) -> list[dict[str, Any]]:
+    """The documents the workers report open for long, the longest first."""
+    workers = list(workers)
+    reports = server.mget([keys.open_documents(w) for w in workers]) if workers else []
+    found = [{**document, "worker": worker}
+             for worker, report in zip(workers, reports, strict=True) if report
+             for document in json.loads(report)]
+    return sorted(found, key=lambda d: -d["seconds"])
 
 
 def inflight_by_outlet(server: Redis, keys: RedisKeys) -> tuple[dict[str, int], dict[str, Any]]:

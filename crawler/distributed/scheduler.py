@@ -49,6 +49,7 @@ from scrapy_redis.scheduler import Scheduler as RedisScheduler
 
 from crawler.context import crawl_context
 from crawler.core import meta
+from crawler.core.redact import redact_url
 from crawler.distributed.dupefilter import SeenCheck
 from crawler.distributed.keys import RedisKeys
 from crawler.distributed.queue import OutletQueues
@@ -60,6 +61,8 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
+#: how many of its long-open documents a worker reports, the oldest first
+OPEN_REPORTED = 20
 #: a request to queue, with the dupefilter's check for the push script (None: not checked)
 Entry = tuple[str, Request, SeenCheck | None]
 
@@ -99,6 +102,7 @@ class LeasingScheduler(RedisScheduler):
         self.heartbeat_interval = settings.getfloat("WORKER_HEARTBEAT")
         self.timeout_ms = int(settings.getfloat("WORKER_TIMEOUT") * 1000)
         self.retry_max = settings.getfloat("REDIS_RETRY_MAX")
+        self.open_warn = settings.getfloat("DOCUMENT_OPEN_WARN")
         self.df = build_from_crawler(load_object(settings["DUPEFILTER_CLASS"]), crawler)
         self.queues: OutletQueues | None = None
         # new requests gathered for one round trip (see _flush_batch)
@@ -189,6 +193,7 @@ class LeasingScheduler(RedisScheduler):
         if missing and self._joined:
             self._taken_over()
         self._joined = True
+        self._report_open()
         self._flush_batch()
         self._flush_unsent()
         self._flush_unacked()
@@ -204,6 +209,17 @@ class LeasingScheduler(RedisScheduler):
                            worker, moved)
             self.stats.inc_value("scheduler/requeued_from_dead_workers", moved)
             self._starved_at = None
+
+    def _report_open(self) -> None:
+        now = time.monotonic()
+        documents = [{"url": redact_url(o.request.url),
+                      "outlet": o.request.meta.get(meta.OUTLET),
+                      "seconds": round(now - o.since, 1), "holder": o.holder}
+                     for o in self.ledger.open_longer_than(self.open_warn)[:OPEN_REPORTED]]
+        try:
+            self.queues.report_open(documents, self.timeout_ms)
+        except RedisError as exc:
+            self._redis_failed(exc)
 
     def _taken_over(self) -> None:
         """This worker was silent past the timeout (paused, stopped) and another returned

@@ -12,7 +12,7 @@ from crawler.core.outlets import OutletCatalog, OutletError
 from crawler.core.redact import redact_text
 from crawler.distributed.keys import RedisKeys
 from crawler.distributed.mirrors import parse_mirror_state
-from crawler.distributed.queue import inflight_by_outlet
+from crawler.distributed.queue import inflight_by_outlet, open_documents
 from crawler.distributed.schedules import Schedules
 
 
@@ -63,6 +63,8 @@ def read_status(server, keys: RedisKeys, worker_timeout: float) -> dict[str, Any
             for o in outlets
         },
         "workers": workers,
+        # documents a worker has held for longer than DOCUMENT_OPEN_WARN: stuck
+        "open_documents": open_documents(server, keys, heartbeats),
     }
 
 
