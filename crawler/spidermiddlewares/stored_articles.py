@@ -57,7 +57,9 @@ class StoredArticleFilter(OutletComponent):
     def _article_urls(self, results: list[Any]) -> dict[int, str]:
         canonical: dict[int, str] = {}
         for i, obj in enumerate(results):
-            if isinstance(obj, Request) and obj.meta.get(meta.KIND) == "article":
+            # an attempt of a document already open (meta.DOCUMENT) is its own, never dropped
+            if (isinstance(obj, Request) and obj.meta.get(meta.KIND) == "article"
+                    and meta.DOCUMENT not in obj.meta):
                 outlet = self.outlet_of(obj)
                 if outlet is not None:
                     canonical[i] = outlet.canonical_url(obj.url)
@@ -85,7 +87,8 @@ class StoredArticleFilter(OutletComponent):
         for i, obj in enumerate(results):
             if canonical.get(i) in stored:
                 continue
-            if nothing_new and isinstance(obj, Request) and obj.meta.get(meta.IF_NEW):
+            if (nothing_new and isinstance(obj, Request) and obj.meta.get(meta.IF_NEW)
+                    and meta.DOCUMENT not in obj.meta):
                 self.crawler.stats.inc_value("listing/stopped_nothing_new")
                 continue
             kept.append(obj)
