@@ -32,6 +32,7 @@ from scrapy.http import HtmlResponse, TextResponse
 from scrapy.utils.response import get_meta_refresh
 from twisted.internet import error as net_error
 
+from crawler.core.compression import incomplete_body
 from crawler.core.redact import redact_url
 
 if TYPE_CHECKING:
@@ -134,6 +135,17 @@ def judge_redirect_target(url: str, location: str, outlet: Outlet,
         return None
     # the target comes from the web: it may carry a user and password
     return mirror_failure(f"redirect off the outlet to {redact_url(target)}", "blocked")
+
+
+def judge_body(status: int, body: bytes, content_encoding: list[bytes]) -> Verdict | None:
+    """A 2xx body as sent, before it is decompressed: one whose compressed stream does not
+    end was cut short on its way (Scrapy would decode the part that came, and the page's
+    first lines would pass for the document), as a body shorter than its Content-Length is
+    (``ResponseDataLossError``): another mirror may serve it whole."""
+    if not 200 <= status < 300:
+        return None
+    reason = incomplete_body(body, content_encoding)
+    return None if reason is None else mirror_failure(reason, "connection_error")
 
 
 # -- the decoded page ----------------------------------------------------------------------------
