@@ -30,6 +30,7 @@ from multiprocessing.connection import Connection
 from typing import Protocol
 from urllib.parse import urlsplit
 
+from crawler.core.error_pages import error_page_heading
 from crawler.language import guess_language
 from crawler.metadata import Declared, clean_authors, declared, headline
 
@@ -61,6 +62,9 @@ class Extracted:
     authors: tuple[str, ...] = ()
     #: the last update where the page states one, as ``published``
     modified: str | None = None
+    #: the heading that makes the page an error page served as a page (a "soft" 404 or 503,
+    #: :func:`~crawler.core.error_pages.error_page_heading`): its text is no article
+    error_page: str | None = None
 
 
 class BoilerplateRules(Protocol):
@@ -265,6 +269,8 @@ def extract_article(
         selector_fallback=bool(selectors and selectors.body) and "body" not in found,
         authors=authors,
         modified=_declared_date(page.modified),
+        error_page=error_page_heading(text, (page.page_title, *page.h1),
+                                      bool(page.headline or page.authors or page.published)),
     )
 
 

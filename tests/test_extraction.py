@@ -9,7 +9,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from nginx_outlet import SORRY_PAGE_IN_TEMPLATE
 
+from crawler.core.error_pages import ERROR_PAGE_MAX_TEXT, error_page_heading
 from crawler.core.outlets import Boilerplate, OutletError, Selectors, load_outlet_file
 from crawler.extraction import (
     Extracted,
@@ -135,6 +137,32 @@ def test_metadata_from_the_page():
     assert extracted.language == "en"
     assert "Economy" in extracted.categories
     assert {"Oil", "Asia"} <= set(extracted.categories)
+
+
+def test_an_error_page_in_the_sites_template_is_told_by_its_heading():
+    extracted = extract_article(SORRY_PAGE_IN_TEMPLATE, URL, encoding="utf-8")
+    # its apology passes for a short text: the page says what it is
+    assert len(extracted.text) > 200
+    assert extracted.error_page == "Page temporarily unavailable | Demo News"
+    # the same words as a headline over an article's metadata, or over an article's text
+    dated = SORRY_PAGE_IN_TEMPLATE.replace(
+        b"</head>", b'<meta property="article:published_time" content="2024-03-14">'
+                    b"</head>")
+    assert extract_article(dated, URL, encoding="utf-8").error_page is None
+    assert extract_article(ARTICLE_PAGE.replace(
+        "<title>", "<title>Sorry, ").encode(), URL, encoding="utf-8").error_page is None
+
+
+def test_error_page_headings_in_several_languages():
+    for heading in ("404 - Page Not Found", "Oops! That page can’t be found.", "Error",
+                    "Service temporarily unavailable", "Seite nicht gefunden",
+                    "Page introuvable", "Página no encontrada", "Страница не найдена",
+                    "الصفحة غير موجودة", "صفحه مورد نظر یافت نشد"):
+        assert error_page_heading("We could not find it.", [None, heading], False) == heading
+    assert error_page_heading("We could not find it.", ["Oil exports hit a high"], False) \
+        is None
+    assert error_page_heading("x" * (ERROR_PAGE_MAX_TEXT + 1), ["Error"], False) is None
+    assert error_page_heading("We could not find it.", ["Error"], True) is None
 
 
 def test_body_kept_and_boilerplate_removed():

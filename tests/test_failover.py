@@ -157,6 +157,8 @@ def test_text_verdicts(outlet):
     assert short.about == DOCUMENT and short.answer == text_answer("Sorry, this page is "
                                                                     "temporarily  unavailable.")
     assert judge_text("x" * 50, outlet) is None
+    # an error page's apology is no article text, however long
+    assert judge_text("x" * 500, outlet, error_page="Sorry").answer == NO_TEXT
 
 
 def test_exception_verdicts():

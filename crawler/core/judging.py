@@ -200,10 +200,14 @@ def judge_refresh(response: Response, outlet: Outlet, article: bool,
     return judge_redirect_target(response.url, target, outlet, article)
 
 
-def judge_text(text: str | None, outlet: Outlet) -> Verdict | None:
-    """Extracted article text: none, or too short to be taken on one mirror's word."""
+def judge_text(text: str | None, outlet: Outlet,
+               error_page: str | None = None) -> Verdict | None:
+    """Extracted article text: none, an error page's (its ``error_page`` heading: no article
+    either), or too short to be taken on one mirror's word."""
     if not text:
         return document_answer(NO_TEXT, "no article text")
+    if error_page:
+        return document_answer(NO_TEXT, f"an error page ({error_page!r}), no article text")
     if len(text) < outlet.min_text_length:
         return document_answer(text_answer(text), f"text of {len(text)} characters only")
     return None

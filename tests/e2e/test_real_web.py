@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 
 import pytest
 from conftest import FAST, run_crawler, store_count, stored_records, wait_for
-from nginx_outlet import overlap, with_link_markup
+from nginx_outlet import SORRY_PAGE_IN_TEMPLATE, overlap, with_link_markup
 
 from crawler.distributed.keys import RedisKeys
 
@@ -23,7 +23,6 @@ FAILING = ("dead", "seized", "botcheck")
 SORRY_PAGE = (b"<!DOCTYPE html><html><head><title>Service unavailable</title></head><body>"
               b"<p>Sorry, this page is temporarily unavailable. Please try again later.</p>"
               b"</body></html>")
-
 
 def crawl(fx, store: str, *extra: str):
     return run_crawler("crawl", fx.name, "--outlets-dir", str(fx.outlet_dir), "--store", store,
@@ -141,6 +140,26 @@ def test_a_gzip_body_cut_short_on_one_mirror_is_taken_whole_from_another(nginx_o
     assert records[target]["mirror"] == fx.mirrors[1]
     assert records[target]["text"] == copy["text"]
     assert "gzip body cut short" in result.stderr
+    # one document's answer: the mirror stays in rotation and serves the rest
+    assert "out of rotation" not in result.stderr
+    assert Counter(r["mirror"] for r in records.values())[fx.mirrors[0]] == len(records) - 1
+
+
+def test_an_error_page_in_the_sites_template_loses_to_the_article_on_another_mirror(
+    nginx_outlet, tmp_path
+):
+    fx = nginx_outlet("healthy", "healthy", pages="demo", articles=20)
+    target = sorted(fx.expected_articles())[0]
+    fx.serve_page(0, urlsplit(target).path, SORRY_PAGE_IN_TEMPLATE)
+    store = f"sqlite:///{tmp_path}/crawl.db"
+    result = crawl(fx, store)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert fx.mirror(0).hits(urlsplit(target).path, 200) == 1
+    records = {r["canonical_url"]: r for r in stored_records(store)}
+    assert set(records) == fx.expected_articles()
+    assert records[target]["text"] == fx.truth(target).text
+    assert records[target]["mirror"] == fx.mirrors[1]
+    assert not [r["url"] for r in records.values() if "temporarily unavailable" in r["text"]]
     # one document's answer: the mirror stays in rotation and serves the rest
     assert "out of rotation" not in result.stderr
     assert Counter(r["mirror"] for r in records.values())[fx.mirrors[0]] == len(records) - 1
