@@ -19,6 +19,7 @@ import queue
 import re
 import signal
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -30,6 +31,8 @@ from multiprocessing.connection import Connection
 from typing import Protocol
 from urllib.parse import urlsplit
 
+from crawler.core.error_pages import error_page_heading
+from crawler.core.stalls import wait_without_stalls
 from crawler.language import guess_language
 from crawler.metadata import Declared, clean_authors, declared, headline
 
@@ -61,6 +64,9 @@ class Extracted:
     authors: tuple[str, ...] = ()
     #: the last update where the page states one, as ``published``
     modified: str | None = None
+    #: the heading that makes the page an error page served as a page (a "soft" 404 or 503,
+    #: :func:`~crawler.core.error_pages.error_page_heading`): its text is no article
+    error_page: str | None = None
 
 
 class BoilerplateRules(Protocol):
@@ -265,6 +271,8 @@ def extract_article(
         selector_fallback=bool(selectors and selectors.body) and "body" not in found,
         authors=authors,
         modified=_declared_date(page.modified),
+        error_page=error_page_heading(text, (page.page_title, *page.h1),
+                                      bool(page.headline or page.authors or page.published)),
     )
 
 
@@ -878,7 +886,8 @@ class ExtractorPool:
 
     ``extract`` is awaited inside the running asyncio loop; each call waits in an executor
     thread (one per worker) so the loop never blocks. Workers start on first use and are
-    reused; one that overruns ``timeout`` is killed and replaced by the next call.
+    reused; one that overruns ``timeout`` is killed and replaced by the next call. The time
+    this process stood still is not counted (:func:`~crawler.core.stalls.wait_without_stalls`).
     ``processes=0`` extracts inline in the calling thread, without a time limit.
     """
 
@@ -936,7 +945,9 @@ class ExtractorPool:
                 worker = slot[0] = _Worker(self._context)
             try:
                 worker.conn.send(job)
-                ready = worker.conn.poll(self.timeout)
+                # the limit is on the time this process could wait: a pause of the whole
+                # crawl (a paused container, SIGSTOP) is no overrun of the page
+                ready = wait_without_stalls(worker.conn.poll, self.timeout, time.monotonic)
                 if not ready:
                     slot[0] = None
                     worker.kill()

@@ -117,6 +117,36 @@ href="https://cloudflare.example.invalid/?utm_source=challenge">Cloudflare</a></
 </div></div></body></html>
 """
 
+#: an error page as a site's template serves it with 200 (a "soft" 503): the site's header
+#: and sections, an apology long enough to pass for a short article, links home, the footer
+SORRY_PAGE_IN_TEMPLATE = b"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Page temporarily unavailable | Demo News</title>
+<link rel="stylesheet" href="/static/css/site.css"><link rel="icon" href="/favicon.ico">
+</head><body class="error-page">
+<header class="site-header">
+<a class="logo" href="/"><img src="/static/logo.svg" alt="Demo News"></a>
+<nav class="main-nav" aria-label="Sections"><ul><li><a href="/">Home</a></li>
+<li><a href="/section/politics">Politics</a></li><li><a href="/section/economy">Economy</a></li>
+<li><a href="/section/world">World</a></li><li><a href="/section/culture">Culture</a></li></ul>
+</nav><form class="search" action="/search" method="get"><input type="search" name="q">
+<button type="submit">Search</button></form></header>
+<main class="container"><div class="error-box">
+<h1>Sorry, the page you requested is temporarily unavailable</h1>
+<p>We are experiencing technical difficulties and could not load this page. Our team has
+been notified and is working to restore it as quickly as possible. Please try again in a
+few minutes.</p>
+<p>In the meantime, you can return to the <a href="/">home page</a> for the latest news, or
+browse our <a href="/section/world">World</a> and <a href="/section/economy">Economy</a>
+sections.</p></div></main>
+<footer class="site-footer"><ul class="footer-links"><li><a href="/about">About us</a></li>
+<li><a href="/contact">Contact</a></li><li><a href="/privacy">Privacy policy</a></li>
+<li><a href="/terms">Terms of use</a></li></ul>
+<p>&copy; 2024 Demo News. All rights reserved.</p></footer>
+</body></html>
+"""
+
 #: behaviours answered from one fixed page, whatever the path
 _FIXED_PAGES = {SEIZED: "seized.html", GARBAGE: "parked.html", BOTCHECK: "botcheck.html"}
 #: behaviours that serve the site itself
@@ -495,6 +525,18 @@ class NginxOutlet:
         target.write_bytes(body)
         if modified is not None:
             os.utime(target, (modified, modified))
+
+    def serve_gzipped(self, key: int | str, path: str, gzipped: bytes) -> None:
+        """Make one mirror send ``gzipped`` as it is, with ``Content-Encoding: gzip`` and
+        its length as ``Content-Length``, for the page at ``path``: nginx's ``gzip_static``
+        serving a precompressed ``.html.gz`` beside the page (a cut file is sent cut)."""
+        mirror = self.mirror(key)
+        target = mirror.root / f"{_file_name(path)}.gz"
+        target.unlink(missing_ok=True)
+        target.write_bytes(gzipped)
+        if "gzip_static on;" not in mirror.extra:
+            mirror.extra.append("gzip_static on;")
+            self._reload()
 
     # -- internals: ports ------------------------------------------------------------------------
 

@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
+from nginx_outlet import SORRY_PAGE_IN_TEMPLATE
 
+from crawler.core.error_pages import ERROR_PAGE_MAX_TEXT, error_page_heading
 from crawler.core.outlets import Boilerplate, OutletError, Selectors, load_outlet_file
 from crawler.extraction import (
     Extracted,
@@ -135,6 +140,32 @@ def test_metadata_from_the_page():
     assert extracted.language == "en"
     assert "Economy" in extracted.categories
     assert {"Oil", "Asia"} <= set(extracted.categories)
+
+
+def test_an_error_page_in_the_sites_template_is_told_by_its_heading():
+    extracted = extract_article(SORRY_PAGE_IN_TEMPLATE, URL, encoding="utf-8")
+    # its apology passes for a short text: the page says what it is
+    assert len(extracted.text) > 200
+    assert extracted.error_page == "Page temporarily unavailable | Demo News"
+    # the same words as a headline over an article's metadata, or over an article's text
+    dated = SORRY_PAGE_IN_TEMPLATE.replace(
+        b"</head>", b'<meta property="article:published_time" content="2024-03-14">'
+                    b"</head>")
+    assert extract_article(dated, URL, encoding="utf-8").error_page is None
+    assert extract_article(ARTICLE_PAGE.replace(
+        "<title>", "<title>Sorry, ").encode(), URL, encoding="utf-8").error_page is None
+
+
+def test_error_page_headings_in_several_languages():
+    for heading in ("404 - Page Not Found", "Oops! That page can’t be found.", "Error",
+                    "Service temporarily unavailable", "Seite nicht gefunden",
+                    "Page introuvable", "Página no encontrada", "Страница не найдена",
+                    "الصفحة غير موجودة", "صفحه مورد نظر یافت نشد"):
+        assert error_page_heading("We could not find it.", [None, heading], False) == heading
+    assert error_page_heading("We could not find it.", ["Oil exports hit a high"], False) \
+        is None
+    assert error_page_heading("x" * (ERROR_PAGE_MAX_TEXT + 1), ["Error"], False) is None
+    assert error_page_heading("We could not find it.", ["Error"], True) is None
 
 
 def test_body_kept_and_boilerplate_removed():
@@ -605,6 +636,78 @@ def test_timeout_kills_the_worker_and_the_pool_goes_on():
     for pid in before:
         assert pid not in descendants(os.getpid())
     assert result == extract_article(ARTICLE_PAGE, URL, RULES)
+
+
+#: a crawling process with a pool of one worker: it names the worker once that has started,
+#: then extracts the page at argv[2] at each line read, and says how that ended
+CRAWLING_PROCESS = """
+import asyncio, sys
+from crawler.extraction import ExtractionTimeout, ExtractorPool
+page = open(sys.argv[2], "rb").read()
+url = "https://www.presstv.ir/Detail/2024/03/14/722115/a"
+with ExtractorPool(processes=1, timeout=float(sys.argv[1])) as pool:
+    asyncio.run(pool.extract(page, url))
+    print(*pool.worker_pids(), flush=True)
+    for _ in sys.stdin:
+        print("extracting", flush=True)
+        try:
+            print("ok" if asyncio.run(pool.extract(page, url)) else "none", flush=True)
+        except ExtractionTimeout:
+            print("timeout", flush=True)
+"""
+
+
+@pytest.fixture
+def crawling_process(tmp_path):
+    """Start CRAWLING_PROCESS with ``timeout`` in a process group of its own (its worker and
+    the forkserver in it too, as in a container); yields (process, worker pid)."""
+    (tmp_path / "page.html").write_text(ARTICLE_PAGE, encoding="utf-8")
+    started = []
+
+    def start(timeout: float):
+        process = subprocess.Popen(
+            [sys.executable, "-c", CRAWLING_PROCESS, str(timeout), str(tmp_path / "page.html")],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, start_new_session=True)
+        started.append(process)
+        worker = int(process.stdout.readline())
+        assert os.getpgid(worker) == process.pid
+        return process, worker
+
+    yield start
+    for process in started:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGCONT)
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+
+def extract_once(process) -> None:
+    process.stdin.write(b"go\n")
+    process.stdin.flush()
+    assert process.stdout.readline() == b"extracting\n"
+
+
+def test_a_crawl_frozen_past_the_timeout_counts_no_extraction_timeout(crawling_process):
+    timeout = 3.0
+    process, worker = crawling_process(timeout)
+    os.kill(worker, signal.SIGSTOP)  # the page cannot be done before the freeze
+    extract_once(process)
+    time.sleep(0.3)  # the page is sent, and the crawling process waits for its text
+    # the whole crawl stands still, as in a paused container, twice the timeout
+    os.killpg(process.pid, signal.SIGSTOP)
+    time.sleep(2 * timeout)
+    os.killpg(process.pid, signal.SIGCONT)
+    assert process.stdout.readline() == b"ok\n"
+
+
+def test_a_page_that_overruns_while_the_crawl_runs_still_times_out(crawling_process):
+    process, worker = crawling_process(1.0)
+    os.kill(worker, signal.SIGSTOP)  # the worker alone stands still: the page never ends
+    extract_once(process)
+    assert process.stdout.readline() == b"timeout\n"
+    # the stuck worker is replaced
+    extract_once(process)
+    assert process.stdout.readline() == b"ok\n"
 
 
 def test_exception_in_worker_becomes_extraction_error(pool):

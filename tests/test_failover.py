@@ -5,18 +5,22 @@ from __future__ import annotations
 
 import gzip
 import time
+import zlib
 from pathlib import Path
 
+import brotli
 import pytest
-from conftest import outlet_crawler
+from conftest import outlet_crawler, project_crawler
+from nginx_outlet import CORPUS, has_corpus
 from scrapy import Request
 from scrapy.downloadermiddlewares.httpcompression import HttpCompressionMiddleware
-from scrapy.exceptions import DownloadConnectionRefusedError, IgnoreRequest
+from scrapy.exceptions import DownloadConnectionRefusedError, IgnoreRequest, ResponseDataLossError
 from scrapy.http import HtmlResponse, Response, TextResponse
 from scrapy.utils.test import get_crawler
 
 from crawler.context import crawl_context
 from crawler.core import meta
+from crawler.core.compression import incomplete_body, zstd
 from crawler.core.judging import (
     DOCUMENT,
     MIRROR,
@@ -24,6 +28,7 @@ from crawler.core.judging import (
     NOT_FOUND,
     NOT_HTML,
     SamePageDetector,
+    judge_body,
     judge_exception,
     judge_page,
     judge_redirect,
@@ -35,6 +40,7 @@ from crawler.core.judging import (
 from crawler.core.mirror_state import mirror_candidates
 from crawler.core.outlets import Outlet
 from crawler.core.steps import Attempts, GiveUp, Retry, Settled, Wait, agreed_answer, next_step
+from crawler.demo.corpus import load_pages
 from crawler.downloadermiddlewares.httpcompression import OutletHttpCompressionMiddleware
 from crawler.downloadermiddlewares.mirror_failover import MirrorFailoverMiddleware
 from crawler.downloadermiddlewares.page_judge import PageJudgeMiddleware
@@ -151,12 +157,65 @@ def test_text_verdicts(outlet):
     assert short.about == DOCUMENT and short.answer == text_answer("Sorry, this page is "
                                                                     "temporarily  unavailable.")
     assert judge_text("x" * 50, outlet) is None
+    # an error page's apology is no article text, however long
+    assert judge_text("x" * 500, outlet, error_page="Sorry").answer == NO_TEXT
 
 
 def test_exception_verdicts():
     assert judge_exception(DownloadConnectionRefusedError()).outcome == "connection_error"
     assert judge_exception(TimeoutError()).outcome == "timeout"
     assert judge_exception(ValueError()) is None
+
+
+def test_a_body_shorter_than_its_content_length_fails_the_mirror():
+    # Scrapy raises ResponseDataLossError for it only while DOWNLOAD_FAIL_ON_DATALOSS is on
+    assert project_crawler().settings.getbool("DOWNLOAD_FAIL_ON_DATALOSS")
+    verdict = judge_exception(ResponseDataLossError())
+    assert verdict.about == MIRROR and verdict.outcome == "connection_error"
+
+
+@pytest.mark.skipif(not has_corpus(), reason=f"corpus not found at {CORPUS}")
+def test_a_compressed_real_page_cut_anywhere_is_not_whole():
+    page = load_pages(CORPUS)[0].html
+    raw = zlib.compressobj(6, zlib.DEFLATED, -zlib.MAX_WBITS)
+    encoded = {b"gzip": gzip.compress(page), b"deflate": zlib.compress(page),
+               b"br": brotli.compress(page), b"zstd": zstd.compress(page)}
+    for encoding, body in [*encoded.items(), (b"deflate", raw.compress(page) + raw.flush())]:
+        assert incomplete_body(body, [encoding]) is None, encoding
+        # in the header, early in the text, half way, in the last block, in the trailer
+        for cut in (5, 300, len(body) // 2, len(body) - 9, len(body) - 1):
+            reason = incomplete_body(body[:cut], [encoding])
+            assert reason == f"{encoding.decode()} body cut short ({cut} bytes)"
+    whole = encoded[b"gzip"]
+    # gzip members one after the other are one body; the last may be cut too
+    assert incomplete_body(whole + whole, [b"x-gzip"]) is None
+    assert incomplete_body(whole + whole[:100], [b"gzip"]) is not None
+    # zero padding or bytes that are not gzip after the member: the page came whole
+    assert incomplete_body(whole + b"\0\0\0", [b"gzip"]) is None
+    assert incomplete_body(whole + b"<!-- -->", [b"gzip"]) is None
+    # only the outermost encoding is cut; one Scrapy does not decode is not judged
+    assert incomplete_body(whole[:-1], [b"br, gzip"]) is not None
+    assert incomplete_body(whole[:-1], [b"compress"]) is None
+    # nothing came at all (a 304, a HEAD): nothing to judge
+    assert incomplete_body(b"", [b"gzip"]) is None
+    assert judge_body(200, whole[:-1], [b"gzip"]).about == MIRROR
+    assert judge_body(304, whole[:-1], [b"gzip"]) is None
+
+
+def test_a_body_cut_short_moves_the_document_to_another_mirror(crawler):
+    compression = OutletHttpCompressionMiddleware.from_crawler(crawler)
+    body = gzip.compress(ARTICLE.format("A whole article. " * 200).encode())
+    request = article_request(f"{A}/a/5", **{meta.MIRROR: A})
+    retry = compression.process_response(request, Response(
+        request.url, body=body[:len(body) // 2], request=request,
+        headers={"Content-Encoding": "gzip", "Content-Type": "text/html"}))
+    assert retry.url == f"{B}/a/5" and Attempts.of(retry).failed_on == [A]
+    assert crawler.stats.get_value("mirror/outcome/connection_error") == 1
+    # the whole body is decoded as Scrapy decodes it
+    whole = compression.process_response(retry, Response(
+        retry.url, body=body, request=retry,
+        headers={"Content-Encoding": "gzip", "Content-Type": "text/html"}))
+    assert isinstance(whole, HtmlResponse) and b"A whole article." in whole.body
 
 
 def test_the_same_page_for_every_document_is_recognised_without_wording():

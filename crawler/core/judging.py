@@ -32,6 +32,7 @@ from scrapy.http import HtmlResponse, TextResponse
 from scrapy.utils.response import get_meta_refresh
 from twisted.internet import error as net_error
 
+from crawler.core.compression import incomplete_body
 from crawler.core.redact import redact_url
 
 if TYPE_CHECKING:
@@ -136,6 +137,17 @@ def judge_redirect_target(url: str, location: str, outlet: Outlet,
     return mirror_failure(f"redirect off the outlet to {redact_url(target)}", "blocked")
 
 
+def judge_body(status: int, body: bytes, content_encoding: list[bytes]) -> Verdict | None:
+    """A 2xx body as sent, before it is decompressed: one whose compressed stream does not
+    end was cut short on its way (Scrapy would decode the part that came, and the page's
+    first lines would pass for the document), as a body shorter than its Content-Length is
+    (``ResponseDataLossError``): another mirror may serve it whole."""
+    if not 200 <= status < 300:
+        return None
+    reason = incomplete_body(body, content_encoding)
+    return None if reason is None else mirror_failure(reason, "connection_error")
+
+
 # -- the decoded page ----------------------------------------------------------------------------
 
 
@@ -188,10 +200,14 @@ def judge_refresh(response: Response, outlet: Outlet, article: bool,
     return judge_redirect_target(response.url, target, outlet, article)
 
 
-def judge_text(text: str | None, outlet: Outlet) -> Verdict | None:
-    """Extracted article text: none, or too short to be taken on one mirror's word."""
+def judge_text(text: str | None, outlet: Outlet,
+               error_page: str | None = None) -> Verdict | None:
+    """Extracted article text: none, an error page's (its ``error_page`` heading: no article
+    either), or too short to be taken on one mirror's word."""
     if not text:
         return document_answer(NO_TEXT, "no article text")
+    if error_page:
+        return document_answer(NO_TEXT, f"an error page ({error_page!r}), no article text")
     if len(text) < outlet.min_text_length:
         return document_answer(text_answer(text), f"text of {len(text)} characters only")
     return None

@@ -5,49 +5,25 @@ worker that stood still meanwhile (stopped with SIGSTOP, its container paused, s
 CPU) counts the whole pause as latency: AutoThrottle then sets the outlet's delay to a
 quarter of it, 6 s or more after a pause past ``WORKER_TIMEOUT``, and a worker told to stop
 afterwards downloads what it holds one delay apart before it exits. Here the time the event
-loop stood still is taken out of each latency first.
+loop stood still is taken out of each latency first (``crawler.core.stalls``).
 """
 
 from __future__ import annotations
 
 import time
 from collections import deque
-from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from scrapy import signals
 from scrapy.extensions.throttle import AutoThrottle
 
+from crawler.core.stalls import TICK, TOLERANCE, Stall, latency_without_stalls, stall_since
 from crawler.ticker import Ticker
 
 if TYPE_CHECKING:
     from scrapy.core.downloader import Slot
     from scrapy.crawler import Crawler
     from scrapy.http import Response
-
-#: seconds between the looks at the clock, and how late a look may be before the time
-#: counts as a stall (the loop is often busy for a fraction of a second)
-TICK = 0.5
-TOLERANCE = 1.0
-
-Stall = tuple[float, float]
-
-
-def stall_since(last_tick: float, now: float, interval: float, tolerance: float) -> Stall | None:
-    """The time the loop stood still after its tick at ``last_tick``, if longer than
-    ``tolerance``: from when the next tick was due until ``now``."""
-    due = last_tick + interval
-    return (due, now) if now - due > tolerance else None
-
-
-def stalled_within(start: float, end: float, stalls: Iterable[Stall]) -> float:
-    """Seconds of ``stalls`` that fall between ``start`` and ``end``."""
-    return sum(max(0.0, min(end, b) - max(start, a)) for a, b in stalls)
-
-
-def latency_without_stalls(latency: float, now: float, stalls: Iterable[Stall]) -> float:
-    """A latency that ended ``now``, less the time the process stood still during it."""
-    return max(0.0, latency - stalled_within(now - latency, now, stalls))
 
 
 class StallAwareThrottle(AutoThrottle):

@@ -80,7 +80,8 @@ class ExtractionPipeline:
         if reason in ("timeout", "error"):
             self.crawler.stats.inc_value(f"extraction/failed/{reason}")
             raise ItemEnded("extraction_failed", f"extraction {reason}: {item.url}", "INFO")
-        verdict = judge_text(extracted.text if extracted else None, outlet)
+        verdict = (judge_text(extracted.text, outlet, extracted.error_page) if extracted
+                   else judge_text(None, outlet))
         if verdict is None and self.failover.may_be_notice(item.request, item.body):
             # a small page that links nowhere into the outlet: a notice long enough to pass
             # for an article, perhaps; taken once another look agrees

@@ -14,8 +14,13 @@ import pytest
 from conftest import run_crawler, store_count, wait_for
 from test_distributed import KEYS, assert_each_listed_article_once, assert_redis_drained, schedule
 
+from crawler.core.stalls import (
+    latency_without_stalls,
+    stall_since,
+    stalled_within,
+    wait_without_stalls,
+)
 from crawler.distributed.scheduler import still_held
-from crawler.distributed.throttle import latency_without_stalls, stall_since, stalled_within
 
 #: how long the worker stands still: five times WORKER_TIMEOUT
 PAUSE = 20.0
@@ -41,6 +46,30 @@ def test_a_latency_loses_the_stalls_within_it():
     assert latency_without_stalls(26.0, 30.0, stalls) == pytest.approx(6.0)
     assert latency_without_stalls(0.2, 30.0, stalls) == pytest.approx(0.2)
     assert latency_without_stalls(20.5, 25.0, stalls) == 0.5
+
+
+def test_a_wait_leaves_out_the_slices_the_process_stood_still():
+    def waits(pauses: dict[int, float], ready_at: int | None = None):
+        """A clock and a wait on it: the n-th slice takes what it asked, plus pauses[n]."""
+        now, slices = [0.0], []
+
+        def wait(seconds: float) -> bool:
+            slices.append(seconds)
+            now[0] += seconds + pauses.get(len(slices), 0.0)
+            return len(slices) == ready_at
+        return wait, (lambda: now[0]), slices
+
+    # 20 s stood still in the second slice: 3 s of waiting still take 6 slices of 0.5
+    wait, clock, slices = waits({2: 20.0})
+    assert not wait_without_stalls(wait, 3.0, clock)
+    assert slices == [0.5] * 6 and clock() == 23.0
+    # late by less than the tolerance: a busy process, the time counts
+    wait, clock, slices = waits({2: 0.9})
+    assert not wait_without_stalls(wait, 3.0, clock)
+    assert len(slices) == 5 and sum(slices) == pytest.approx(2.1)
+    # what is waited for comes after the stall: no timeout
+    wait, clock, _ = waits({1: 20.0}, ready_at=2)
+    assert wait_without_stalls(wait, 1.0, clock)
 
 
 def test_only_requests_still_leased_are_kept():
