@@ -309,9 +309,10 @@ class Failover:
              reason: str) -> Decision:
         if attempts.since is None:
             attempts.since = time.time()
-        states = self.health.states(outlet)
+        # a held mirror cannot answer now: the others' answers may settle the document
+        available = self.health.available(outlet)
         step = next_step(
-            attempts, [m for m, up in states.items() if up],
+            attempts, [m for m, up in available.items() if up],
             lambda exclude: self.health.choose(outlet, exclude=exclude),
             time.time(), self.give_up_after, self.longest_wait,
         )
