@@ -200,15 +200,17 @@ class MirrorHealth:
 
     def hold(self, outlet: str, mirror: str, seconds: float) -> None:
         """The mirror asked not to be asked for ``seconds`` (a bounded Retry-After)."""
-        self._states[(outlet, mirror)] = after_retry_after(self._state(outlet, mirror),
-                                                           self.clock(), seconds)
-        self._held(outlet, mirror, seconds)
+        state, now = self._state(outlet, mirror), self.clock()
+        self._states[(outlet, mirror)] = after_retry_after(state, now, seconds)
+        if not held(state, now):
+            self._held(outlet, mirror, seconds)
 
     def _held(self, outlet: str, mirror: str, seconds: float) -> None:
+        # once per hold: the answers in flight with it may say it again
         logger.info("Mirror %s of %s asked not to be asked for %.0f s (Retry-After)",
                     mirror, outlet, seconds)
         if self.crawler is not None:
-            self.crawler.stats.inc_value("mirror/retry_after")
+            self.crawler.stats.inc_value("mirror/held")
 
     def _changed(self, outlet: str, mirror: str, up: bool, reason: str | None = None) -> None:
         # a mirror leaving rotation is what an operator most needs to see, and why

@@ -253,5 +253,8 @@ class RedisMirrorHealth(MirrorHealth):
             logger.warning("Could not record the Retry-After of %s (%s)", mirror, exc)
             return
         # this worker holds back at once; the others at their next refresh
-        self._holds.setdefault(outlet, {})[mirror] = int(until)
-        self._held(outlet, mirror, seconds)
+        holds = self._holds.setdefault(outlet, {})
+        before = holds.get(mirror, 0)
+        holds[mirror] = int(until)
+        if before <= self._view_ms(outlet)[0]:
+            self._held(outlet, mirror, seconds)

@@ -19,16 +19,23 @@ concurrency, delays and AutoThrottle as they are.
 
 A probe (``meta["mirror_probe"]``) or a mirror check goes to a mirror out of rotation on
 purpose, and goes; a Retry-After holds back every request alike.
+
+The same place sees an answer first: a 429 or 503 with a Retry-After holds its mirror here,
+as it arrives, because the slot lets its next request go as soon as the handler returns,
+before any middleware has seen the answer. (The failover middleware then moves the
+document on; its hold is the same one, and changes nothing.)
 """
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING
 
 from scrapy.utils.misc import build_from_crawler, load_object
 
 from crawler.context import crawl_context
 from crawler.core import meta
+from crawler.core.judging import retry_after_seconds
 from crawler.mirrors import MirrorUnavailable
 
 if TYPE_CHECKING:
@@ -48,6 +55,7 @@ class MirrorGateHandler:
         context = crawl_context(crawler)
         self.catalog = context.catalog
         self.health = context.health
+        self.retry_after_max = crawler.settings.getfloat("MIRROR_RETRY_AFTER_MAX")
         self.handler = build_from_crawler(load_object(self.inner), crawler)
 
     @classmethod
@@ -56,13 +64,20 @@ class MirrorGateHandler:
 
     async def download_request(self, request: Request) -> Response:
         name = request.meta.get(meta.OUTLET)
-        if name is not None:  # robots.txt and candidate mirrors' requests have no outlet
-            outlet = self.catalog.get(name)
-            mirror = request.meta.get(meta.MIRROR) or outlet.mirror_of(request.url)
-            probe = bool(request.meta.get(meta.PROBE))
-            if mirror is not None and not self.health.may_send(outlet, mirror, probe):
-                raise MirrorUnavailable(f"{mirror} may not be asked now")
-        return await self.handler.download_request(request)
+        if name is None:  # robots.txt and candidate mirrors' requests: not an outlet's
+            return await self.handler.download_request(request)
+        outlet = self.catalog.get(name)
+        mirror = request.meta.get(meta.MIRROR) or outlet.mirror_of(request.url)
+        if mirror is None:
+            return await self.handler.download_request(request)
+        if not self.health.may_send(outlet, mirror, bool(request.meta.get(meta.PROBE))):
+            raise MirrorUnavailable(f"{mirror} may not be asked now")
+        response = await self.handler.download_request(request)
+        seconds = retry_after_seconds(response.status, response.headers.get(b"Retry-After"),
+                                      time.time(), self.retry_after_max)
+        if seconds is not None:
+            self.health.hold(outlet.name, mirror, seconds)
+        return response
 
     async def close(self) -> None:
         await self.handler.close()
