@@ -18,7 +18,7 @@ import hashlib
 import html
 import re
 from dataclasses import dataclass
-from datetime import timezone
+from datetime import UTC
 from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING
 from urllib.parse import unquote, urljoin, urlsplit
@@ -131,7 +131,7 @@ def retry_after_seconds(status: int, value: bytes | str | None, now: float,
         except (TypeError, ValueError, IndexError):
             return None
         if date.tzinfo is None:  # "-0000": HTTP-dates are in GMT all the same
-            date = date.replace(tzinfo=timezone.utc)
+            date = date.replace(tzinfo=UTC)
         seconds = date.timestamp() - now
     return min(seconds, maximum) if seconds > 0 else None
 
