@@ -244,12 +244,30 @@ class Failover:
         self.crawler.stats.inc_value("mirror/checks/failed")
         return Ended(meta.CHECK, f"mirror check failed: {reason}")
 
-    def reroute(self, request: Request) -> Decision | None:
-        """A queued request whose mirror left rotation while it waited: the best mirror now
-        (None: keep it as it is), or parked until one is back."""
+    def mirror_held(self, request: Request, verdict: Verdict, seconds: float) -> Decision:
+        """The request's mirror answered "retry after ``seconds``" (bounded): no request
+        goes to it before then, and the answer is no failure of it; the document goes to
+        another mirror, or waits. A mirror check's answer ends the check as any failure."""
         outlet = self.outlet_of(request)
         mirror = request.meta.get(meta.MIRROR) or outlet.mirror_of(request.url)
-        if mirror is not None and self.health.is_up(outlet, mirror):
+        if mirror is None:
+            return self.mirror_failed(request, verdict)
+        self.health.hold(outlet.name, mirror, seconds)
+        if request.meta.get(meta.CHECK):
+            return self.check_failed(request, verdict.reason)
+        attempts = Attempts.of(request)
+        if mirror not in attempts.failed_on:
+            attempts.failed_on.append(mirror)
+        return self._act(request, outlet, mirror, attempts, verdict.reason)
+
+    def reroute(self, request: Request) -> Decision | None:
+        """A request whose mirror may not be asked now (:meth:`MirrorHealth.may_send`: out
+        of rotation, or held, since it was routed): the best mirror now (None: keep it as it
+        is), or parked until one can take it."""
+        outlet = self.outlet_of(request)
+        mirror = request.meta.get(meta.MIRROR) or outlet.mirror_of(request.url)
+        if mirror is not None and self.health.may_send(outlet, mirror,
+                                                       bool(request.meta.get(meta.PROBE))):
             return None
         attempts = Attempts.of(request)
         better = self.health.choose(outlet, exclude=attempts.asked)
@@ -257,6 +275,20 @@ class Failover:
             return None if better == mirror else self.on_mirror(request, outlet, better,
                                                                  attempts)
         return self._act(request, outlet, mirror, attempts, "every mirror out of rotation")
+
+    def held_back(self, request: Request) -> Decision:
+        """A request stopped as it was leaving (:class:`~crawler.mirrors.MirrorUnavailable`):
+        rerouted or parked as a queued one is; nothing against its mirror. A mirror check
+        goes to no other mirror: it is put off, and the next is due a cool-down later."""
+        outlet = self.outlet_of(request)
+        mirror = request.meta.get(meta.MIRROR) or outlet.mirror_of(request.url)
+        if request.meta.get(meta.CHECK):
+            logger.info("Mirror check of %s put off: it asked not to be asked yet", mirror)
+            return Ended(meta.CHECK, f"mirror check put off: {request.url}")
+        self.crawler.stats.inc_value("mirror/held_back")
+        # it may have become free since: then it leaves again, for the same mirror
+        return self.reroute(request) or self.on_mirror(request, outlet, mirror,
+                                                       Attempts.of(request))
 
     def downloaded(self, request: Request, outcome: str, served: bool) -> None:
         """Count a download by outcome (once per download); ``served``: the mirror answered
@@ -277,9 +309,10 @@ class Failover:
              reason: str) -> Decision:
         if attempts.since is None:
             attempts.since = time.time()
-        states = self.health.states(outlet)
+        # a held mirror cannot answer now: the others' answers may settle the document
+        available = self.health.available(outlet)
         step = next_step(
-            attempts, [m for m, up in states.items() if up],
+            attempts, [m for m, up in available.items() if up],
             lambda exclude: self.health.choose(outlet, exclude=exclude),
             time.time(), self.give_up_after, self.longest_wait,
         )

@@ -18,7 +18,9 @@ from crawler.core.mirror_state import (
     MirrorState,
     after_failure,
     after_probe_claim,
+    after_retry_after,
     after_success,
+    held,
     mirror_candidates,
 )
 from crawler.core.outlets import Outlet
@@ -40,6 +42,8 @@ class MirrorStates(Protocol):
 
     def checked_only(self, outlet: Outlet) -> frozenset[str]: ...
 
+    def held(self, outlet: Outlet) -> dict[str, float]: ...
+
     def claim_probe(self, outlet: str, mirror: str) -> bool: ...
 
     def record_success(self, outlet: str, mirror: str, *,
@@ -47,6 +51,14 @@ class MirrorStates(Protocol):
 
     def record_failure(self, outlet: str, mirror: str, reason: str, *,
                        strong: bool = False) -> None: ...
+
+    def hold(self, outlet: str, mirror: str, seconds: float) -> None: ...
+
+
+class MirrorUnavailable(Exception):
+    """Raised for a request about to leave for a mirror that may not be asked now: out of
+    rotation since it was routed, or under a Retry-After. Not a download, and nothing
+    against the mirror: the failover sends the document elsewhere, or it waits."""
 
 
 class MirrorHealth:
@@ -57,12 +69,16 @@ class MirrorHealth:
     out for ``MIRROR_COOLDOWN`` seconds, then one request probes it: a success brings it
     back, a failure sends it out for another cool-down.
 
+    A mirror that answered 429 or 503 with a Retry-After is *held* until then: no request
+    goes to it, in rotation or not, and it is not out for it; once the time has passed it
+    is asked as before.
+
     A mirror out on content evidence (it served something other than the outlet) is probed
     only by a mirror check (:mod:`crawler.extensions.mirror_checks`): a document whose
     healthy answer is known. A page it serves to a document left in flight does not bring it back.
 
     The states are kept in this process (:class:`MirrorStates`, implemented here); the
-    distributed mode's subclass keeps them in Redis, overriding those five methods alone.
+    distributed mode's subclass keeps them in Redis, overriding those methods alone.
     """
 
     def __init__(
@@ -104,6 +120,12 @@ class MirrorHealth:
         return frozenset(m for m in outlet.mirrors
                          if not may_probe(self._state(outlet.name, m).evidence, False))
 
+    def held(self, outlet: Outlet) -> dict[str, float]:
+        """{mirror: seconds until it may be asked} of the mirrors under a Retry-After now."""
+        now = self.clock()
+        states = {m: self._state(outlet.name, m) for m in outlet.mirrors}
+        return {m: s.not_before - now for m, s in states.items() if held(s, now)}
+
     def claim_probe(self, outlet: str, mirror: str) -> bool:
         """Win the one probe of a mirror whose cool-down is over (pushes the next one back)."""
         state, won = after_probe_claim(self._state(outlet, mirror), self.clock(), self.cooldown)
@@ -117,7 +139,7 @@ class MirrorHealth:
         ``exclude`` is out of rotation and none may be probed yet."""
         now, downs = self.view(outlet)
         for mirror, probe in mirror_candidates(outlet.mirrors, downs, now, exclude,
-                                               self.checked_only(outlet)):
+                                               self.checked_only(outlet), self.held(outlet)):
             if not probe or self.claim_probe(outlet.name, mirror):
                 return mirror
         return None
@@ -125,24 +147,38 @@ class MirrorHealth:
     def is_up(self, outlet: Outlet, mirror: str) -> bool:
         return not self.view(outlet)[1].get(mirror)
 
+    def may_send(self, outlet: Outlet, mirror: str, probe: bool = False) -> bool:
+        """Whether a request may leave for ``mirror`` now: not while it is held, and only
+        while it is in rotation unless the request probes it (or checks it)."""
+        return mirror not in self.held(outlet) and (probe or self.is_up(outlet, mirror))
+
     def states(self, outlet: Outlet) -> dict[str, bool]:
         """mirror -> in rotation, in preference order."""
         downs = self.view(outlet)[1]
         return {m: not downs.get(m) for m in outlet.mirrors}
 
+    def available(self, outlet: Outlet) -> dict[str, bool]:
+        """mirror -> in rotation and not held, in preference order: who can take a document
+        now (the waiting rooms release documents by it)."""
+        holds = self.held(outlet)
+        return {m: up and m not in holds for m, up in self.states(outlet).items()}
+
     def next_probe_in(self, outlet: Outlet) -> float | None:
         """Seconds until a document may probe a mirror out of rotation; 0 when one may now,
         None when none may (every mirror is in rotation, or the rest wait for a check)."""
         now, downs = self.view(outlet)
-        checked = self.checked_only(outlet)
-        waits = [max(0.0, down - now) for m, down in downs.items() if down and m not in checked]
+        checked, holds = self.checked_only(outlet), self.held(outlet)
+        waits = [max(0.0, down - now, holds.get(m, 0.0)) for m, down in downs.items()
+                 if down and m not in checked]
         return min(waits) if waits else None
 
     def due_checks(self, outlet: Outlet) -> list[str]:
-        """The mirrors out on content evidence whose cool-down is over: each wants a check
-        (the caller wins its probe first, :meth:`claim_probe`)."""
+        """The mirrors out on content evidence whose cool-down is over and which are not
+        held: each wants a check (the caller wins its probe first, :meth:`claim_probe`)."""
         now, downs = self.view(outlet)
-        return [m for m in self.checked_only(outlet) if (downs.get(m) or now + 1) <= now]
+        holds = self.held(outlet)
+        return [m for m in self.checked_only(outlet)
+                if (downs.get(m) or now + 1) <= now and m not in holds]
 
     # -- updates ---------------------------------------------------------------------------------
 
@@ -161,6 +197,20 @@ class MirrorHealth:
         self._states[(outlet, mirror)] = state
         if went_out:
             self._changed(outlet, mirror, up=False, reason=reason)
+
+    def hold(self, outlet: str, mirror: str, seconds: float) -> None:
+        """The mirror asked not to be asked for ``seconds`` (a bounded Retry-After)."""
+        state, now = self._state(outlet, mirror), self.clock()
+        self._states[(outlet, mirror)] = after_retry_after(state, now, seconds)
+        if not held(state, now):
+            self._held(outlet, mirror, seconds)
+
+    def _held(self, outlet: str, mirror: str, seconds: float) -> None:
+        # once per hold: the answers in flight with it may say it again
+        logger.info("Mirror %s of %s asked not to be asked for %.0f s (Retry-After)",
+                    mirror, outlet, seconds)
+        if self.crawler is not None:
+            self.crawler.stats.inc_value("mirror/held")
 
     def _changed(self, outlet: str, mirror: str, up: bool, reason: str | None = None) -> None:
         # a mirror leaving rotation is what an operator most needs to see, and why

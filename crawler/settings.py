@@ -53,6 +53,10 @@ MIRROR_FAILURE_THRESHOLD = 3
 MIRROR_COOLDOWN = 60.0
 #: HTTP statuses that mean "this mirror cannot serve it now": try the next one
 MIRROR_FAILOVER_HTTP_CODES = [403, 408, 429, 451, 500, 502, 503, 504, 520, 521, 522, 523, 524]
+#: a 429 or 503 with a Retry-After holds its mirror (no request to it) that long, at most
+#: this many seconds: a longer one, or a date further ahead, is cut to it, so that a header
+#: cannot silence a mirror for long; it is asked again then, and may say so again
+MIRROR_RETRY_AFTER_MAX = 300.0
 #: a mirror answering this many different documents with the same suspect page (one that
 #: failed a document check and links nowhere into the outlet) serves a notice for everything
 #: (a seizure, a bot check): it leaves rotation, and comes back through a mirror check. Three:
@@ -205,6 +209,12 @@ METRICS_HOST = "0.0.0.0"
 METRICS_COLLECTORS = []
 
 # -- components ------------------------------------------------------------------------------
+# the mirror is confirmed as a request leaves its download slot, not when it was queued
+# (crawler/downloadhandlers/mirror_gate.py); Scrapy's HTTP/1.1 handler sends it
+DOWNLOAD_HANDLERS = {
+    "http": "crawler.downloadhandlers.mirror_gate.MirrorGateHandler",
+    "https": "crawler.downloadhandlers.mirror_gate.MirrorGateHandler",
+}
 SPIDER_MIDDLEWARES = {
     # a callback's output meets the higher number first: stored articles are dropped before
     # routing, so no mirror's probe is spent on a request that is then dropped

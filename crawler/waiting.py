@@ -151,7 +151,7 @@ class LocalWaitingRoom:
                 del self._waiting[name]
                 continue
             outlet = self.catalog.get(name)
-            states = self.health.states(outlet)
+            states = self.health.available(outlet)
             next_probe = self.health.next_probe_in(outlet)
             limit = documents_to_release(states, next_probe)
             if limit is None:

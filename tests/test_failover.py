@@ -3,9 +3,11 @@ crawler.failover, and the middlewares over them, on plain Scrapy responses."""
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 import time
 import zlib
+from email.utils import formatdate
 from pathlib import Path
 
 import brotli
@@ -35,6 +37,7 @@ from crawler.core.judging import (
     judge_status,
     judge_text,
     page_fingerprint,
+    retry_after_seconds,
     text_answer,
 )
 from crawler.core.mirror_state import mirror_candidates
@@ -46,8 +49,9 @@ from crawler.downloadermiddlewares.mirror_failover import MirrorFailoverMiddlewa
 from crawler.downloadermiddlewares.page_judge import PageJudgeMiddleware
 from crawler.downloadermiddlewares.redirect import OutletRedirectMiddleware
 from crawler.downloadermiddlewares.robots import OutletRobotsTxtMiddleware
+from crawler.downloadhandlers.mirror_gate import MirrorGateHandler
 from crawler.ledger import RequestHandled, outcome_of
-from crawler.mirrors import MirrorHealth
+from crawler.mirrors import MirrorHealth, MirrorUnavailable
 from crawler.spiders.outlet import _outlet_links
 
 A, B, C = "https://www.news.example", "https://news-mirror.example", "http://127.0.0.1:8081"
@@ -119,6 +123,19 @@ def test_status_verdicts():
     assert judge_status(404, codes).about == DOCUMENT
     assert judge_status(410, codes).answer == NOT_FOUND
     assert judge_status(200, codes) is None and judge_status(301, codes) is None
+
+
+def test_retry_after_in_seconds_or_as_a_date_bounded():
+    now = 1_700_000_000.0
+    assert retry_after_seconds(429, b"30", now, 300) == 30
+    assert retry_after_seconds(503, formatdate(now + 90, usegmt=True), now, 300) == 90
+    assert retry_after_seconds(503, "Tue, 14 Nov 2023 22:14:20 -0000", now, 300) == 60
+    assert retry_after_seconds(429, b"86400", now, 300) == 300  # cut to the bound
+    for nothing_ahead in (b"0", formatdate(now - 5, usegmt=True)):
+        assert retry_after_seconds(429, nothing_ahead, now, 300) is None
+    for unreadable in (b"soon", b"-5", b"1.5", b"", None):
+        assert retry_after_seconds(429, unreadable, now, 300) is None
+    assert retry_after_seconds(403, b"30", now, 300) is None  # only 429 and 503 say it
 
 
 def test_redirects_inside_the_outlet_are_not_failures(outlet):
@@ -324,6 +341,64 @@ def test_a_pdf_or_a_redirect_off_the_outlet_leaves_healthy_mirrors_in_rotation(c
                         headers={"Location": "https://elsewhere.example/"})
     assert raw.process_response(redirected, response).url == f"{B}/a/2"
     assert health.states(outlet) == {A: True, B: True, C: True}
+
+
+def test_a_retry_after_holds_its_mirror_and_is_no_failure_of_it(crawler):
+    context = crawl_context(crawler)
+    outlet = context.catalog.get("news")
+    mw = MirrorFailoverMiddleware.from_crawler(crawler)
+    for n in range(3):  # as many as take a mirror out when they are failures
+        request = article_request(f"{A}/a/{n}", **{meta.MIRROR: A})
+        response = html(request.url, b"", status=429, request=request)
+        response.headers[b"Retry-After"] = b"30" if n else b"86400"
+        retry = mw.process_response(request, response)
+        assert retry.url == f"{B}/a/{n}" and Attempts.of(retry).failed_on == [A]
+    assert context.health.states(outlet) == {A: True, B: True, C: True}
+    # the longest asked for, cut to MIRROR_RETRY_AFTER_MAX
+    assert 299 < context.health.held(outlet)[A] <= 300
+    assert context.health.choose(outlet) == B
+    assert crawler.stats.get_value("mirror/outcome/http_error") == 3
+    # without one, a 429 is a failure like any other
+    request = article_request(f"{A}/a/9", **{meta.MIRROR: A})
+    for _ in range(3):
+        mw.process_response(request, html(request.url, b"", status=429, request=request))
+    assert not context.health.states(outlet)[A]
+
+
+def test_a_request_leaving_for_a_mirror_that_cannot_take_it_goes_elsewhere(crawler):
+    context = crawl_context(crawler)
+    gate = MirrorGateHandler.from_crawler(crawler)
+    mw = MirrorFailoverMiddleware.from_crawler(crawler)
+
+    def leave(request: Request) -> MirrorUnavailable:
+        with pytest.raises(MirrorUnavailable) as held_back:
+            asyncio.run(gate.download_request(request))
+        return held_back.value
+
+    queued = article_request(f"{A}/a/1", **{meta.MIRROR: A})
+    assert mw.process_request(queued) is None  # A could take it when it was queued
+    context.health.hold("news", A, 30)  # then, while it waited in the slot, A asked a pause
+    retry = mw.process_exception(queued, leave(queued))
+    assert retry.url == f"{B}/a/1" and retry.dont_filter and not retry.meta[meta.PROBE]
+    for _ in range(3):
+        context.health.record_failure("news", B, "timeout")  # B left rotation meanwhile
+    retry = mw.process_exception(retry, leave(retry))
+    assert retry.url == f"{C}/a/1"
+    # nothing of it counts against a mirror, nor ends the document
+    assert Attempts.of(retry).failed_on == [] and meta.ENDED not in retry.meta
+    assert not [k for k in crawler.stats.get_stats() if k.startswith("mirror/outcome/")]
+    assert crawler.stats.get_value("mirror/held_back") == 2
+    # a check of a held mirror is put off, and ends as a check
+    check = article_request(f"{A}/world", **{meta.MIRROR: A, meta.PROBE: True,
+                                             meta.CHECK: True})
+    with pytest.raises(RequestHandled):
+        mw.process_exception(check, leave(check))
+    assert check.meta[meta.ENDED] == meta.CHECK
+    # no mirror can take it: it waits, and has not ended
+    context.health.hold("news", C, 30)
+    with pytest.raises(RequestHandled):
+        mw.process_exception(retry, leave(retry))
+    assert context.waiting.count("news") == 1 and meta.ENDED not in retry.meta
 
 
 def test_every_mirror_out_parks_the_document(crawler):

@@ -63,13 +63,18 @@ def backend(request):
 
 def state_of(health: MirrorHealth, mirror: str) -> str:
     if health.is_up(OUTLET, mirror):
-        return "up"
-    return "checked" if mirror in health.checked_only(OUTLET) else "out"
+        state = "up"
+    else:
+        state = "checked" if mirror in health.checked_only(OUTLET) else "out"
+    return f"{state} held" if mirror in health.held(OUTLET) else state
 
+
+#: Retry-After events: seconds the mirror asks not to be asked for
+HOLDS = {"hold": COOLDOWN, "hold long": 2 * COOLDOWN, "hold short": 0.2}
 
 #: (case, steps); a step is (event, what follows): "up", "out" (probed by a document once
-#: cooled down) or "checked" (out on content evidence: only a mirror check probes it), or
-#: for "claim" whether this caller won the probe
+#: cooled down) or "checked" (out on content evidence: only a mirror check probes it), each
+#: "... held" under a Retry-After, or for "claim" whether this caller won the probe
 CASES = [
     ("failures in a row take a mirror out on service evidence",
      [("fail", "up"), ("fail", "up"), ("fail", "out")]),
@@ -95,6 +100,20 @@ CASES = [
       ("wait", "checked"), ("claim", True)]),
     ("a mirror in rotation has no probe to win",
      [("claim", False), ("fail", "up"), ("claim", False)]),
+    ("a Retry-After holds a mirror without taking it out, until it passes",
+     [("hold", "up held"), ("wait", "up"), ("fail", "up"), ("fail", "up"), ("fail", "out")]),
+    ("neither a success nor a failure ends a hold",
+     [("hold", "up held"), ("ok", "up held"), ("fail", "up held"), ("ok", "up held"),
+      ("wait", "up")]),
+    ("a shorter Retry-After never shortens a hold",
+     [("hold long", "up held"), ("hold short", "up held"), ("wait", "up held"),
+      ("wait", "up")]),
+    ("no probe of a held mirror, though its cool-down is over",
+     [("fail", "up"), ("fail", "up"), ("fail", "out"), ("wait", "out"), ("hold", "out held"),
+      ("claim", False), ("wait", "out"), ("claim", True), ("ok", "up")]),
+    ("a mirror out on content evidence keeps its evidence under a hold",
+     [("strong", "checked"), ("hold", "checked held"), ("ok", "checked held"),
+      ("serves", "up held"), ("wait", "up")]),
 ]
 
 
@@ -108,6 +127,8 @@ def test_mirror_failure_and_recovery(backend, steps):
             continue
         if event == "wait":
             wait()
+        elif event in HOLDS:
+            other().hold(OUTLET.name, A, HOLDS[event])
         elif event in ("fail", "strong"):
             other().record_failure(OUTLET.name, A, "connection refused",
                                    strong=event == "strong")
@@ -158,3 +179,38 @@ def test_a_mirror_out_on_content_evidence_wants_a_check_not_a_document(backend):
     for _ in range(THRESHOLD):
         health.record_failure(OUTLET.name, B, "timeout")
     assert health.choose(OUTLET) is None  # every mirror out, none a document may probe
+
+
+def test_a_held_mirror_gets_no_request_and_holds_no_other_back(backend):
+    health, other, wait = backend
+    other().hold(OUTLET.name, A, COOLDOWN)
+    assert health.choose(OUTLET) == B
+    assert health.states(OUTLET) == {A: True, B: True}  # held is not out
+    assert health.available(OUTLET) == {A: False, B: True}
+    assert 0 < health.held(OUTLET)[A] <= COOLDOWN
+    assert not health.may_send(OUTLET, A) and not health.may_send(OUTLET, A, probe=True)
+    assert health.may_send(OUTLET, B)
+    wait()
+    assert health.choose(OUTLET) == A and health.may_send(OUTLET, A)
+    assert health.held(OUTLET) == {}
+
+
+def test_a_request_may_leave_for_a_mirror_out_of_rotation_only_as_its_probe(backend):
+    health, _, _ = backend
+    for _ in range(THRESHOLD):
+        health.record_failure(OUTLET.name, A, "timeout")
+    assert not health.may_send(OUTLET, A) and health.may_send(OUTLET, A, probe=True)
+
+
+def test_no_check_and_no_probe_is_due_while_a_mirror_is_held(backend):
+    health, _, wait = backend
+    health.record_failure(OUTLET.name, A, "seizure notice", strong=True)
+    for _ in range(THRESHOLD):
+        health.record_failure(OUTLET.name, B, "timeout")
+    wait()
+    health.hold(OUTLET.name, A, COOLDOWN)
+    health.hold(OUTLET.name, B, COOLDOWN)
+    assert health.due_checks(OUTLET) == [] and health.choose(OUTLET) is None
+    assert 0 < health.next_probe_in(OUTLET) <= COOLDOWN  # when B's hold ends
+    wait()
+    assert health.due_checks(OUTLET) == [A] and health.next_probe_in(OUTLET) == 0

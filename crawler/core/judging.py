@@ -18,6 +18,8 @@ import hashlib
 import html
 import re
 from dataclasses import dataclass
+from datetime import UTC
+from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING
 from urllib.parse import unquote, urljoin, urlsplit
 
@@ -106,6 +108,33 @@ def judge_exception(exception: BaseException) -> Verdict | None:
 
 
 # -- the raw answer: status and redirects (before Scrapy follows or decodes them) ---------------
+
+
+#: statuses whose Retry-After says when the mirror may be asked again (RFC 9110, 10.2.3)
+RETRY_AFTER_STATUSES = frozenset({429, 503})
+
+
+def retry_after_seconds(status: int, value: bytes | str | None, now: float,
+                        maximum: float) -> float | None:
+    """Seconds a mirror asked not to be asked for, from a 429 or 503 answer's Retry-After
+    (delay-seconds, or an HTTP-date against ``now``, Unix time), at most ``maximum``: a
+    longer one is cut to it, so that a header never keeps a mirror silent for long. None
+    when there is none to honour (another status, no header, one that does not parse, or
+    no time ahead): the answer is then judged as any other of its status."""
+    if status not in RETRY_AFTER_STATUSES or not value:
+        return None
+    text = (value.decode("latin-1") if isinstance(value, bytes) else value).strip()
+    if text.isdigit():
+        seconds = float(text)
+    else:
+        try:
+            date = parsedate_to_datetime(text)
+        except (TypeError, ValueError, IndexError):
+            return None
+        if date.tzinfo is None:  # "-0000": HTTP-dates are in GMT all the same
+            date = date.replace(tzinfo=UTC)
+        seconds = date.timestamp() - now
+    return min(seconds, maximum) if seconds > 0 else None
 
 
 def judge_status(status: int, failover_codes: frozenset[int]) -> Verdict | None:

@@ -31,18 +31,21 @@ _NOW = """
 local t = redis.call('TIME')
 local now = t[1] * 1000 + math.floor(t[2] / 1000)
 """
-# a value is "failures|down until ms|reason" and, while out, "|evidence" (values written
-# before there was evidence have three fields, and read as service evidence)
+# a value is "failures|down until ms|reason|evidence|not before ms": evidence while out,
+# not before ms (0: none) once a Retry-After held it (values written before there was
+# evidence have three fields, and read as service evidence; before there were holds, four)
 _PARSE = """
-local failures, down, evidence = 0, 0, ''
+local failures, down, reason, evidence, hold = 0, 0, '', '', 0
 local v = redis.call('HGET', KEYS[1], ARGV[1])
 if v then
-    local a = string.find(v, '|', 1, true)
-    local b = string.find(v, '|', a + 1, true)
-    local c = string.find(v, '|', b + 1, true)
-    failures = tonumber(string.sub(v, 1, a - 1))
-    down = tonumber(string.sub(v, a + 1, b - 1))
-    if c then evidence = string.sub(v, c + 1) end
+    local f = {}
+    for part in string.gmatch(v .. '|', '([^|]*)|') do f[#f + 1] = part end
+    failures, down, reason = tonumber(f[1]), tonumber(f[2]), f[3] or ''
+    evidence, hold = f[4] or '', tonumber(f[5] or '0') or 0
+end
+local function save(failures, down, reason, evidence)
+    redis.call('HSET', KEYS[1], ARGV[1],
+               failures .. '|' .. down .. '|' .. reason .. '|' .. evidence .. '|' .. hold)
 end
 """
 # ARGV: mirror, threshold, cooldown ms, strong (0/1), reason -> {went down (0/1), down until}
@@ -54,26 +57,35 @@ if ARGV[4] == '1' or failures >= tonumber(ARGV[2]) or not was_up then
     if ARGV[4] == '1' then evidence = 'content'
     elseif evidence == '' then evidence = 'service' end
 end
-redis.call('HSET', KEYS[1], ARGV[1], failures .. '|' .. down .. '|' .. ARGV[5] .. '|' .. evidence)
+save(failures, down, ARGV[5], evidence)
 if was_up and down > 0 then return {1, down} end
 return {0, down}
 """
-# ARGV: mirror, serves the outlet (0/1) -> 1 when it came back up
+# ARGV: mirror, serves the outlet (0/1) -> 1 when it came back up; a hold stays
 _SUCCESS = _PARSE + """
 if failures == 0 and down == 0 then return 0 end
 if evidence == 'content' and ARGV[2] ~= '1' then return 0 end
-redis.call('HSET', KEYS[1], ARGV[1], '0|0|')
+save(0, 0, '', '')
 if down > 0 then return 1 end
 return 0
 """
 # ARGV: mirror, cooldown ms -> 1 when this caller won the probe of a cooled-down mirror
+# (none while it is held)
 _CLAIM_PROBE = _NOW + _PARSE + """
-if down > 0 and down <= now then
-    redis.call('HSET', KEYS[1], ARGV[1],
-               failures .. '|' .. (now + tonumber(ARGV[2])) .. '|probe|' .. evidence)
+if down > 0 and down <= now and hold <= now then
+    save(failures, now + tonumber(ARGV[2]), 'probe', evidence)
     return 1
 end
 return 0
+"""
+# ARGV: mirror, Retry-After ms -> not before ms (a shorter one never shortens a hold)
+_HOLD = _NOW + _PARSE + """
+local asked = now + math.max(0, tonumber(ARGV[2]))
+if asked > hold then
+    hold = asked
+    save(failures, down, reason, evidence)
+end
+return hold
 """
 _READ = _NOW + """
 return {now, redis.call('HGETALL', KEYS[1])}
@@ -90,15 +102,18 @@ class SharedMirrorState:
     reason: str
     #: CONTENT or SERVICE while out; values written before there was evidence read as SERVICE
     evidence: str | None
+    #: ms on the Redis clock before which it may not be asked (Retry-After); 0 for none
+    not_before: int = 0
 
 
 def parse_mirror_state(value: bytes | str) -> SharedMirrorState:
     text = value.decode() if isinstance(value, bytes) else value
-    failures, down_until, rest = text.split("|", 2)
-    reason, _, evidence = rest.partition("|")
+    failures, down_until, reason, *rest = text.split("|")
+    evidence = rest[0] if rest else ""
+    not_before = int(rest[1] or 0) if len(rest) > 1 else 0
     down = int(down_until)
     return SharedMirrorState(int(failures), down, reason,
-                             (evidence or SERVICE) if down else None)
+                             (evidence or SERVICE) if down else None, not_before)
 
 
 class RedisMirrorHealth(MirrorHealth):
@@ -112,10 +127,13 @@ class RedisMirrorHealth(MirrorHealth):
         self._success = server.register_script(_SUCCESS)
         self._claim = server.register_script(_CLAIM_PROBE)
         self._read = server.register_script(_READ)
+        self._hold = server.register_script(_HOLD)
         # outlet -> (monotonic time read, Redis time then in ms, {mirror: down until ms})
         self._cache: dict[str, tuple[float, int, dict[str, int]]] = {}
         # outlet -> the mirrors out on content evidence, as last read or written
         self._checked_only: dict[str, set[str]] = {}
+        # outlet -> {mirror: not before, ms on the Redis clock}, as last read or written
+        self._holds: dict[str, dict[str, int]] = {}
         # mirrors this worker saw fail since their last success: a success must reset them
         self._failing: set[tuple[str, str]] = set()
 
@@ -148,6 +166,8 @@ class RedisMirrorHealth(MirrorHealth):
             downs = {mirror: state.down_until for mirror, state in states.items()}
             self._checked_only[outlet] = {m for m, state in states.items()
                                           if not may_probe(state.evidence, False)}
+            self._holds[outlet] = {m: state.not_before for m, state in states.items()
+                                   if state.not_before}
             if cached is not None:
                 for mirror in set(downs) | set(cached[2]):
                     before, after = cached[2].get(mirror, 0) == 0, downs.get(mirror, 0) == 0
@@ -176,6 +196,11 @@ class RedisMirrorHealth(MirrorHealth):
     def checked_only(self, outlet: Outlet) -> frozenset[str]:
         self._view_ms(outlet.name)
         return frozenset(self._checked_only.get(outlet.name, ()))
+
+    def held(self, outlet: Outlet) -> dict[str, float]:
+        now, _ = self._view_ms(outlet.name)
+        return {m: (until - now) / 1000 for m, until in self._holds.get(outlet.name, {}).items()
+                if until > now}
 
     def claim_probe(self, outlet: str, mirror: str) -> bool:
         try:
@@ -219,3 +244,17 @@ class RedisMirrorHealth(MirrorHealth):
         self._set_local(outlet, mirror, int(down_until), CONTENT if strong else SERVICE)
         if went_down:
             self._changed(outlet, mirror, up=False, reason=reason)
+
+    def hold(self, outlet: str, mirror: str, seconds: float) -> None:
+        try:
+            until = self._hold(keys=[self.keys.mirrors(outlet)],
+                               args=[mirror, int(seconds * 1000)])
+        except RedisError as exc:
+            logger.warning("Could not record the Retry-After of %s (%s)", mirror, exc)
+            return
+        # this worker holds back at once; the others at their next refresh
+        holds = self._holds.setdefault(outlet, {})
+        before = holds.get(mirror, 0)
+        holds[mirror] = int(until)
+        if before <= self._view_ms(outlet)[0]:
+            self._held(outlet, mirror, seconds)

@@ -45,6 +45,8 @@ def read_status(server, keys: RedisKeys, worker_timeout: float) -> dict[str, Any
                 "evidence": state.evidence,
                 # the reason may quote a URL from the web, with a user and password
                 "out_for_seconds": round(down_for, 1),
+                # under a Retry-After: asked by no one until then, in rotation or not
+                "held_for_seconds": round(max(0, state.not_before - now_ms) / 1000, 1),
                 "last_failure": redact_text(reason) or None,
             }
     waiting_outlets = sorted(m.decode() for m in server.smembers(keys.waitings))

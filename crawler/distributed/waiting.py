@@ -93,7 +93,7 @@ class RedisWaitingRoom:
         try:
             for name in self.queues.waiting_outlets():
                 outlet = self.catalog.get(name)
-                states = self.health.states(outlet)
+                states = self.health.available(outlet)
                 next_probe = self.health.next_probe_in(outlet)
                 limit = documents_to_release(states, next_probe)
                 if limit != 0:

@@ -5,6 +5,7 @@ Scrapy follows redirects.
 from __future__ import annotations
 
 import logging
+import time
 from typing import TYPE_CHECKING
 from urllib.parse import urljoin
 
@@ -19,9 +20,11 @@ from crawler.core.judging import (
     judge_redirect,
     judge_status,
     mirror_failure,
+    retry_after_seconds,
 )
 from crawler.core.redact import redact_url
 from crawler.core.steps import Ended
+from crawler.mirrors import MirrorUnavailable
 
 if TYPE_CHECKING:
     from scrapy.crawler import Crawler
@@ -42,6 +45,7 @@ class MirrorFailoverMiddleware(OutletComponent):
         self.failover_codes = frozenset(
             int(code) for code in crawler.settings.getlist("MIRROR_FAILOVER_HTTP_CODES")
         )
+        self.retry_after_max = crawler.settings.getfloat("MIRROR_RETRY_AFTER_MAX")
 
     def process_request(self, request: Request) -> Request | None:
         outlet = self.outlet_of(request)
@@ -79,6 +83,11 @@ class MirrorFailoverMiddleware(OutletComponent):
         if verdict is not None:
             if verdict.about == MIRROR and 300 <= response.status < 400:
                 self._redirected_off(request, response)
+            seconds = retry_after_seconds(response.status, response.headers.get(b"Retry-After"),
+                                          time.time(), self.retry_after_max)
+            if verdict.about == MIRROR and seconds is not None:
+                self.failover.downloaded(request, verdict.outcome, served=False)
+                return self.answer(request, self.failover.mirror_held(request, verdict, seconds))
             return self.act_on(request, verdict)
         if 300 <= response.status < 400:
             self.failover.downloaded(request, "ok", served=True)
@@ -98,6 +107,8 @@ class MirrorFailoverMiddleware(OutletComponent):
     def process_exception(self, request: Request, exception: BaseException) -> Request | None:
         if self.outlet_of(request) is None or isinstance(exception, IgnoreRequest):
             return None  # the request's errback hands it to the ledger
+        if isinstance(exception, MirrorUnavailable):  # the download handler held it back
+            return self.answer(request, self.failover.held_back(request))
         verdict = judge_exception(exception)
         if verdict is None:
             return None

@@ -90,8 +90,11 @@ class OutletRobotsTxtMiddleware(RobotsTxtMiddleware):
         return parser
 
     async def _fetch(self, outlet: Outlet) -> Any:
-        in_rotation = [m for m, up in self.health.states(outlet).items() if up]
-        for mirror in in_rotation + [m for m in outlet.mirrors if m not in in_rotation]:
+        # a held mirror (Retry-After) is not asked, for robots.txt either
+        available = [m for m, ok in self.health.available(outlet).items() if ok]
+        held = self.health.held(outlet)
+        for mirror in available + [m for m in outlet.mirrors
+                                   if m not in available and m not in held]:
             robots = Request(f"{mirror}/robots.txt", priority=self.DOWNLOAD_PRIORITY,
                              meta={"dont_obey_robotstxt": True}, callback=NO_CALLBACK)
             try:

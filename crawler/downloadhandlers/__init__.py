@@ -1,0 +1,1 @@
+"""The crawler's download handlers (Scrapy's ``DOWNLOAD_HANDLERS``)."""
