@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from crawler.ledger import RequestLedger
     from crawler.mirror_registry import MirrorRegistry
     from crawler.mirrors import MirrorHealth
+    from crawler.stall_clock import StallClock
     from crawler.storage import Store
     from crawler.validators import Validators
     from crawler.waiting import WaitingRoom
@@ -86,6 +87,13 @@ class CrawlContext:
         return RequestLedger(self.crawler)
 
     @cached_property
+    def stall_clock(self) -> StallClock:
+        """When this process stood still lately: for durations that must not count it."""
+        from crawler.stall_clock import StallClock
+
+        return StallClock.from_crawler(self.crawler)
+
+    @cached_property
     def waiting(self) -> WaitingRoom:
         return self._backend("waiting")(self.crawler, self.catalog, self.health, self.ledger)
 
@@ -134,7 +142,7 @@ class CrawlContext:
 
     def connect(self) -> CrawlContext:
         """Build the parts that listen to the crawl's signals: call before the engine starts."""
-        _ = self.ledger, self.waiting, self.validators
+        _ = self.ledger, self.waiting, self.validators, self.stall_clock
         return self
 
 

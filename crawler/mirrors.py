@@ -61,6 +61,11 @@ class MirrorUnavailable(Exception):
     against the mirror: the failover sends the document elsewhere, or it waits."""
 
 
+class DownloadStalled(Exception):
+    """Raised for a download that timed out while this process stood still: the mirror had
+    no fair chance to answer. Nothing against the mirror: the request goes again."""
+
+
 class MirrorHealth:
     """Which mirrors of each outlet are in rotation, in one process.
 

@@ -24,7 +24,7 @@ from crawler.core.judging import (
 )
 from crawler.core.redact import redact_url
 from crawler.core.steps import Ended
-from crawler.mirrors import MirrorUnavailable
+from crawler.mirrors import DownloadStalled, MirrorUnavailable
 
 if TYPE_CHECKING:
     from scrapy.crawler import Crawler
@@ -108,6 +108,9 @@ class MirrorFailoverMiddleware(OutletComponent):
         if self.outlet_of(request) is None or isinstance(exception, IgnoreRequest):
             return None  # the request's errback hands it to the ledger
         if isinstance(exception, MirrorUnavailable):  # the download handler held it back
+            return self.answer(request, self.failover.held_back(request))
+        if isinstance(exception, DownloadStalled):  # timed out while this process stood still
+            self.crawler.stats.inc_value("downloads/stalled")
             return self.answer(request, self.failover.held_back(request))
         verdict = judge_exception(exception)
         if verdict is None:

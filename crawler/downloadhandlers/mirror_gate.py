@@ -17,6 +17,11 @@ leaves the slot; a ``request_reached_downloader`` handler cannot stop a download
 handler is Scrapy's documented extension point on that very path, and leaves the slot's
 concurrency, delays and AutoThrottle as they are.
 
+A download that timed out while this process stood still (a frozen worker, a paused
+container: :class:`~crawler.stall_clock.StallClock`) never had its time: it raises
+:class:`~crawler.mirrors.DownloadStalled`, and goes again as a held-back request does,
+nothing counted against its mirror.
+
 A probe (``meta["mirror_probe"]``) or a mirror check goes to a mirror out of rotation on
 purpose, and goes; a Retry-After holds back every request alike.
 
@@ -35,8 +40,8 @@ from scrapy.utils.misc import build_from_crawler, load_object
 
 from crawler.context import crawl_context
 from crawler.core import meta
-from crawler.core.judging import retry_after_seconds
-from crawler.mirrors import MirrorUnavailable
+from crawler.core.judging import TIMEOUT_ERRORS, retry_after_seconds
+from crawler.mirrors import DownloadStalled, MirrorUnavailable
 
 if TYPE_CHECKING:
     from scrapy import Request
@@ -56,6 +61,7 @@ class MirrorGateHandler:
         self.catalog = context.catalog
         self.health = context.health
         self.retry_after_max = crawler.settings.getfloat("MIRROR_RETRY_AFTER_MAX")
+        self.stall_clock = context.stall_clock
         self.handler = build_from_crawler(load_object(self.inner), crawler)
 
     @classmethod
@@ -72,7 +78,15 @@ class MirrorGateHandler:
             return await self.handler.download_request(request)
         if not self.health.may_send(outlet, mirror, bool(request.meta.get(meta.PROBE))):
             raise MirrorUnavailable(f"{mirror} may not be asked now")
-        response = await self.handler.download_request(request)
+        started = time.monotonic()
+        try:
+            response = await self.handler.download_request(request)
+        except TIMEOUT_ERRORS as exc:
+            if self.stall_clock.stalled_within(started, time.monotonic()) > 0:
+                # the process stood still while it waited: the mirror had no fair chance
+                raise DownloadStalled(f"{request.url}: this process stood still during "
+                                      f"its download") from exc
+            raise
         seconds = retry_after_seconds(response.status, response.headers.get(b"Retry-After"),
                                       time.time(), self.retry_after_max)
         if seconds is not None:

@@ -5,9 +5,13 @@ redirect back to the same document), read for what the crawler says of each docu
 from __future__ import annotations
 
 import re
+import signal
+import subprocess
+import sys
+import time
 from urllib.parse import urlsplit
 
-from conftest import FAST, run_crawler, stored_records
+from conftest import FAST, REPO, crawler_env, run_crawler, stored_records, wait_for
 from nginx_outlet import overlap
 
 #: the cookie a gate sets, and its check page
@@ -93,3 +97,29 @@ def test_a_redirect_back_to_the_same_document_is_followed(nginx_outlet, tmp_path
     assert result.returncode == 0, result.stderr[-3000:]
     assert {r["canonical_url"] for r in stored_records(store)} == fx.expected_articles()
     assert ended(result.stderr)["stored"] == len(fx.expected_articles())
+
+
+def test_a_crawl_frozen_past_its_download_timeout_loses_no_mirror(nginx_outlet, tmp_path):
+    """A crawl stopped (SIGSTOP, a paused container) while its downloads are under way, past
+    DOWNLOAD_TIMEOUT: resumed, those downloads never had their time. They go again, and no
+    timeout is held against a mirror that served them all."""
+    fx = nginx_outlet("healthy", "healthy", pages="demo", articles=40, limit_rate="16k")
+    store = f"sqlite:///{tmp_path}/crawl.db"
+    crawl = subprocess.Popen(
+        [sys.executable, "-m", "crawler.cli", "crawl", fx.name, "--outlets-dir",
+         str(fx.outlet_dir), "--store", store, "-s", "DOWNLOAD_TIMEOUT=3",
+         "-s", "AUTOTHROTTLE_ENABLED=False", "-s", "LOG_LEVEL=INFO"],
+        cwd=REPO, env=crawler_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_for(lambda: any(m.hits() >= 10 for m in fx.mirrors_), 60, "downloads under way")
+        crawl.send_signal(signal.SIGSTOP)
+        time.sleep(8)  # past DOWNLOAD_TIMEOUT, with answers on their way
+        crawl.send_signal(signal.SIGCONT)
+        _, stderr = crawl.communicate(timeout=240)
+    finally:
+        crawl.kill()
+    assert crawl.returncode == 0, stderr[-3000:]
+    assert {r["canonical_url"] for r in stored_records(store)} == fx.expected_articles()
+    outcomes = re.findall(r"'mirror/outcome/([a-z_]+)': \d+", stderr)
+    assert "timeout" not in outcomes, stderr[-3000:]
+    assert "out of rotation:" not in stderr and "mirror/went_out" not in stderr
