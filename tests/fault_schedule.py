@@ -35,12 +35,13 @@ import subprocess
 import sys
 import threading
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import yaml
 from nginx_outlet import BOTCHECK_PAGE, CORPUS, CORPUS_PAGES, NginxOutlet, overlap
 from outcome_log import extension_setting, read_outcomes
 
@@ -238,6 +239,7 @@ class FaultyOutlet:
 
     def __enter__(self) -> FaultyOutlet:
         self.fx.start()
+        self._keep_to_loopback()
         # accepts nothing: connections wait in the backlog, and nginx for an answer
         self._upstream = socket.socket()
         self._upstream.bind(("127.0.0.1", 0))
@@ -260,6 +262,14 @@ class FaultyOutlet:
         self.fx.stop()
         if self._upstream is not None:
             self._upstream.close()
+
+    def _keep_to_loopback(self) -> None:
+        # the corpus pages name their real sites (canonical links): no mirror discovery, so
+        # that nothing is looked up or fetched off loopback
+        document = yaml.safe_load(self.fx.outlet_file.read_text(encoding="utf-8"))
+        document["mirror_discovery"] = "off"
+        self.fx.outlet_file.write_text(yaml.safe_dump(document, sort_keys=False),
+                                       encoding="utf-8")
 
     def _write_files(self, files: Path) -> None:
         files.mkdir(parents=True, exist_ok=True)
@@ -313,6 +323,8 @@ class Findings:
     exit_code: int | None = None
     honest_exit: bool | None = None
     folder: Path | None = None
+    #: how many of each kind of problem: what tells one bug from another across seeds
+    kinds: Counter[str] = field(default_factory=Counter)
 
     def problems(self) -> list[str]:
         lines = [f"unaccounted (never ended): {p}" for p in self.unaccounted]
@@ -373,6 +385,7 @@ def judge(schedule: Schedule, mode: str, records: Sequence[Mapping], outcomes: S
         kept, ended = stored.get(path, []), [o for o in ends.get(path, []) if o != "stored"]
         if not kept and not ended:
             found.unaccounted.append(f"{path} ({schedule.describe(path)})")
+            found.kinds["never ended"] += 1
             lost = True
             continue
         for record in kept:
@@ -381,6 +394,7 @@ def judge(schedule: Schedule, mode: str, records: Sequence[Mapping], outcomes: S
             if answer not in WHOLE:
                 found.from_notice.append(f"{path} from m{mirror} ({answer}; answers "
                                          f"{schedule.describe(path)})")
+                found.kinds[f"stored from {answer}"] += 1
             for name, text in notices.items():
                 if overlap(text, record.get("text")) > 0.2:
                     found.from_notice.append(f"{path}: the text of the {name} page")
@@ -389,21 +403,26 @@ def judge(schedule: Schedule, mode: str, records: Sequence[Mapping], outcomes: S
             if not kept:
                 found.missing.append(f"{path} ended {','.join(ended)} though "
                                      f"m{whole[0]} serves it ({schedule.describe(path)})")
+                found.kinds[f"served whole, ended {ended[-1]}"] += 1
                 lost = True
             elif len(kept) > 1:
                 found.missing.append(f"{path} stored {len(kept)} times")
+                found.kinds["stored twice"] += 1
             elif not is_the_article(kept[0].get("text"), *truth[path]):
                 found.missing.append(f"{path} stored with other text "
                                      f"({schedule.describe(path)})")
+                found.kinds["served whole, stored with other text"] += 1
             continue
         unexplained = sorted(set(ended) - schedule.explains(path))
         if not kept and unexplained:
             found.unexplained.append(f"{path} ended {','.join(unexplained)} "
                                      f"({schedule.describe(path)})")
+            found.kinds.update(f"{outcome}, unexplained" for outcome in unexplained)
         lost = lost or (not kept and bool(set(ended) & LOST))
     if exit_code is not None:
         found.exit_code = exit_code
         found.honest_exit = exit_code in (0, 1) and (exit_code == 1) == lost
+        found.kinds["dishonest exit"] += not found.honest_exit
     return found
 
 
@@ -523,8 +542,7 @@ def _safe_records(store: Path) -> list[dict]:
 
 def run_distributed(seed: int, folder: Path, corpus: Path = CORPUS) -> Findings:
     """``crawler schedule`` and two ``crawler worker`` processes on a private Redis (AOF on),
-    with the seed's disruptions, until every listed article is accounted for and Redis holds
-    nothing more, or ``RUN_TIMEOUT``."""
+    with the seed's disruptions, until Redis holds nothing more, or ``RUN_TIMEOUT``."""
     from redis_server import RedisServer
 
     from crawler.distributed.keys import RedisKeys
@@ -551,13 +569,14 @@ def run_distributed(seed: int, folder: Path, corpus: Path = CORPUS) -> Findings:
             workers.stop_all()
         found = judge_run(outlet, DISTRIBUTED, folder)
         found.still_open = still_open
+        found.kinds["open at the end"] += bool(still_open)
         return found
 
 
 def _drive(outlet: FaultyOutlet, folder: Path, redis, crew: list[subprocess.Popen],
            workers: _Workers, prefix: str) -> list[str]:
-    """Carry out the disruptions as the crawl goes, then wait for it to settle; returns what
-    Redis still held at the deadline."""
+    """Carry out the disruptions as the crawl goes, then wait until Redis holds nothing
+    more; returns what it still held at the deadline."""
     listed = len(outlet.schedule.answers)
     # each disruption once a share of the articles has ended, in this order
     pending = [(d, share) for d, share in ((KILL, 0.15), (FREEZE, 0.35), (REDIS_RESTART, 0.55))
@@ -578,8 +597,9 @@ def _drive(outlet: FaultyOutlet, folder: Path, redis, crew: list[subprocess.Pope
                 crew[1].send_signal(signal.SIGCONT)
             else:
                 redis.restart(keep_data=True, kill=True)
+        # nothing queued, leased or waiting: the crawl is over, whatever it accounted for
         held = _open_work(client, prefix)
-        settled_polls = settled_polls + 1 if accounted == listed and not held else 0
+        settled_polls = settled_polls + 1 if not held else 0
         if settled_polls >= 3:
             return []
         time.sleep(0.5)
