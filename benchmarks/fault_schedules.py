@@ -22,8 +22,10 @@ from __future__ import annotations
 
 import argparse
 import shutil
+import signal
 import sys
 import tempfile
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -43,6 +45,7 @@ class Tally:
     from_notice: int = 0
     dishonest: int = 0
     failing: list[Findings] = field(default_factory=list)
+    kinds: Counter[str] = field(default_factory=Counter)
 
     def add(self, found: Findings) -> None:
         self.seeds += 1
@@ -50,6 +53,7 @@ class Tally:
         self.unaccounted += len(found.unaccounted)
         self.from_notice += len(found.from_notice)
         self.dishonest += found.honest_exit is False
+        self.kinds.update({kind: 1 for kind, n in found.kinds.items() if n})
         if not found.ok:
             self.failing.append(found)
 
@@ -59,6 +63,7 @@ class Tally:
             f"{self.unaccounted} unaccounted, {self.from_notice} stored from a non-article, "
             f"{self.dishonest} dishonest exits, {len(self.failing)} failing seeds",
         ]
+        lines += [f"  {kind}: in {n} seeds" for kind, n in self.kinds.most_common()]
         lines += [f"  seed {f.seed}: {len(f.problems())} problems; "
                   f"{replay_command(self.mode, f.seed)}" for f in self.failing]
         return "\n".join(lines)
@@ -72,6 +77,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--mode", choices=(*MODES, "both"), default="both")
     parser.add_argument("--keep", type=Path, help="keep every run's folder under DIR")
     args = parser.parse_args(argv)
+    # stopped from outside: leave through the runs' clean-up (nginx, Redis, workers)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     if not has_corpus(CORPUS):
         print(f"no corpus at {CORPUS}", file=sys.stderr)
         return 2
