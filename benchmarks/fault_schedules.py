@@ -38,34 +38,27 @@ from nginx_outlet import CORPUS, has_corpus  # noqa: E402
 
 @dataclass
 class Tally:
-    mode: str
-    seeds: int = 0
-    documents: int = 0
-    unaccounted: int = 0
-    from_notice: int = 0
-    dishonest: int = 0
-    failing: list[Findings] = field(default_factory=list)
-    kinds: Counter[str] = field(default_factory=Counter)
+    """The runs of one mode."""
 
-    def add(self, found: Findings) -> None:
-        self.seeds += 1
-        self.documents += found.listed
-        self.unaccounted += len(found.unaccounted)
-        self.from_notice += len(found.from_notice)
-        self.dishonest += found.honest_exit is False
-        self.kinds.update({kind: 1 for kind, n in found.kinds.items() if n})
-        if not found.ok:
-            self.failing.append(found)
+    mode: str
+    runs: list[Findings] = field(default_factory=list)
 
     def summary(self) -> str:
+        failing = [found for found in self.runs if not found.ok]
+        documents = sum(found.listed for found in self.runs)
+        unaccounted = sum(len(found.unaccounted) for found in self.runs)
+        from_notice = sum(len(found.from_notice) for found in self.runs)
+        dishonest = sum(found.honest_exit is False for found in self.runs)
+        # in how many seeds each kind of problem came up
+        kinds = Counter(kind for found in self.runs for kind, n in found.kinds.items() if n)
         lines = [
-            f"{self.mode}: {self.seeds} seeds, {self.documents} documents crawled, "
-            f"{self.unaccounted} unaccounted, {self.from_notice} stored from a non-article, "
-            f"{self.dishonest} dishonest exits, {len(self.failing)} failing seeds",
+            f"{self.mode}: {len(self.runs)} seeds, {documents} documents crawled, "
+            f"{unaccounted} unaccounted, {from_notice} stored from a non-article, "
+            f"{dishonest} dishonest exits, {len(failing)} failing seeds",
         ]
-        lines += [f"  {kind}: in {n} seeds" for kind, n in self.kinds.most_common()]
+        lines += [f"  {kind}: in {n} seeds" for kind, n in kinds.most_common()]
         lines += [f"  seed {f.seed}: {len(f.problems())} problems; "
-                  f"{replay_command(self.mode, f.seed)}" for f in self.failing]
+                  f"{replay_command(self.mode, f.seed)}" for f in failing]
         return "\n".join(lines)
 
 
@@ -92,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
         for mode in modes:
             folder = parent / f"{mode}-{seed}"
             found = run(mode, seed, folder)
-            tallies[mode].add(found)
+            tallies[mode].runs.append(found)
             print(found.report() if not found.ok or keep else
                   f"{mode} seed {seed}: ok ({found.stored} stored of {found.listed})",
                   flush=True)
@@ -103,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
         print(tally.summary())
     if not keep and not any(parent.iterdir()):
         parent.rmdir()
-    return 1 if any(t.failing for t in tallies.values()) else 0
+    return 1 if any(not f.ok for t in tallies.values() for f in t.runs) else 0
 
 
 if __name__ == "__main__":
