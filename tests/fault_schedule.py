@@ -167,10 +167,11 @@ def article_paths(articles: int = ARTICLES) -> list[str]:
     return [f"/news/2024/01/01/{n}/a" for n in range(1, articles + 1)]
 
 
-def make_schedule(seed: int, paths: Sequence[str], mirrors: int = MIRRORS) -> Schedule:
+def make_schedule(seed: int, paths: Sequence[str], mirrors: int = MIRRORS,
+                  weights: Mapping[str, int] = WEIGHTS) -> Schedule:
     rng = random.Random(seed)
-    names, weights = list(WEIGHTS), list(WEIGHTS.values())
-    answers = {path: tuple(rng.choices(names, weights, k=mirrors)) for path in paths}
+    names, shares = list(weights), list(weights.values())
+    answers = {path: tuple(rng.choices(names, shares, k=mirrors)) for path in paths}
     downs = ()
     if rng.random() < 0.5:
         downs = (Down(rng.randrange(mirrors), rng.uniform(2, 8), rng.uniform(3, 8)),)
@@ -227,13 +228,14 @@ class FaultyOutlet:
     """The outlet of a schedule: three nginx mirrors of ``ARTICLES`` corpus pages, each
     article answered on each mirror as the schedule says."""
 
-    def __init__(self, directory: Path, seed: int, corpus: Path = CORPUS) -> None:
+    def __init__(self, directory: Path, seed: int, corpus: Path = CORPUS,
+                 weights: Mapping[str, int] = WEIGHTS) -> None:
         self.directory = directory
         self.fx = NginxOutlet(directory / "outlet", ("healthy",) * MIRRORS, pages=CORPUS_PAGES,
                               corpus=corpus, corpus_pages=slice(0, ARTICLES), copies=1)
         if self.fx.site.article_paths() != article_paths():
             raise AssertionError("the corpus outlet's article paths changed")
-        self.schedule = make_schedule(seed, article_paths())
+        self.schedule = make_schedule(seed, article_paths(), weights=weights)
         self._upstream: socket.socket | None = None
         self._timers: list[threading.Timer] = []
 
@@ -468,10 +470,11 @@ def judge_run(outlet: FaultyOutlet, mode: str, folder: Path,
     return found
 
 
-def run_standalone(seed: int, folder: Path, corpus: Path = CORPUS) -> Findings:
+def run_standalone(seed: int, folder: Path, corpus: Path = CORPUS,
+                   weights: Mapping[str, int] = WEIGHTS) -> Findings:
     """``crawler crawl`` of the seed's outlet, to its end."""
     folder.mkdir(parents=True, exist_ok=True)
-    with FaultyOutlet(folder, seed, corpus) as outlet:
+    with FaultyOutlet(folder, seed, corpus, weights) as outlet:
         args = crawler_command(
             "crawl", outlet.fx.name, "--outlets-dir", str(outlet.fx.outlet_dir),
             "--store", f"sqlite:///{folder / 'crawl.db'}", "--max-wait", f"{MAX_WAIT}s",
@@ -540,7 +543,8 @@ def _safe_records(store: Path) -> list[dict]:
         return []
 
 
-def run_distributed(seed: int, folder: Path, corpus: Path = CORPUS) -> Findings:
+def run_distributed(seed: int, folder: Path, corpus: Path = CORPUS,
+                    weights: Mapping[str, int] = WEIGHTS) -> Findings:
     """``crawler schedule`` and two ``crawler worker`` processes on a private Redis (AOF on),
     with the seed's disruptions, until Redis holds nothing more, or ``RUN_TIMEOUT``."""
     from redis_server import RedisServer
@@ -549,7 +553,8 @@ def run_distributed(seed: int, folder: Path, corpus: Path = CORPUS) -> Findings:
 
     folder.mkdir(parents=True, exist_ok=True)
     prefix = RedisKeys().prefix
-    with FaultyOutlet(folder, seed, corpus) as outlet, RedisServer(appendonly=True) as redis:
+    with (FaultyOutlet(folder, seed, corpus, weights) as outlet,
+          RedisServer(appendonly=True) as redis):
         fx = outlet.fx
         workers = _Workers(folder, crawler_command(
             "worker", "--redis", redis.url, "--store", f"sqlite:///{folder / 'crawl.db'}",
@@ -609,5 +614,8 @@ def _drive(outlet: FaultyOutlet, folder: Path, redis, crew: list[subprocess.Pope
 RUNS = {STANDALONE: run_standalone, DISTRIBUTED: run_distributed}
 
 
-def run(mode: str, seed: int, folder: Path, corpus: Path = CORPUS) -> Findings:
-    return RUNS[mode](seed, folder, corpus)
+def run(mode: str, seed: int, folder: Path, corpus: Path = CORPUS,
+        weights: Mapping[str, int] = WEIGHTS) -> Findings:
+    """One seed's run in ``mode``; ``weights`` other than :data:`WEIGHTS` make another
+    family of schedules (only the article: the harness's own control)."""
+    return RUNS[mode](seed, folder, corpus, weights)
