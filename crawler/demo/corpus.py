@@ -314,6 +314,9 @@ def outlet_document(site: CorpusSite, mirrors: list[str]) -> dict[str, Any]:
         # one page more than there is: the crawl ends on the missing rel=next, not the limit
         "max_section_pages": site.max_section_pages + 1,
         "blocked_markers": list(BLOCKED_MARKERS),
+        # the saved pages name the real sites they came from (canonical links, feeds): they
+        # are no mirrors of this outlet, and a crawl on loopback must not look them up
+        "mirror_discovery": "off",
     }
     Outlet.model_validate(document)  # fail here, not in the crawler
     return document
