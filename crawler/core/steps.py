@@ -7,7 +7,10 @@ that failed it since it last waited, and what each mirror that answered said abo
 - **Agreement settles it**: two mirrors with the same answer ("not found", "not HTML", no
   text, the same short text) give the document's final outcome.
 - Otherwise the document goes to the best mirror in rotation that has not had it yet.
-- When every mirror in rotation has answered, the best answer stands (text over no text).
+- When every mirror in rotation has answered, each mirror out of rotation that has not been
+  heard on the document is asked once, as a probe (a mirror leaves rotation for other
+  documents' failures, and may serve this one); then the best answer stands (text over no
+  text).
 - When no mirror can take it now (all out of rotation, or all failed it just now), it waits
   until a mirror is back, and is given up only after ``DOCUMENT_GIVE_UP_AFTER`` seconds.
 """
@@ -146,11 +149,13 @@ def next_step(
     now: float,
     give_up_after: float,
     longest_wait: float,
+    out_of_rotation: Collection[str] = (),
 ) -> Step:
     """What to do with a document after ``attempts``.
 
     ``choose(exclude)`` picks the mirror for it (possibly winning a probe); ``in_rotation``
-    are the outlet's mirrors in rotation now.
+    are the outlet's mirrors in rotation now, ``out_of_rotation`` those out (and free to be
+    asked: not held by a Retry-After).
     """
     agreed = agreed_answer(attempts.answers)
     if agreed is not None:
@@ -161,6 +166,11 @@ def next_step(
         return Retry(mirror)
     # with no mirror in rotation, nobody has had the last word yet: it waits
     if attempts.answers and in_rotation and set(in_rotation) <= set(attempts.answers):
+        unheard = [m for m in out_of_rotation if m not in attempts.asked]
+        if unheard:
+            # one mirror's word, while a mirror out for other documents' sake (a few 503s,
+            # a notice) was not heard on this one: it is asked once, as a probe, first
+            return Retry(unheard[0])
         if attempts.doubted and not attempts.waits:
             # one mirror's word, on a page that may be a notice it serves for every document:
             # asked again later, once the other documents it serves have told
