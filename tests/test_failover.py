@@ -283,6 +283,24 @@ def test_next_step():
     assert agreed_answer({A: NO_TEXT, B: NOT_HTML}) is None
 
 
+def test_one_mirrors_word_stands_only_once_the_mirrors_out_were_heard():
+    now = time.time()
+
+    def step(attempts):
+        return next_step(attempts, [A], choose_from(), now, give_up_after=3600,
+                         longest_wait=60, out_of_rotation=[B, C])
+
+    # A alone in rotation says "not found": B and C, out for other documents' sake, may
+    # serve it; each is asked once, as a probe
+    assert step(Attempts(answers={A: NOT_FOUND})) == Retry(B)
+    assert step(Attempts(answers={A: NOT_FOUND}, failed_on=[B])) == Retry(C)
+    # all heard: the best answer stands
+    assert step(Attempts(answers={A: NOT_FOUND, C: NO_TEXT}, failed_on=[B])) == \
+        Settled(NOT_FOUND, A)
+    # a page that may be a notice: the mirrors out are heard before the second look
+    assert step(Attempts(answers={A: text_answer("x")}, doubted=[A])) == Retry(B)
+
+
 def test_mirror_candidates_prefer_a_cooled_down_preferred_mirror():
     downs = {A: 100.0, B: None, C: 500.0}
     assert list(mirror_candidates([A, B, C], downs, now=200.0)) == [(A, True), (B, False)]
@@ -431,14 +449,20 @@ def test_scrapys_own_drops_end_requests_with_named_outcomes(crawler):
     with pytest.raises(RequestHandled):
         robots.process_request_2(rules, forbidden)
     assert forbidden.meta[meta.ENDED] == "robots"
-    # one redirect too many
+    # one redirect too many: that mirror's answer; once another mirror agrees, the end
     redirect = OutletRedirectMiddleware.from_crawler(crawler)
-    looping = article_request(f"{A}/a/2", redirect_times=crawler.settings.getint(
-        "REDIRECT_MAX_TIMES"))
+    most = crawler.settings.getint("REDIRECT_MAX_TIMES")
+    looping = article_request(f"{A}/a/2", redirect_times=most,
+                              redirect_urls=[f"{A}/a/2", f"{A}/a/3"])
+    elsewhere = redirect.process_response(looping, Response(
+        f"{A}/a/3", status=302, request=looping, headers={"Location": f"{A}/a/2"}))
+    assert elsewhere.url == f"{B}/a/2"
+    assert Attempts.of(elsewhere).answers == {A: "redirect_loop"}
+    elsewhere.meta["redirect_times"] = most
     with pytest.raises(RequestHandled):
-        redirect.process_response(looping, Response(looping.url, status=302, request=looping,
-                                                    headers={"Location": f"{A}/a/3"}))
-    assert looping.meta[meta.ENDED] == "redirect_loop"
+        redirect.process_response(elsewhere, Response(
+            elsewhere.url, status=302, request=elsewhere, headers={"Location": f"{B}/a/3"}))
+    assert elsewhere.meta[meta.ENDED] == "redirect_loop"
     # a body that grows past DOWNLOAD_MAXSIZE once decompressed
     compression = OutletHttpCompressionMiddleware.from_crawler(crawler)
     bomb = article_request(f"{A}/a/4", download_maxsize=10_000)

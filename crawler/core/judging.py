@@ -55,6 +55,8 @@ NOT_FOUND = "not_found"
 NOT_HTML = "not_html"
 NO_TEXT = "no_text"
 NO_ARTICLES = "no_articles"
+#: redirects that go round in circles (past REDIRECT_MAX_TIMES)
+REDIRECT_LOOP = "redirect_loop"
 TEXT_PREFIX = "text:"
 
 
