@@ -309,14 +309,14 @@ class Failover:
              reason: str) -> Decision:
         if attempts.since is None:
             attempts.since = time.time()
-        # a held mirror cannot answer now: the others' answers may settle the document
+        # a held mirror cannot answer now: the document waits for it, unless others agree
         holds = self.health.held(outlet)
         states = {m: up for m, up in self.health.states(outlet).items() if m not in holds}
         step = next_step(
             attempts, [m for m, up in states.items() if up],
             lambda exclude: self.health.choose(outlet, exclude=exclude),
             time.time(), self.give_up_after, self.longest_wait,
-            out_of_rotation=[m for m, up in states.items() if not up],
+            out_of_rotation=[m for m, up in states.items() if not up], held=holds,
         )
         if isinstance(step, Retry):
             logger.info("Failover %s -> %s for %s (%s)", mirror, step.mirror, request.url, reason)

@@ -299,6 +299,14 @@ def test_one_mirrors_word_stands_only_once_the_mirrors_out_were_heard():
         Settled(NOT_FOUND, A)
     # a page that may be a notice: the mirrors out are heard before the second look
     assert step(Attempts(answers={A: text_answer("x")}, doubted=[A])) == Retry(B)
+    # a mirror under a Retry-After is waited for, then heard
+    held = next_step(Attempts(answers={A: NOT_FOUND}), [A], choose_from(), now,
+                     give_up_after=3600, longest_wait=60, held={B: 12.5})
+    assert held == Wait(12.5)
+    # two mirrors agreeing need no third
+    assert next_step(Attempts(answers={A: NOT_FOUND, C: NOT_FOUND}), [A, C], choose_from(),
+                     now, give_up_after=3600, longest_wait=60, held={B: 12.5}) == \
+        Settled(NOT_FOUND, A)
 
 
 def test_mirror_candidates_prefer_a_cooled_down_preferred_mirror():

@@ -9,15 +9,15 @@ that failed it since it last waited, and what each mirror that answered said abo
 - Otherwise the document goes to the best mirror in rotation that has not had it yet.
 - When every mirror in rotation has answered, each mirror out of rotation that has not been
   heard on the document is asked once, as a probe (a mirror leaves rotation for other
-  documents' failures, and may serve this one); then the best answer stands (text over no
-  text).
+  documents' failures, and may serve this one), and a mirror under a Retry-After is waited
+  for; then the best answer stands (text over no text).
 - When no mirror can take it now (all out of rotation, or all failed it just now), it waits
   until a mirror is back, and is given up only after ``DOCUMENT_GIVE_UP_AFTER`` seconds.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -150,12 +150,13 @@ def next_step(
     give_up_after: float,
     longest_wait: float,
     out_of_rotation: Collection[str] = (),
+    held: Mapping[str, float] | None = None,
 ) -> Step:
     """What to do with a document after ``attempts``.
 
     ``choose(exclude)`` picks the mirror for it (possibly winning a probe); ``in_rotation``
-    are the outlet's mirrors in rotation now, ``out_of_rotation`` those out (and free to be
-    asked: not held by a Retry-After).
+    are the outlet's mirrors in rotation now, ``out_of_rotation`` those out, both free to be
+    asked; ``held`` the others, under a Retry-After: {mirror: seconds until it may be asked}.
     """
     agreed = agreed_answer(attempts.answers)
     if agreed is not None:
@@ -171,6 +172,10 @@ def next_step(
             # one mirror's word, while a mirror out for other documents' sake (a few 503s,
             # a notice) was not heard on this one: it is asked once, as a probe, first
             return Retry(unheard[0])
+        waits_for = [seconds for m, seconds in (held or {}).items() if m not in attempts.asked]
+        if waits_for:
+            # a mirror asked for a pause (Retry-After) and has not been heard: after it
+            return Wait(max(1.0, min(waits_for)))
         if attempts.doubted and not attempts.waits:
             # one mirror's word, on a page that may be a notice it serves for every document:
             # asked again later, once the other documents it serves have told
