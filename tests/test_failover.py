@@ -268,8 +268,13 @@ def test_next_step():
 
     assert step(Attempts(failed_on=[A])) == Retry(B)
     assert step(Attempts(answers={A: NOT_HTML})) == Retry(B)
-    # agreement settles it, whatever else is left to ask
-    assert step(Attempts(answers={A: NOT_HTML, B: NOT_HTML})) == Settled(NOT_HTML, A)
+    # two mirrors with the same text settle it at once; with the same "not there", once the
+    # rest were heard (a mirror may still serve what two took down)
+    assert step(Attempts(answers={A: text_answer("brief"), B: text_answer("brief")})) == \
+        Settled(text_answer("brief"), A)
+    assert step(Attempts(answers={A: NOT_HTML, B: NOT_HTML})) == Retry(C)
+    assert step(Attempts(answers={A: NOT_HTML, B: NOT_HTML}, failed_on=[C]),
+                choose=choose_from()) == Settled(NOT_HTML, A)
     # every mirror in rotation answered: the best answer stands, a text over no text
     short = text_answer("short")
     assert step(Attempts(answers={A: NO_TEXT, B: short}), rotation=(A, B),
@@ -303,10 +308,9 @@ def test_one_mirrors_word_stands_only_once_the_mirrors_out_were_heard():
     held = next_step(Attempts(answers={A: NOT_FOUND}), [A], choose_from(), now,
                      give_up_after=3600, longest_wait=60, held={B: 12.5})
     assert held == Wait(12.5)
-    # two mirrors agreeing need no third
+    # even when two others agree it is not there
     assert next_step(Attempts(answers={A: NOT_FOUND, C: NOT_FOUND}), [A, C], choose_from(),
-                     now, give_up_after=3600, longest_wait=60, held={B: 12.5}) == \
-        Settled(NOT_FOUND, A)
+                     now, give_up_after=3600, longest_wait=60, held={B: 12.5}) == Wait(12.5)
 
 
 def test_mirror_candidates_prefer_a_cooled_down_preferred_mirror():
@@ -358,9 +362,13 @@ def test_a_pdf_or_a_redirect_off_the_outlet_leaves_healthy_mirrors_in_rotation(c
     assert retry.url == f"{B}/a/1" and Attempts.of(retry).answers == {A: NOT_HTML}
     pdf = Response(retry.url, body=b"%PDF", request=retry,
                    headers={"Content-Type": "application/pdf"})
+    retry = judge.process_response(retry, pdf)  # two agree: the third is heard all the same
+    assert retry.url == f"{C}/a/1"
+    pdf = Response(retry.url, body=b"%PDF", request=retry,
+                   headers={"Content-Type": "application/pdf"})
     with pytest.raises(RequestHandled):
         judge.process_response(retry, pdf)
-    assert retry.meta[meta.ENDED] == NOT_HTML  # two mirrors agree: that is the document
+    assert retry.meta[meta.ENDED] == NOT_HTML  # every mirror agrees: that is the document
 
     redirected = article_request(f"{A}/a/2", **{meta.MIRROR: A})
     response = Response(redirected.url, status=302, request=redirected,
@@ -457,7 +465,7 @@ def test_scrapys_own_drops_end_requests_with_named_outcomes(crawler):
     with pytest.raises(RequestHandled):
         robots.process_request_2(rules, forbidden)
     assert forbidden.meta[meta.ENDED] == "robots"
-    # one redirect too many: that mirror's answer; once another mirror agrees, the end
+    # one redirect too many: that mirror's answer; once every mirror agrees, the end
     redirect = OutletRedirectMiddleware.from_crawler(crawler)
     most = crawler.settings.getint("REDIRECT_MAX_TIMES")
     looping = article_request(f"{A}/a/2", redirect_times=most,
@@ -467,10 +475,14 @@ def test_scrapys_own_drops_end_requests_with_named_outcomes(crawler):
     assert elsewhere.url == f"{B}/a/2"
     assert Attempts.of(elsewhere).answers == {A: "redirect_loop"}
     elsewhere.meta["redirect_times"] = most
+    last = redirect.process_response(elsewhere, Response(
+        elsewhere.url, status=302, request=elsewhere, headers={"Location": f"{B}/a/3"}))
+    assert last.url == f"{C}/a/2"
+    last.meta["redirect_times"] = most
     with pytest.raises(RequestHandled):
-        redirect.process_response(elsewhere, Response(
-            elsewhere.url, status=302, request=elsewhere, headers={"Location": f"{B}/a/3"}))
-    assert elsewhere.meta[meta.ENDED] == "redirect_loop"
+        redirect.process_response(last, Response(
+            last.url, status=302, request=last, headers={"Location": f"{C}/a/3"}))
+    assert last.meta[meta.ENDED] == "redirect_loop"
     # a body that grows past DOWNLOAD_MAXSIZE once decompressed
     compression = OutletHttpCompressionMiddleware.from_crawler(crawler)
     bomb = article_request(f"{A}/a/4", download_maxsize=10_000)

@@ -4,8 +4,9 @@
 A document's record of attempts travels with its request (``meta["attempts"]``): the mirrors
 that failed it since it last waited, and what each mirror that answered said about it.
 
-- **Agreement settles it**: two mirrors with the same answer ("not found", "not HTML", no
-  text, the same short text) give the document's final outcome.
+- **Agreement settles it**: two mirrors with the same text give the document's text at
+  once; two with the same "not there" answer ("not found", "not HTML", no text) settle it
+  once every mirror was heard (a mirror may still serve what two others took down).
 - Otherwise the document goes to the best mirror in rotation that has not had it yet.
 - When every mirror in rotation has answered, each mirror out of rotation that has not been
   heard on the document is asked once, as a probe (a mirror leaves rotation for other
@@ -128,6 +129,10 @@ def best_answer(answers: dict[str, str]) -> tuple[str, str]:
     return answer, mirror
 
 
+def _first_to_say(attempts: Attempts, answer: str) -> str:
+    return next(m for m, a in attempts.answers.items() if a == answer)
+
+
 def wait_delay(waits: int, longest: float) -> float:
     """1, 2, 4 ... seconds between looks at a document that failed everywhere, up to
     ``longest``; the waiting room also holds it until a mirror can take it."""
@@ -159,23 +164,28 @@ def next_step(
     asked; ``held`` the others, under a Retry-After: {mirror: seconds until it may be asked}.
     """
     agreed = agreed_answer(attempts.answers)
-    if agreed is not None:
-        mirror = next(m for m, a in attempts.answers.items() if a == agreed)
-        return Settled(agreed, mirror)
+    if agreed is not None and agreed.startswith(TEXT_PREFIX):
+        # two mirrors served the same text: the outlet's own
+        return Settled(agreed, _first_to_say(attempts, agreed))
     mirror = choose(attempts.asked)
     if mirror is not None:
+        # a mirror not heard yet may serve it, though others said it is not there
         return Retry(mirror)
+    heard_all = (bool(attempts.answers) and bool(in_rotation)
+                 and set(in_rotation) <= set(attempts.answers))
     # with no mirror in rotation, nobody has had the last word yet: it waits
-    if attempts.answers and in_rotation and set(in_rotation) <= set(attempts.answers):
+    if agreed is not None or heard_all:
         unheard = [m for m in out_of_rotation if m not in attempts.asked]
         if unheard:
-            # one mirror's word, while a mirror out for other documents' sake (a few 503s,
-            # a notice) was not heard on this one: it is asked once, as a probe, first
+            # a mirror out for other documents' sake (a few 503s, a notice) was not heard
+            # on this one: it is asked once, as a probe, before a "not there" stands
             return Retry(unheard[0])
         waits_for = [seconds for m, seconds in (held or {}).items() if m not in attempts.asked]
         if waits_for:
             # a mirror asked for a pause (Retry-After) and has not been heard: after it
             return Wait(max(1.0, min(waits_for)))
+        if agreed is not None:
+            return Settled(agreed, _first_to_say(attempts, agreed))
         if attempts.doubted and not attempts.waits:
             # one mirror's word, on a page that may be a notice it serves for every document:
             # asked again later, once the other documents it serves have told
