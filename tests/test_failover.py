@@ -285,6 +285,12 @@ def test_next_step():
                 choose=choose_from()) == Wait(8.0)
     assert isinstance(step(Attempts(failed_on=[A], since=now - 3601), rotation=(),
                            choose=choose_from()), GiveUp)
+    # past the horizon, a "not there" from one mirror while the others never answered is no
+    # end of the document's own: given up (lost); a text is kept
+    assert isinstance(step(Attempts(answers={A: NOT_FOUND}, failed_on=[B], since=now - 3601),
+                           choose=choose_from()), GiveUp)
+    assert step(Attempts(answers={A: short}, failed_on=[B], since=now - 3601),
+                choose=choose_from()) == Settled(short, A)
     assert agreed_answer({A: NO_TEXT, B: NOT_HTML}) is None
 
 

@@ -193,6 +193,10 @@ def next_step(
         return Settled(*best_answer(attempts.answers))
     if attempts.since is not None and now - attempts.since >= give_up_after:
         if attempts.answers:
-            return Settled(*best_answer(attempts.answers))
+            answer, mirror = best_answer(attempts.answers)
+            everyone = {*in_rotation, *out_of_rotation, *(held or {})}
+            if answer.startswith(TEXT_PREFIX) or everyone <= set(attempts.answers):
+                return Settled(answer, mirror)
+            # "not there" from some mirrors, nothing from others: nobody can say it is gone
         return GiveUp(f"no mirror could serve it for {now - attempts.since:.0f} s")
     return Wait(wait_delay(attempts.waits, longest_wait))
