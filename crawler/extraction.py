@@ -31,7 +31,7 @@ from multiprocessing.connection import Connection
 from typing import Protocol
 from urllib.parse import urlsplit
 
-from crawler.core.error_pages import error_page_heading
+from crawler.core.error_pages import error_page_heading, unavailable_text
 from crawler.core.stalls import wait_without_stalls
 from crawler.language import guess_language
 from crawler.metadata import Declared, clean_authors, declared, headline
@@ -65,7 +65,8 @@ class Extracted:
     #: the last update where the page states one, as ``published``
     modified: str | None = None
     #: the heading that makes the page an error page served as a page (a "soft" 404 or 503,
-    #: :func:`~crawler.core.error_pages.error_page_heading`): its text is no article
+    #: :func:`~crawler.core.error_pages.error_page_heading`), or its whole text where that
+    #: says it is not there (:func:`~crawler.core.error_pages.unavailable_text`): no article
     error_page: str | None = None
 
 
@@ -260,6 +261,7 @@ def extract_article(
     if language is None:  # the page does not say: the text does
         language = guess_language(text)
     authors = _authors(found.get("author"), page, document.author if document else None)
+    declares_article = bool(page.headline or page.authors or page.published)
     return Extracted(
         title=title,
         author=", ".join(authors) or None,
@@ -271,8 +273,8 @@ def extract_article(
         selector_fallback=bool(selectors and selectors.body) and "body" not in found,
         authors=authors,
         modified=_declared_date(page.modified),
-        error_page=error_page_heading(text, (page.page_title, *page.h1),
-                                      bool(page.headline or page.authors or page.published)),
+        error_page=error_page_heading(text, (page.page_title, *page.h1), declares_article)
+        or unavailable_text(text, declares_article),
     )
 
 

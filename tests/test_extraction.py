@@ -12,9 +12,15 @@ import time
 from pathlib import Path
 
 import pytest
+from fault_schedule import DEAD_END_PAGE
 from nginx_outlet import SORRY_PAGE_IN_TEMPLATE
 
-from crawler.core.error_pages import ERROR_PAGE_MAX_TEXT, error_page_heading
+from crawler.core.error_pages import (
+    ERROR_PAGE_MAX_TEXT,
+    UNAVAILABLE_MAX_TEXT,
+    error_page_heading,
+    unavailable_text,
+)
 from crawler.core.outlets import Boilerplate, OutletError, Selectors, load_outlet_file
 from crawler.extraction import (
     Extracted,
@@ -166,6 +172,37 @@ def test_error_page_headings_in_several_languages():
         is None
     assert error_page_heading("x" * (ERROR_PAGE_MAX_TEXT + 1), ["Error"], False) is None
     assert error_page_heading("We could not find it.", ["Error"], True) is None
+
+
+def test_a_tiny_page_whose_text_says_it_is_not_there_is_an_error_page():
+    # its heading says nothing ("Notice"): its whole text says it
+    extracted = extract_article(DEAD_END_PAGE, URL, encoding="utf-8")
+    assert extracted.text == "This content is not available at the moment."
+    assert extracted.error_page == extracted.text
+    # the same line on a page that declares an article (a date): left to the text checks
+    dated = DEAD_END_PAGE.replace(
+        b"</head>", b'<meta property="article:published_time" content="2024-03-14"></head>')
+    assert extract_article(dated, URL, encoding="utf-8").error_page is None
+    # a brief as short that says nothing of the kind
+    brief = DEAD_END_PAGE.replace(b"This content is not available at the moment.",
+                                  b"The council met on Monday and extended the night buses.")
+    assert extract_article(brief, URL, encoding="utf-8").error_page is None
+
+
+def test_texts_that_say_the_content_is_not_there_in_several_languages():
+    for text in ("This content is not available at the moment.",
+                 "Sorry, this article has been removed.", "The page could not be found.",
+                 "Dieser Inhalt ist nicht mehr verfügbar.", "Ce contenu n’est plus disponible.",
+                 "Este contenido no está disponible.", "Questo contenuto non è più disponibile.",
+                 "Deze pagina is niet meer beschikbaar.", "Este conteúdo não está disponível.",
+                 "Страница не найдена.", "المحتوى غير موجود", "页面不存在"):
+        assert unavailable_text(text, False) == text, text
+    assert unavailable_text("The council met on Monday.", False) is None
+    # longer than a line: an article may say it of something ("the minister was not
+    # available for comment"); one that declares an article is one
+    line = "This content is not available at the moment. "
+    assert unavailable_text(line + "x" * UNAVAILABLE_MAX_TEXT, False) is None
+    assert unavailable_text(line, True) is None
 
 
 def test_body_kept_and_boilerplate_removed():

@@ -55,6 +55,18 @@ def test_no_extracted_text_holds_link_markup(extracted):
     assert sum(len(results) for results in extracted.values()) >= 80
 
 
+def test_no_real_page_is_taken_for_an_error_page(extracted):
+    # the nearest: 1,470 characters saying "not available" (wcxb-dev), texts of 97 and 122
+    # characters saying nothing of the kind (htmldate-dev), headings with "Forbidden", "Fehler"
+    flagged = [
+        f"{name}/{page.id}: {result.error_page!r}"
+        for name, results in extracted.items()
+        for page, result in results
+        if result is not None and result.error_page
+    ]
+    assert not flagged
+
+
 # corpus -> field -> floor: body F1 and precision by the AEB method; title, author, date and
 # language as the share of pages right (benchmarks/corpora.py says how each is scored)
 FLOORS: dict[str, dict[str, float]] = {

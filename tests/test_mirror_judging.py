@@ -11,8 +11,9 @@ from urllib.parse import unquote
 
 import pytest
 from conftest import NEWS_MIRRORS, NEWS_OUTLET_FILE, outlet_crawler
+from nginx_outlet import BOTCHECK_PAGE
 from scrapy import Request
-from scrapy.http import HtmlResponse
+from scrapy.http import HtmlResponse, TextResponse
 
 from crawler.context import crawl_context
 from crawler.core import meta
@@ -22,6 +23,7 @@ from crawler.core.judging import (
     SamePageDetector,
     document_answer,
     judge_check,
+    judge_page,
     judge_refresh,
     links_into_outlet,
     may_probe,
@@ -309,3 +311,23 @@ def test_a_block_page_is_never_kept_as_the_last_mirrors_article(tmp_path: Path):
     assert meta.ENDED not in request.meta  # parked: it waits for a mirror
     assert context.health.states(outlet) == {A: False, B: False}
     assert not crawler.stats.get_value("mirror/kept_in_rotation")
+
+
+def test_a_bot_check_for_one_document_takes_the_mirror_out_at_once(crawler, outlet):
+    # strong, as the outlet's own block markers, but a guess of ours: not declared
+    request = article(f"{A}/a/1")
+    verdict = judge_page(html(request.url, BOTCHECK_PAGE, request), outlet)
+    assert (verdict.about, verdict.outcome, verdict.strong) == ("mirror", "blocked", True)
+    assert not verdict.declared and verdict.reason == "a bot check (Cloudflare)"
+    # served where a feed was asked, as HTML: the mirror's all the same; as text: not read
+    feed = Request(f"{A}/feed", meta={meta.OUTLET: "news", meta.KIND: "feed"})
+    assert judge_page(html(feed.url, BOTCHECK_PAGE, feed), outlet, html=False).strong
+    assert judge_page(TextResponse(feed.url, body=BOTCHECK_PAGE, request=feed,
+                                   headers={"Content-Type": "text/plain"}), outlet,
+                      html=False) is None
+    # the first document it was served for goes to the other mirror, and the mirror goes out
+    context = crawl_context(crawler)
+    judge = PageJudgeMiddleware.from_crawler(crawler)
+    retry = judge.process_response(request, html(request.url, BOTCHECK_PAGE, request))
+    assert retry.url == f"{B}/a/1"
+    assert context.health.states(context.catalog.get("news")) == {A: False, B: True}

@@ -4,9 +4,9 @@ Pure functions over a response and its outlet; :mod:`crawler.failover` acts on t
 
 - Evidence about the **mirror**: it cannot serve now (a connection error, a timeout, a status
   in ``MIRROR_FAILOVER_HTTP_CODES``), or it serves something other than the outlet (a redirect
-  off the outlet, a page carrying one of the outlet's ``blocked_markers``, the same page for
-  different documents). Strong evidence takes the mirror out of rotation at once; weak
-  evidence counts toward ``MIRROR_FAILURE_THRESHOLD``.
+  off the outlet, a page carrying one of the outlet's ``blocked_markers`` or an anti-bot
+  service's challenge, the same page for different documents). Strong evidence takes the
+  mirror out of rotation at once; weak evidence counts toward ``MIRROR_FAILURE_THRESHOLD``.
 - Evidence about the **document**: 404/410, not HTML, no article text, text shorter than the
   outlet's ``min_text_length``, a section page listing no articles. The document is asked of
   another mirror; when two mirrors give the same answer, that answer is the document's.
@@ -34,6 +34,7 @@ from scrapy.http import HtmlResponse, TextResponse
 from scrapy.utils.response import get_meta_refresh
 from twisted.internet import error as net_error
 
+from crawler.core.bot_checks import bot_check
 from crawler.core.compression import incomplete_body
 from crawler.core.redact import redact_url
 
@@ -183,8 +184,10 @@ def judge_body(status: int, body: bytes, content_encoding: list[bytes]) -> Verdi
 
 
 def judge_page(response: Response, outlet: Outlet, html: bool = True) -> Verdict | None:
-    """A 2xx page after decompression: a block page (mirror), or not HTML (document) where
-    ``html`` is expected (a feed or a sitemap is XML, and read by its own parser)."""
+    """A 2xx page after decompression: a block page (mirror: one with the outlet's
+    ``blocked_markers``, or an anti-bot service's challenge, :func:`bot_check`), or not HTML
+    (document) where ``html`` is expected (a feed or a sitemap is XML, and read by its own
+    parser)."""
     if not 200 <= response.status < 300:
         return None
     if isinstance(response, TextResponse) and outlet.blocked_markers:
@@ -194,6 +197,10 @@ def judge_page(response: Response, outlet: Outlet, html: bool = True) -> Verdict
             if marker.encode(encoding, "ignore") in body:
                 return Verdict(MIRROR, f"block page ({marker!r})", "blocked", strong=True,
                                declared=True)
+    if isinstance(response, HtmlResponse):
+        service = bot_check(response.body)
+        if service is not None:
+            return Verdict(MIRROR, f"a bot check ({service})", "blocked", strong=True)
     if html and not isinstance(response, HtmlResponse):
         kind = response.headers.get(b"Content-Type", b"").decode("latin-1") or "no type"
         return document_answer(NOT_HTML, f"not HTML ({kind})")
