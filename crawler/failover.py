@@ -316,10 +316,7 @@ class Failover:
             attempts, [m for m, up in states.items() if up],
             lambda exclude: self.health.choose(outlet, exclude=exclude),
             time.time(), self.give_up_after, self.longest_wait,
-            # out on content evidence (it serves something else): only a mirror check asks it
-            out_of_rotation=[m for m, up in states.items()
-                             if not up and m not in self.health.checked_only(outlet)],
-            held=holds,
+            out_of_rotation=[m for m, up in states.items() if not up], held=holds,
         )
         if isinstance(step, Retry):
             logger.info("Failover %s -> %s for %s (%s)", mirror, step.mirror, request.url, reason)

@@ -8,11 +8,11 @@ that failed it since it last waited, and what each mirror that answered said abo
   once; two with the same "not there" answer ("not found", "not HTML", no text) settle it
   once every mirror was heard (a mirror may still serve what two others took down).
 - Otherwise the document goes to the best mirror in rotation that has not had it yet.
-- When every mirror in rotation has answered, each mirror out of rotation on service
-  evidence (errors, timeouts) that has not been heard on the document is asked once, as a
-  probe (a mirror leaves rotation for other documents' failures, and may serve this one),
-  and a mirror under a Retry-After is waited for; then the best answer stands (text over no
-  text). A mirror out on content evidence serves something else: it is not asked.
+- When every mirror in rotation has answered, each mirror out of rotation that has not been
+  heard on the document is asked once, as a probe (a mirror leaves rotation for other
+  documents' failures or notices, and may serve this one), and a mirror under a
+  Retry-After is waited for; then the best answer stands (text over no text). That costs
+  one request per mirror out for each document the others said is not there.
 - When no mirror can take it now (all out of rotation, or all failed it just now), it waits
   until a mirror is back, and is given up only after ``DOCUMENT_GIVE_UP_AFTER`` seconds.
 """
