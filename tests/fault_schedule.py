@@ -93,7 +93,10 @@ ARTICLES = 60
 RETRY_AFTER = 3
 #: crawl settings: a timeout costs little, a mirror out comes back soon
 DOWNLOAD_TIMEOUT = 2
-MAX_WAIT = 20
+#: seconds a document may wait for a mirror: long enough for a few rounds of every mirror
+#: out and back (a document given up sooner is named lost, honestly, but the oracle cannot
+#: tell a short horizon from a mirror that never served it)
+MAX_WAIT = 45
 SETTINGS = ["-s", f"DOWNLOAD_TIMEOUT={DOWNLOAD_TIMEOUT}", "-s", "AUTOTHROTTLE_ENABLED=False",
             "-s", "LOG_LEVEL=INFO", "-s", "MIRROR_COOLDOWN=2"]
 WORKER_SETTINGS = ["-s", f"DOCUMENT_GIVE_UP_AFTER={MAX_WAIT}", "-s", "WORKER_HEARTBEAT=1",
