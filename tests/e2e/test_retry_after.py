@@ -24,6 +24,19 @@ def pausing_outlet(nginx_outlet):
     return fx
 
 
+def assert_nothing_asked_within_the_pause(fx):
+    """No request reached the pausing mirror within RETRY_AFTER of its first 429; it was
+    asked again only once the pause was over (by a document it had not been heard on).
+    Returns its first 429."""
+    asked = fx.mirror(0).requests()
+    first = next(e for e in asked if e.status == 429)
+    within = [e.target for e in asked if first.time < e.time < first.time + RETRY_AFTER]
+    assert within == [], within
+    again = [e.time for e in asked if e.status == 429][1:]
+    assert all(t >= first.time + RETRY_AFTER for t in again), again
+    return first
+
+
 def assert_each_article_stored_once_from_the_other_mirror(fx, store):
     records = stored_records(store)
     urls = [r["canonical_url"] for r in records]
@@ -39,13 +52,7 @@ def test_no_request_reaches_a_mirror_within_its_retry_after(nginx_outlet, tmp_pa
                          store, *FAST)
     assert result.returncode == 0, result.stderr[-3000:]
 
-    asked = fx.mirror(0).requests()
-    first = next(e for e in asked if e.status == 429)
-    within = [e.target for e in asked if first.time < e.time < first.time + RETRY_AFTER]
-    assert within == [], within
-    # asked again only once the pause is over (by a document it had not been heard on)
-    again = [e.time for e in asked if e.status == 429][1:]
-    assert all(t >= first.time + RETRY_AFTER for t in again), again
+    first = assert_nothing_asked_within_the_pause(fx)
     assert f"asked not to be asked for {RETRY_AFTER} s" in result.stderr
     # the crawl went on meanwhile, through the other mirror
     assert any(e.time > first.time for e in fx.mirror(1).requests())
@@ -71,11 +78,5 @@ def test_workers_share_a_mirrors_retry_after(nginx_outlet, redis_server, workers
     for worker in crew:
         assert worker.stop(signal.SIGTERM) < 30
 
-    asked = fx.mirror(0).requests()
-    first = next(e for e in asked if e.status == 429)
-    within = [e.target for e in asked if first.time < e.time < first.time + RETRY_AFTER]
-    assert within == [], within
-    # asked again only once the pause is over (by a document it had not been heard on)
-    again = [e.time for e in asked if e.status == 429][1:]
-    assert all(t >= first.time + RETRY_AFTER for t in again), again
+    assert_nothing_asked_within_the_pause(fx)
     assert_each_article_stored_once_from_the_other_mirror(fx, store)
