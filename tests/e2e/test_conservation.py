@@ -123,3 +123,32 @@ def test_a_crawl_frozen_past_its_download_timeout_loses_no_mirror(nginx_outlet, 
     outcomes = re.findall(r"'mirror/outcome/([a-z_]+)': \d+", stderr)
     assert "timeout" not in outcomes, stderr[-3000:]
     assert "out of rotation:" not in stderr and "mirror/went_out" not in stderr
+
+
+#: a brief that links nowhere into the outlet, small enough to be a notice served in its place
+LINKLESS_BRIEF = b"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>Port strike ends after talks</title></head>
+<body><article><h1>Port strike ends after talks</h1>
+<p>Dock workers returned to the country's main port on Tuesday after a four-day strike over
+pay ended with an agreement reached late on Monday night, the union said.</p>
+<p>The deal raises wages by six percent over two years and adds a night-shift allowance,
+according to a statement read outside the port gates by the union's regional secretary.</p>
+<p>Shipping agents said the backlog of containers would take about a week to clear.</p>
+</article></body></html>
+"""
+
+
+def test_a_page_that_may_be_a_notice_is_fetched_twice_at_most(nginx_outlet, tmp_path):
+    """On the only mirror, a small page that links nowhere into the outlet is asked once more
+    a little later (the documents after it may show it for a notice), then stored from that
+    second look: never fetched a third time to be stored."""
+    fx = nginx_outlet("healthy", pages="demo", articles=8)
+    target = sorted(fx.expected_articles())[0]
+    path = urlsplit(target).path
+    fx.serve_page(0, path, LINKLESS_BRIEF)
+    store = f"sqlite:///{tmp_path}/crawl.db"
+    result = crawl(fx, store)
+    assert result.returncode == 0, result.stderr[-3000:]
+    records = {r["canonical_url"]: r for r in stored_records(store)}
+    assert "six percent" in records[target]["text"]
+    assert fx.mirror(0).hits(path) == 2
