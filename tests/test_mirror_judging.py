@@ -221,22 +221,28 @@ def test_the_last_mirror_serving_the_outlet_stays_and_says_so(crawler, caplog):
     failover.listing_answered(listing, articles=12)
     short = b"<html><body><p>A brief.</p></body></html>"
     verdict = document_answer(text_answer("A brief."), "text of 8 characters only")
+    def heard_from_b(request: Request) -> Request:
+        # B, out of rotation, was asked too (a mirror out is heard before one word stands)
+        # and refused the connection: A's is the only word
+        request.meta[meta.ATTEMPTS] = Attempts(failed_on=[B]).to_meta()
+        return request
+
     for n in (1, 2, 3):
         # the only mirror's word on a page that may be a notice: asked again later
-        assert isinstance(failover.document_answered(article(f"{A}/a/{n}"), verdict,
-                                                     body=short), Parked)
+        assert isinstance(failover.document_answered(heard_from_b(article(f"{A}/a/{n}")),
+                                                     verdict, body=short), Parked)
     assert context.health.states(outlet)[A] is True
     # asked again, it is still the page served for every document: it waits on, and the
     # mirror stays
     again = article(f"{A}/a/1")
     again.meta[meta.ATTEMPTS] = Attempts(answers={A: verdict.answer}, waits=1,
-                                         doubted=[A]).to_meta()
+                                         doubted=[A], failed_on=[B]).to_meta()
     assert isinstance(failover.document_answered(again, verdict, body=short), Parked)
     assert context.health.states(outlet)[A] is True
     # a page the mirror served for this document alone stands, once asked again
     alone = article(f"{A}/a/9")
     alone.meta[meta.ATTEMPTS] = Attempts(answers={A: verdict.answer}, waits=1,
-                                         doubted=[A]).to_meta()
+                                         doubted=[A], failed_on=[B]).to_meta()
     other = b"<html><body><p>Another brief.</p></body></html>"
     assert failover.document_answered(alone, verdict, body=other).url == f"{A}/a/9"
     kept = [r for r in caplog.records if "kept in rotation" in r.getMessage()]
