@@ -7,6 +7,7 @@ what happens next and carries that out (another mirror, the waiting room, an end
 from __future__ import annotations
 
 import logging
+import math
 import time
 from typing import TYPE_CHECKING
 
@@ -73,6 +74,10 @@ class Failover:
         settings = crawler.settings
         self.give_up_after = settings.getfloat("DOCUMENT_GIVE_UP_AFTER")
         self.longest_wait = settings.getfloat("MIRROR_COOLDOWN")
+        self.silent_after = settings.getfloat("MIRROR_SILENT_AFTER")
+        #: (outlet, mirror, kind) -> when it last served a page of that kind (an article, a
+        #: listing), in this process (wall clock)
+        self._served_at: dict[tuple[str, str, str], float] = {}
         self.same_pages = SamePageDetector(settings.getint("MIRROR_SAME_PAGE_DOCUMENTS"))
         self.notice_max_bytes = settings.getint("MIRROR_NOTICE_MAX_BYTES")
         self._empty_sections: set[tuple[str, str]] = set()
@@ -104,6 +109,8 @@ class Failover:
         attempts = Attempts.of(request)
         if mirror is not None and mirror not in attempts.failed_on:
             attempts.failed_on.append(mirror)
+            if verdict.passing:
+                attempts.unavailable.append(mirror)
         if kept:
             attempts.answers.pop(mirror, None)  # what it served is no answer to stand
         return self._act(request, outlet, mirror, attempts, verdict.reason)
@@ -258,6 +265,7 @@ class Failover:
         attempts = Attempts.of(request)
         if mirror not in attempts.failed_on:
             attempts.failed_on.append(mirror)
+            attempts.unavailable.append(mirror)
         return self._act(request, outlet, mirror, attempts, verdict.reason)
 
     def reroute(self, request: Request) -> Decision | None:
@@ -301,7 +309,20 @@ class Failover:
             seconds=request.meta.get("download_latency"),
         )
         if served and mirror is not None:
+            kind = request.meta.get(meta.KIND, "")
+            self._served_at[(outlet.name, mirror, kind)] = time.time()
             self.health.record_success(outlet.name, mirror)
+
+    def serving(self, outlet: Outlet, kind: str, now: float) -> set[str]:
+        """The mirrors of ``outlet`` that served a page of ``kind`` (not a failure of theirs)
+        within ``MIRROR_SILENT_AFTER``: a failure of theirs that may pass (a 503, a timeout)
+        is waited for. One out of rotation counts too: a mirror out for one notice may still
+        be the only one with a page. One that serves listings but answers every article 429
+        is not serving articles. What this process saw: a worker just started has seen none
+        serve yet."""
+        return {m for m in outlet.mirrors
+                if now - self._served_at.get((outlet.name, m, kind), -math.inf)
+                < self.silent_after}
 
     # -- the decision, carried out -----------------------------------------------------------------
 
@@ -312,11 +333,13 @@ class Failover:
         # a held mirror cannot answer now: the document waits for it, unless others agree
         holds = self.health.held(outlet)
         states = {m: up for m, up in self.health.states(outlet).items() if m not in holds}
+        now = time.time()
         step = next_step(
             attempts, [m for m, up in states.items() if up],
             lambda exclude: self.health.choose(outlet, exclude=exclude),
-            time.time(), self.give_up_after, self.longest_wait,
+            now, self.give_up_after, self.longest_wait,
             out_of_rotation=[m for m, up in states.items() if not up], held=holds,
+            serving=self.serving(outlet, request.meta.get(meta.KIND, ""), now),
         )
         if isinstance(step, Retry):
             logger.info("Failover %s -> %s for %s (%s)", mirror, step.mirror, request.url, reason)
@@ -349,6 +372,7 @@ class Failover:
     def _park(self, request: Request, outlet: Outlet, attempts: Attempts,
               delay: float) -> Parked:
         attempts.failed_on.clear()  # a new round once a mirror is back
+        attempts.unavailable.clear()
         attempts.waits += 1
         self.waiting.add(self.on_mirror(request, outlet, None, attempts), delay)
         return Parked(f"waiting for a mirror of {outlet.name}: {request.url}")

@@ -51,6 +51,11 @@ OUTLETS_DIR = None
 MIRROR_FAILURE_THRESHOLD = 3
 #: seconds a failing mirror stays out before one request probes it
 MIRROR_COOLDOWN = 60.0
+#: seconds without serving a page (of a kind: articles, listings) after which a mirror is
+#: *silent*: until then, a mirror that could not answer for a document (an outage, a 503 for
+#: one page) is asked again before the other mirrors' "not found" stands, as it may be the
+#: only one that has it; a silent one (down for good, never up) is not waited for
+MIRROR_SILENT_AFTER = 300.0
 #: HTTP statuses that mean "this mirror cannot serve it now": try the next one
 MIRROR_FAILOVER_HTTP_CODES = [403, 408, 429, 451, 500, 502, 503, 504, 520, 521, 522, 523, 524]
 #: a 429 or 503 with a Retry-After holds its mirror (no request to it) that long, at most

@@ -319,6 +319,42 @@ def test_one_mirrors_word_stands_only_once_the_mirrors_out_were_heard():
                      now, give_up_after=3600, longest_wait=60, held={B: 12.5}) == Wait(12.5)
 
 
+def test_a_not_there_waits_for_a_mirror_that_could_not_answer_while_serving():
+    now = time.time()
+
+    def step(attempts, serving=(A,), rotation=(B, C), out=(A,)):
+        return next_step(attempts, rotation, choose_from(), now, give_up_after=3600,
+                         longest_wait=60, out_of_rotation=out, serving=serving)
+
+    gone = {B: NOT_FOUND, C: NOT_FOUND}
+    # A (a 503, a timeout) may be the only mirror that has it: asked again after a wait
+    assert step(Attempts(answers=gone, failed_on=[A], unavailable=[A], since=now)) == Wait(1.0)
+    assert step(Attempts(answers=gone, failed_on=[A], unavailable=[A], since=now,
+                         waits=2)) == Wait(4.0)
+    # in rotation, failing this one page while it serves the rest: the same
+    assert step(Attempts(answers=gone, failed_on=[A], unavailable=[A], since=now),
+                rotation=(A, B, C), out=()) == Wait(1.0)
+    # a silent mirror (down for long, or never up) is heard by its failure
+    assert step(Attempts(answers=gone, failed_on=[A], unavailable=[A], since=now),
+                serving=()) == Settled(NOT_FOUND, B)
+    # so is one whose failure was its answer (a redirect off the outlet, a 403)
+    assert step(Attempts(answers=gone, failed_on=[A], since=now)) == Settled(NOT_FOUND, B)
+    # a text stands over a failure, as before
+    short = text_answer("short")
+    assert step(Attempts(answers={B: short, C: NOT_FOUND}, failed_on=[A], unavailable=[A],
+                         since=now)) == Settled(short, B)
+    # past the horizon nobody can say it is gone: given up (lost), not "not found"
+    assert isinstance(step(Attempts(answers=gone, failed_on=[A], unavailable=[A],
+                                    since=now - 3601)), GiveUp)
+
+
+def test_which_failures_may_pass():
+    codes = frozenset({403, 408, 429, 451, 500, 503, 504})
+    assert [code for code in sorted(codes) if judge_status(code, codes).passing] == \
+        [408, 429, 500, 503, 504]
+    assert judge_exception(TimeoutError()).passing
+
+
 def test_mirror_candidates_prefer_a_cooled_down_preferred_mirror():
     downs = {A: 100.0, B: None, C: 500.0}
     assert list(mirror_candidates([A, B, C], downs, now=200.0)) == [(A, True), (B, False)]

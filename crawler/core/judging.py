@@ -75,10 +75,15 @@ class Verdict:
     answer: str | None = None
     #: mirror evidence the outlet file declared (a ``blocked_markers`` text): no guess
     declared: bool = False
+    #: mirror evidence that it could not answer *now* (a timeout, a lost connection, a 5xx,
+    #: 408 or 429, a body cut short): asked later, it may serve the document. Not so a
+    #: redirect off the outlet, a block page, a 403 or a 451: those are its answer
+    passing: bool = False
 
 
-def mirror_failure(reason: str, outcome: str, strong: bool = False) -> Verdict:
-    return Verdict(MIRROR, reason, outcome, strong=strong)
+def mirror_failure(reason: str, outcome: str, strong: bool = False,
+                   passing: bool = False) -> Verdict:
+    return Verdict(MIRROR, reason, outcome, strong=strong, passing=passing)
 
 
 def document_answer(answer: str, reason: str, outcome: str = "ok") -> Verdict:
@@ -104,9 +109,9 @@ def judge_exception(exception: BaseException) -> Verdict | None:
     """A download error that says the mirror cannot serve now; None for anything else."""
     reason = f"{type(exception).__name__}: {exception}".strip().rstrip(":")
     if isinstance(exception, TIMEOUT_ERRORS):
-        return mirror_failure(reason, "timeout")
+        return mirror_failure(reason, "timeout", passing=True)
     if isinstance(exception, CONNECTION_ERRORS):
-        return mirror_failure(reason, "connection_error")
+        return mirror_failure(reason, "connection_error", passing=True)
     return None
 
 
@@ -142,7 +147,8 @@ def retry_after_seconds(status: int, value: bytes | str | None, now: float,
 
 def judge_status(status: int, failover_codes: frozenset[int]) -> Verdict | None:
     if status in failover_codes:
-        return mirror_failure(f"HTTP {status}", "http_error")
+        return mirror_failure(f"HTTP {status}", "http_error",
+                              passing=status >= 500 or status in (408, 429))
     if status in (404, 410):
         return document_answer(NOT_FOUND, f"HTTP {status}", "http_error")
     return None
@@ -177,7 +183,7 @@ def judge_body(status: int, body: bytes, content_encoding: list[bytes]) -> Verdi
     if not 200 <= status < 300:
         return None
     reason = incomplete_body(body, content_encoding)
-    return None if reason is None else mirror_failure(reason, "connection_error")
+    return None if reason is None else mirror_failure(reason, "connection_error", passing=True)
 
 
 # -- the decoded page ----------------------------------------------------------------------------

@@ -13,6 +13,12 @@ that failed it since it last waited, and what each mirror that answered said abo
   documents' failures or notices, and may serve this one), and a mirror under a
   Retry-After is waited for; then the best answer stands (text over no text). That costs
   one request per mirror out for each document the others said is not there.
+- A "not there" does not stand over a mirror that could not answer for the document (a
+  timeout, a 503) while it still *serves* (it served a page lately, ``serving``): a mirror
+  in a short outage, or answering one page with a 503, may be the only one that has it.
+  The document waits and asks it again, until it answers or the give-up horizon passes
+  (given up: nobody can say the document is gone). A mirror silent for long (dead, or
+  never up) is heard by its failures.
 - When no mirror can take it now (all out of rotation, or all failed it just now), it waits
   until a mirror is back, and is given up only after ``DOCUMENT_GIVE_UP_AFTER`` seconds.
 """
@@ -37,6 +43,8 @@ if TYPE_CHECKING:
 class Attempts:
     #: mirrors that failed the document (mirror evidence) since it last waited
     failed_on: list[str] = field(default_factory=list)
+    #: those of them that could not answer now (:attr:`Verdict.passing`): they may later
+    unavailable: list[str] = field(default_factory=list)
     #: mirror -> its answer about the document (document evidence)
     answers: dict[str, str] = field(default_factory=dict)
     #: wall-clock time of the first failure (the give-up horizon counts from it)
@@ -54,7 +62,8 @@ class Attempts:
         return cls(**data) if data else cls()
 
     def to_meta(self) -> dict[str, Any]:
-        return {"failed_on": list(self.failed_on), "answers": dict(self.answers),
+        return {"failed_on": list(self.failed_on), "unavailable": list(self.unavailable),
+                "answers": dict(self.answers),
                 "since": self.since, "waits": self.waits, "accept_from": self.accept_from,
                 "doubted": list(self.doubted)}
 
@@ -157,12 +166,14 @@ def next_step(
     longest_wait: float,
     out_of_rotation: Collection[str] = (),
     held: Mapping[str, float] | None = None,
+    serving: Collection[str] = (),
 ) -> Step:
     """What to do with a document after ``attempts``.
 
     ``choose(exclude)`` picks the mirror for it (possibly winning a probe); ``in_rotation``
     are the outlet's mirrors in rotation now, ``out_of_rotation`` those out, both free to be
-    asked; ``held`` the others, under a Retry-After: {mirror: seconds until it may be asked}.
+    asked; ``held`` the others, under a Retry-After: {mirror: seconds until it may be asked};
+    ``serving`` the mirrors that served a page lately: their ``unavailable`` may pass.
     """
     agreed = agreed_answer(attempts.answers)
     if agreed is not None and agreed.startswith(TEXT_PREFIX):
@@ -185,6 +196,15 @@ def next_step(
         if waits_for:
             # a mirror asked for a pause (Retry-After) and has not been heard: after it
             return Wait(max(1.0, min(waits_for)))
+        answer = agreed if agreed is not None else best_answer(attempts.answers)[0]
+        passing = [m for m in attempts.unavailable
+                   if m in serving and m not in attempts.answers]
+        if passing and not answer.startswith(TEXT_PREFIX):
+            # the mirror that failed it still serves: its answer may be the article
+            if attempts.since is not None and now - attempts.since >= give_up_after:
+                return GiveUp(f"{passing[0]} failed it for {now - attempts.since:.0f} s "
+                              f"while serving other pages, and the others said {answer}")
+            return Wait(wait_delay(attempts.waits, longest_wait))
         if agreed is not None:
             return Settled(agreed, _first_to_say(attempts, agreed))
         if attempts.doubted and not attempts.waits:
