@@ -21,7 +21,7 @@ from typing import Any
 
 from aeb import score
 
-from crawler import extraction
+from crawler.extraction import text as extraction_text
 
 ROOT = Path(__file__).resolve().parents[2] / "shared" / "corpus"
 NAMES = ("wcxb-dev", "fundus-news", "aeb-dev", "htmldate-dev")
@@ -117,7 +117,7 @@ def date_matches(published: str | None, truth: str | None) -> bool:
 
 
 def page_language(page: Page) -> set[str]:
-    lang = extraction._html_lang(page.html)
+    lang = extraction_text.html_lang(page.html)
     if lang:
         return {lang, *({"no"} if lang in ("nb", "nn") else ())}
     return COUNTRY_LANGUAGES.get(page.truth.get("country", ""), set())
@@ -144,7 +144,7 @@ def field_scores(pages: list[Page], answers: list[dict[str, Any]]) -> dict[str, 
         scores["no date"] = sum(not a.get("published") for _, a in dated)
     if pages and "country" in pages[0].truth:
         scores["language"] = _share(
-            extraction._language(a.get("language")) in page_language(p)
+            extraction_text.language_subtag(a.get("language")) in page_language(p)
             for p, a in zip(pages, answers, strict=True))
     return scores
 

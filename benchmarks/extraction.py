@@ -58,11 +58,10 @@ from corpora import (
     page_language,
 )
 
-from crawler import extraction
-from crawler.extraction import extract_article
-from crawler.metadata import headline
+from crawler.extraction import article, extract_article, options, second_opinion, text
+from crawler.metadata import Declared, declared, headline
 
-#: trafilatura's options tried for the body (over crawler.extraction.TRAFILATURA_OPTIONS),
+#: trafilatura's options tried for the body (over crawler.extraction.options.TRAFILATURA_OPTIONS),
 #: plainest first; each with and without the second opinion
 BODY_OPTIONS: dict[str, dict[str, Any]] = {
     "defaults": dict(include_comments=True),
@@ -82,35 +81,37 @@ def measure(html: bytes, url: str, corpus: str) -> dict[str, Any]:
     result: dict[str, Any] = {"trafilatura": _trafilatura_alone(html, url)}
     result["htmldate"] = htmldate.find_date(html, url=url, extensive_search=True)
     result["ours"] = fields(extract_article(html, url))
-    page = extraction._declared(html)
-    found = {url_first: htmldate.find_date(html, url=url, **extraction.date_params(url_first))
+    tree = article.parse_page(html)
+    page = declared(tree) if tree is not None else Declared()
+    found = {url_first: htmldate.find_date(html, url=url, **options.date_params(url_first))
              for url_first in (True, False)}
-    result["dates"] = {(url_first, declared_first): extraction.published_date(
+    result["dates"] = {(url_first, declared_first): article.published_date(
         page, found[url_first], declared_first)
         for url_first in (True, False) for declared_first in (True, False)}
     if corpus == DATES:
         return result
     bodies, guessed = {}, None
-    for name, options in BODY_OPTIONS.items():
-        document, summary = extraction.trafilatura_with_readability(html, url, options=options)
-        text = extraction._body_text_of(document.body) if document is not None else ""
+    summary = second_opinion.readability_summary(tree)
+    other = second_opinion.readability_lines(summary)
+    for name, overrides in BODY_OPTIONS.items():
+        document = trafilatura.bare_extraction(
+            tree, url=url, date_extraction_params=options.date_params(),
+            **{**options.TRAFILATURA_OPTIONS, **overrides}) if tree is not None else None
+        body = article.body_text_of(document.body) if document is not None else ""
         if name == "no comments" and document is not None:
             guessed = document.author
-        bodies[name, False] = text
-        if summary is None:
-            summary = extraction._readability_summary(html)
-        other = extraction._readability_lines(summary)
-        language = (extraction._language(document.language) if document else None) or (
-            extraction._html_lang(html))
-        bodies[name, True] = extraction.agreed_lines(
-            extraction.second_opinion(text, other), other,
-            lambda s=summary, la=language: extraction._justext_kept(s, la))
-    result["bodies"] = {key: extraction._normalize(extraction._without_link_markup(text),
-                                                  result["ours"].get("title"))
-                        for key, text in bodies.items()}
+        bodies[name, False] = body
+        language = (text.language_subtag(document.language) if document else None) or (
+            text.html_lang(html))
+        bodies[name, True] = second_opinion.agreed_lines(
+            second_opinion.second_opinion(body, other), other,
+            lambda s=summary, la=language: second_opinion.justext_kept(s, la))
+    result["bodies"] = {key: text.normalize(text.without_link_markup(body),
+                                            result["ours"].get("title"))
+                        for key, body in bodies.items()}
     host_name = urlsplit(url).hostname
     result["titles"] = {shown: headline(page, shown, host_name) for shown in (True, False)}
-    result["authors"] = {first: list(extraction._authors(None, page, guessed, first))
+    result["authors"] = {first: list(article.choose_authors(None, page, guessed, first))
                          for first in (True, False)}
     return result
 
@@ -212,9 +213,9 @@ def tune(pages: list[corpora.Page], answers: list[dict[str, Any]],
     }
     landed = {
         "body": ("no comments", False),
-        "headline": extraction.HEADLINE_SHOWN_FIRST,
-        "authors": extraction.AUTHORS_DECLARED_FIRST,
-        "date": (extraction.DATE_URL_FIRST, extraction.DATE_DECLARED_FIRST),
+        "headline": options.HEADLINE_SHOWN_FIRST,
+        "authors": options.AUTHORS_DECLARED_FIRST,
+        "date": (options.DATE_URL_FIRST, options.DATE_DECLARED_FIRST),
     }
     for key, value in chosen.items():
         print(f"  landed {key}: {landed[key]}"

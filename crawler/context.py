@@ -2,9 +2,10 @@
 
 The spider, middlewares, pipelines and extensions each reach them through
 :func:`crawl_context`, so there is one outlet catalog, one mirror health, one waiting room,
-one ledger, one failover, one store and (workers) one Redis client per crawler, whatever
-asks first. The crawl's mode (``CRAWL_MODE``, :mod:`crawler.mode`) chooses the backends of
-the parts that differ between a standalone crawl and a worker.
+one ledger, one failover, one store, one pool of extraction workers and (workers) one
+Redis client per crawler, whatever asks first. The crawl's mode (``CRAWL_MODE``,
+:mod:`crawler.mode`) chooses the backends of the parts that differ between a standalone
+crawl and a worker.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ if TYPE_CHECKING:
     from scrapy.crawler import Crawler
 
     from crawler.core.outlets import OutletCatalog
+    from crawler.extraction import ExtractorPool
     from crawler.failover import Failover
     from crawler.ledger import RequestLedger
     from crawler.mirror_registry import MirrorRegistry
@@ -69,6 +71,25 @@ class CrawlContext:
         store = open_store(settings["STORE_URI"], pool_size=settings.getint("STORE_POOL_SIZE"))
         self.crawler.signals.connect(store.close, signal=signals.engine_stopped, weak=False)
         return store
+
+    @cached_property
+    def extractor(self) -> ExtractorPool:
+        """The process's one pool of extraction workers (``EXTRACTION_PROCESSES``), shared by
+        the extraction pipeline and the verification of candidate mirrors. Closed when the
+        engine stops, after the pipelines' last page."""
+        from scrapy import signals
+
+        from crawler.extraction import ExtractionOptions, ExtractorPool
+
+        settings = self.crawler.settings
+        pool = ExtractorPool(
+            processes=settings.getint("EXTRACTION_PROCESSES"),
+            timeout=settings.getfloat("EXTRACTION_TIMEOUT"),
+            options=ExtractionOptions(
+                second_opinion=settings.getbool("EXTRACTION_SECOND_OPINION")),
+        )
+        self.crawler.signals.connect(pool.close, signal=signals.engine_stopped, weak=False)
+        return pool
 
     @cached_property
     def catalog(self) -> OutletCatalog:

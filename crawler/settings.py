@@ -132,9 +132,9 @@ REVISIT_CHECK_SECONDS = 60.0
 #: seconds one page may take to extract (trafilatura has no limit of its own)
 EXTRACTION_TIMEOUT = 20.0
 #: trafilatura in precision mode judging links, with readability's opinion and jusText's
-#: (crawler/extraction.py): better on the AEB pages it was tuned on (F1 0.979 against 0.957),
-#: worse on pages it was not (wcxb-dev, fundus-news: benchmarks/extraction.py), so not the
-#: default
+#: (crawler/extraction/second_opinion.py): better on the AEB pages it was tuned on (F1 0.979
+#: against 0.957), worse on pages it was not (wcxb-dev, fundus-news:
+#: benchmarks/extraction.py), so not the default
 EXTRACTION_SECOND_OPINION = False
 #: worker processes for extraction; 0 extracts in the crawling process, without a time limit
 EXTRACTION_PROCESSES = 1

@@ -11,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+import lxml.html
 import pytest
 from fault_schedule import DEAD_END_PAGE
 from nginx_outlet import SORRY_PAGE_IN_TEMPLATE
@@ -25,20 +26,23 @@ from crawler.core.outlets import Boilerplate, OutletError, Selectors, load_outle
 from crawler.extraction import (
     Extracted,
     ExtractionError,
+    ExtractionOptions,
     ExtractionTimeout,
     ExtractorPool,
     PlainSelectors,
-    _justext_kept,
-    _normalize,
-    _readability_lines,
-    _readability_summary,
-    agreed_lines,
     apply_boilerplate,
     extract_article,
+)
+from crawler.extraction.article import parse_page
+from crawler.extraction.second_opinion import (
+    agreed_lines,
+    justext_kept,
+    readability_lines,
+    readability_summary,
     readability_text,
     second_opinion,
-    trafilatura_with_readability,
 )
+from crawler.extraction.text import normalize
 
 URL = "https://www.presstv.ir/Detail/2024/03/14/722115/Iran-oil-exports-Asia-record"
 
@@ -256,10 +260,11 @@ LINKED_PAGE = ARTICLE_PAGE.replace(
 
 @pytest.mark.parametrize("second", [True, False])
 def test_page_of_one_deeply_nested_character_and_a_link_has_no_text(second):
-    assert extract_article(DEEP_NESTING_PAGE, "http://www.presstv.ir/a", second=second) is None
+    options = ExtractionOptions(second_opinion=second)
+    assert extract_article(DEEP_NESTING_PAGE, "http://www.presstv.ir/a", options=options) is None
     stale = Selectors(body="div.gone")
     assert extract_article(DEEP_NESTING_PAGE, "http://www.presstv.ir/a", selectors=stale,
-                           second=second) is None
+                           options=ExtractionOptions(second_opinion=second)) is None
 
 
 def test_a_page_that_is_only_links_has_no_text():
@@ -271,7 +276,8 @@ def test_a_page_that_is_only_links_has_no_text():
 
 @pytest.mark.parametrize("second", [True, False])
 def test_links_in_the_article_leave_their_words_and_no_markup(second):
-    extracted = extract_article(LINKED_PAGE.encode(), URL, RULES, "utf-8", second=second)
+    extracted = extract_article(LINKED_PAGE.encode(), URL, RULES, "utf-8",
+                                options=ExtractionOptions(second_opinion=second))
     assert extracted is not None
     assert extracted.text == "\n".join(PARAGRAPHS)
     assert "](" not in extracted.text and "http" not in extracted.text
@@ -308,7 +314,8 @@ def test_second_opinion_drops_a_teaser_list_trafilatura_keeps():
         ])
     )
     page = ARTICLE_PAGE.replace('<div class="body">', f'<div class="body"><ul>{teasers}</ul>')
-    extracted = extract_article(page.encode(), URL, RULES, encoding="utf-8", second=True)
+    extracted = extract_article(page.encode(), URL, RULES, encoding="utf-8",
+                                options=ExtractionOptions(second_opinion=True))
     assert extracted is not None
     # trafilatura keeps the list; readability leaves it out and agrees on everything else
     assert extracted.text == "\n".join(PARAGRAPHS)
@@ -374,9 +381,9 @@ def test_a_line_that_repeats_the_title_goes_wherever_it_stands():
     title = "Iran's oil exports to Asia hit five-year high"
     # a lead paragraph added ahead of the headline
     text = f"{LONG_PARAGRAPH}\n{title}\n{ARTICLE}"
-    assert _normalize(text, title) == f"{LONG_PARAGRAPH}\n{ARTICLE}"
-    assert _normalize(f"  {title} \n\n{ARTICLE}", title) == ARTICLE
-    assert _normalize(text, None) == text
+    assert normalize(text, title) == f"{LONG_PARAGRAPH}\n{ARTICLE}"
+    assert normalize(f"  {title} \n\n{ARTICLE}", title) == ARTICLE
+    assert normalize(text, None) == text
 
 
 def test_agreed_lines_adds_nothing_trafilatura_has_in_other_lines():
@@ -400,31 +407,29 @@ ARTICLE_WITH_EXTRAS = ARTICLE_PAGE.replace(
 
 
 def test_justext_keeps_readabilitys_paragraphs_not_credits_or_teasers():
-    summary = _readability_summary(ARTICLE_WITH_EXTRAS.encode())
+    summary = readability_summary(parse_page(ARTICLE_WITH_EXTRAS.encode()))
     assert summary is not None
-    assert HEADLINE in _readability_lines(summary).split("\n")
-    kept = _justext_kept(summary, "en").split("\n")
+    assert HEADLINE in readability_lines(summary).split("\n")
+    kept = justext_kept(summary, "en").split("\n")
     assert all(paragraph in kept for paragraph in [*PARAGRAPHS[:3], LONG_PARAGRAPH])
     assert CREDIT not in kept and HEADLINE not in kept
     # judged on a copy: the summary is unchanged
-    assert HEADLINE in _readability_lines(summary).split("\n")
+    assert HEADLINE in readability_lines(summary).split("\n")
     # no stoplist for the language, or no language: no vote
-    assert _justext_kept(summary, "xx") is None
-    assert _justext_kept(summary, None) is None
-    assert _justext_kept(None, "en") is None
+    assert justext_kept(summary, "xx") is None
+    assert justext_kept(summary, None) is None
+    assert justext_kept(None, "en") is None
 
 
-def test_second_opinion_hears_the_readability_trafilatura_asked():
-    document, summary = trafilatura_with_readability(ARTICLE_WITH_EXTRAS.encode(), URL)
-    assert document is not None and summary is not None
-    lines = _readability_lines(summary).split("\n")
+def test_second_opinion_reads_the_pages_one_tree_and_leaves_it_whole():
+    tree = parse_page(ARTICLE_WITH_EXTRAS.encode())
+    before = lxml.html.tostring(tree)
+    lines = readability_lines(readability_summary(tree)).split("\n")
     assert all(paragraph in lines for paragraph in [*PARAGRAPHS, LONG_PARAGRAPH])
-    # not listening: trafilatura alone
-    document, summary = trafilatura_with_readability(ARTICLE_WITH_EXTRAS.encode(), URL, False)
-    assert document is not None and summary is None
+    assert lxml.html.tostring(tree) == before
     # the stored text: the paragraph readability found too, not its credit or teaser
     extracted = extract_article(ARTICLE_WITH_EXTRAS.encode(), URL, RULES, encoding="utf-8",
-                                second=True)
+                                options=ExtractionOptions(second_opinion=True))
     assert extracted is not None
     assert LONG_PARAGRAPH in extracted.text.split("\n")
     assert CREDIT not in extracted.text and HEADLINE not in extracted.text
@@ -785,3 +790,39 @@ def test_close_leaves_no_child_processes():
     assert all(is_multiprocessing_helper(cmdline) for cmdline in left.values()), left
     with pytest.raises(RuntimeError):
         run(pool.extract(ARTICLE_PAGE, URL))
+
+
+# -- one parse per page ---------------------------------------------------------------------------
+
+#: where lxml turns a whole page into a tree, as trafilatura, htmldate and readability reach it
+PARSERS = [("lxml.html", "fromstring"), ("lxml.html", "document_fromstring"),
+           ("lxml.etree", "fromstring"), ("lxml.etree", "HTML"),
+           ("trafilatura.utils", "fromstring"), ("trafilatura.utils", "fromstring_bytes"),
+           ("htmldate.utils", "fromstring"), ("htmldate.utils", "fromstring_bytes")]
+
+
+@pytest.mark.parametrize("selectors", [None, SELECTORS], ids=["trafilatura", "selectors"])
+def test_a_page_is_parsed_once_on_the_article_path(monkeypatch, selectors):
+    import importlib
+
+    page = SELECTOR_PAGE.encode()
+    parses, depth = [], [0]
+    for module_name, name in PARSERS:
+        module = importlib.import_module(module_name)
+        parse = getattr(module, name)
+
+        def counted(markup, *args, _parse=parse, **kwargs):
+            # the whole page, not a fragment of it (a date written out, a summary), and once
+            # however many of these entry points one parse passes through
+            if depth[0] == 0 and len(markup) >= len(page) // 2:
+                parses.append(markup)
+            depth[0] += 1
+            try:
+                return _parse(markup, *args, **kwargs)
+            finally:
+                depth[0] -= 1
+
+        monkeypatch.setattr(module, name, counted)
+    extracted = extract_article(page, URL, RULES, "utf-8", selectors)
+    assert extracted is not None and extracted.text
+    assert len(parses) == 1

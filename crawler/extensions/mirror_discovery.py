@@ -46,7 +46,6 @@ from crawler.core.mirror_notices import (
     base_of,
     named_mirrors,
 )
-from crawler.extraction import ExtractorPool
 from crawler.mirror_registry import Candidate, utc_now
 from crawler.mirror_verification import (
     ADOPTED,
@@ -136,7 +135,6 @@ class MirrorDiscovery:
         self.recheck = settings.getfloat("MIRROR_DISCOVERY_RECHECK")
         self.max_candidates = settings.getint("MIRROR_DISCOVERY_MAX_CANDIDATES")
         self.refresh_every = settings.getfloat("MIRROR_DISCOVERY_REFRESH")
-        self._pool: ExtractorPool | None = None
         #: (outlet, base) being verified by this process
         self._verifying: set[tuple[str, str]] = set()
         self._tasks: set[asyncio.Future] = set()
@@ -165,8 +163,6 @@ class MirrorDiscovery:
         self._ticker.stop()
         for task in self._tasks:
             task.cancel()
-        if self._pool is not None:
-            self._pool.close()
 
     def keep_open(self) -> None:
         # a candidate named before enough articles were durable gets one more look: the
@@ -394,7 +390,7 @@ class MirrorDiscovery:
         if verdict is not None:
             return ArticleProbe(path, BLOCKED if verdict.strong else FAILED, verdict.reason)
         try:
-            extracted = await self._extractor().extract(
+            extracted = await self.context.extractor.extract(
                 response.body, response.url, outlet.boilerplate,
                 getattr(response, "encoding", None), outlet.selectors)
         except Exception as exc:
@@ -412,12 +408,3 @@ class MirrorDiscovery:
         if verdict is not None or not isinstance(response, TextResponse):
             return ListingProbe(path, 0, verdict.reason if verdict else "not a page")
         return ListingProbe(path, article_links(response, outlet))
-
-    def _extractor(self) -> ExtractorPool:
-        if self._pool is None:
-            settings = self.crawler.settings
-            self._pool = ExtractorPool(
-                processes=min(1, settings.getint("EXTRACTION_PROCESSES")),
-                timeout=settings.getfloat("EXTRACTION_TIMEOUT"),
-                second_opinion=settings.getbool("EXTRACTION_SECOND_OPINION"))
-        return self._pool

@@ -7,13 +7,11 @@ import logging
 import time
 from typing import TYPE_CHECKING, Any
 
-from scrapy import signals as scrapy_signals
-
 from crawler.context import crawl_context
 from crawler.core import signals
 from crawler.core.judging import TEXT_PREFIX, document_answer, judge_text, text_answer
 from crawler.core.steps import Attempts, Ended, Parked
-from crawler.extraction import ExtractionError, ExtractionTimeout, ExtractorPool
+from crawler.extraction import ExtractionError, ExtractionTimeout
 from crawler.items import ArticleItem
 from crawler.ledger import ItemContinues, ItemEnded
 
@@ -41,13 +39,7 @@ class ExtractionPipeline:
         context = crawl_context(crawler)
         self.catalog = context.catalog
         self.failover = context.failover
-        settings = crawler.settings
-        self.pool = ExtractorPool(
-            processes=settings.getint("EXTRACTION_PROCESSES"),
-            timeout=settings.getfloat("EXTRACTION_TIMEOUT"),
-            second_opinion=settings.getbool("EXTRACTION_SECOND_OPINION"),
-        )
-        crawler.signals.connect(self.pool.close, signal=scrapy_signals.spider_closed)
+        self.pool = context.extractor
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> ExtractionPipeline:
