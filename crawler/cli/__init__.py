@@ -810,6 +810,3 @@ def main() -> None:
     install_log_redaction()
     app()
 
-
-if __name__ == "__main__":
-    main()
