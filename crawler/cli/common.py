@@ -8,15 +8,19 @@ import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.text import Text
 
-from crawler.core.outlets import OutletCatalog, OutletError
+from crawler.core.outlets import Outlet, OutletCatalog, OutletError
 from crawler.core.redact import redact_text
-from crawler.storage import StoreError, open_store
+from crawler.storage import Store, StoreError, open_store
+
+if TYPE_CHECKING:
+    from redis import Redis
+    from scrapy.settings import Settings
 
 console = Console(stderr=True)
 
@@ -31,6 +35,28 @@ def fail(message: str, code: int = 2) -> typer.Exit:
     console.print(Text("error:", style="red") + Text(f" {redact_text(line)}"),
                   highlight=False, emoji=False, soft_wrap=True)
     return typer.Exit(code)
+
+
+@contextmanager
+def one_line_errors(*kinds: type[Exception]) -> Iterator[None]:
+    """An error of ``kinds`` (a bad outlet file, a store that fails) ends the command with its
+    message as one line, not a traceback."""
+    try:
+        yield
+    except kinds as exc:
+        raise fail(str(exc)) from None
+
+
+@contextmanager
+def opened_store(uri: str) -> Iterator[Store]:
+    """The store at ``uri`` for one command, closed after it; its errors are one line."""
+    with one_line_errors(StoreError):
+        store = open_store(uri)
+    try:
+        with one_line_errors(StoreError):
+            yield store
+    finally:
+        store.close()
 
 
 def not_empty(envvar: str) -> Callable[[typer.Context, typer.CallbackParam, str], str]:
@@ -99,11 +125,10 @@ SectionOpt = Annotated[
 ]
 
 
-def load_outlet(outlets_dir: Path | None, name: str, sections: list[str]):
-    try:
+def load_outlet(outlets_dir: Path | None, name: str, sections: list[str]) -> Outlet:
+    """The outlet ``name``, which has every one of ``sections``: else one line."""
+    with one_line_errors(OutletError):
         outlet = OutletCatalog.from_setting(outlets_dir).get(name)
-    except OutletError as exc:
-        raise fail(str(exc)) from None
     unknown = [s for s in sections if s not in outlet.sections]
     if unknown:
         raise fail(
@@ -115,14 +140,12 @@ def load_outlet(outlets_dir: Path | None, name: str, sections: list[str]):
 
 def check_store(uri: str) -> None:
     """The store a crawl writes to opens and can be written: else one line, now."""
-    try:
+    with one_line_errors(StoreError):
         store = open_store(uri)
         try:
             store.check_writable()
         finally:
             store.close()
-    except StoreError as exc:
-        raise fail(str(exc)) from None
 
 
 def check_warc_dir(directory: str | None) -> None:
@@ -138,27 +161,24 @@ def check_warc_dir(directory: str | None) -> None:
         raise fail(f"cannot write WARC files to {path}: {exc.strerror or exc}") from None
 
 
-def build_settings(overrides: list[str] | None, **values):
+def build_settings(overrides: list[str] | None, **values: Any) -> Settings:
+    """The project's settings, then the options' ``values``, then -s; a bad -s is one line."""
     from crawler.runner import crawler_settings
 
-    try:
+    with one_line_errors(ValueError):
         return crawler_settings(overrides or [], **values)
-    except ValueError as exc:
-        raise fail(str(exc)) from None
 
 
-def in_mode(settings, mode: str) -> None:
+def in_mode(settings: Settings, mode: str) -> None:
     """Run in ``mode``, whatever -s says of it; a setting of the other mode is refused."""
     from crawler.mode import check_mode
 
     settings.set("CRAWL_MODE", mode, priority="cmdline")
-    try:
+    with one_line_errors(ValueError):
         check_mode(settings)
-    except ValueError as exc:
-        raise fail(str(exc)) from None
 
 
-def connect_redis(settings, *, retry: bool = False):
+def connect_redis(settings: Settings, *, retry: bool = False) -> Redis:
     """A client of a Redis that answered PING. One-shot commands keep ``retry=False``: they
     give up on the first timeout (REDIS_PARAMS) instead of retrying a silent server."""
     from redis.exceptions import RedisError
@@ -179,7 +199,7 @@ def connect_redis(settings, *, retry: bool = False):
 
 
 @contextmanager
-def redis_errors(settings) -> Iterator[None]:
+def redis_errors(settings: Settings) -> Iterator[None]:
     """A Redis that stops answering half-way through a one-shot command: one line."""
     from redis.exceptions import RedisError
 

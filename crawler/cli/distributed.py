@@ -28,6 +28,7 @@ from crawler.cli.common import (
     fail,
     in_mode,
     load_outlet,
+    one_line_errors,
     redis_errors,
 )
 from crawler.core.outlets import OutletCatalog, OutletError
@@ -54,10 +55,8 @@ def schedule(
     spec = load_outlet(outlets_dir, outlet, sections)
     settings = build_settings(setting, REDIS_URL=redis)
     if every is not None:
-        try:
+        with one_line_errors(ValueError):
             seconds = parse_interval(every)
-        except ValueError as exc:
-            raise fail(str(exc)) from None
     server = connect_redis(settings)
     with redis_errors(settings):
         if every is None:
@@ -108,10 +107,8 @@ def beat(
     from crawler.distributed.keys import RedisKeys
     from crawler.distributed.schedules import Beat
 
-    try:
+    with one_line_errors(OutletError):
         catalog = OutletCatalog.from_setting(outlets_dir)
-    except OutletError as exc:
-        raise fail(str(exc)) from None
     settings = build_settings(setting, REDIS_URL=redis)
     logging.basicConfig(level=logging.INFO,
                         format="%(asctime)s [%(name)s] %(levelname)s: %(message)s")
@@ -119,10 +116,8 @@ def beat(
     server = connect_redis(settings, retry=True)
     db = None
     if store:
-        try:
+        with one_line_errors(StoreError):
             db = open_store(store, pool_size=1)
-        except StoreError as exc:
-            raise fail(str(exc)) from None
     service = Beat(server, RedisKeys.from_settings(settings), catalog, tick=tick, store=db,
                    revisit_every=settings.getfloat("REVISIT_CHECK_SECONDS"),
                    revisit_batch=settings.getint("REVISIT_BATCH"))
@@ -147,10 +142,8 @@ def worker(
     from crawler.mode import DISTRIBUTED
     from crawler.runner import run_worker
 
-    try:
+    with one_line_errors(OutletError):
         OutletCatalog.from_setting(outlets_dir)
-    except OutletError as exc:
-        raise fail(str(exc)) from None
     settings = build_settings(
         setting, REDIS_URL=redis, STORE_URI=store, OUTLETS_DIR=outlets_dir,
         METRICS_PORT=metrics_port, WARC_DIR=warc,

@@ -19,6 +19,7 @@ from crawler.cli.common import (
     connect_redis,
     fail,
     load_outlet,
+    one_line_errors,
     redis_errors,
 )
 from crawler.storage import StoreError, open_store
@@ -59,14 +60,12 @@ def mirrors(
         from crawler.mirror_registry import MirrorRegistry, StoreMirrorRegistry
         from crawler.storage import path_from_uri
 
-        try:
+        with one_line_errors(StoreError):
             if (action is None and store.startswith("sqlite:")
                     and not Path(path_from_uri(store)).exists()):
                 registry = MirrorRegistry()  # nothing crawled there: nothing to show or make
             else:
                 registry = StoreMirrorRegistry(open_store(store))
-        except StoreError as exc:
-            raise fail(str(exc)) from None
     if action is not None:
         from crawler.core.mirror_notices import base_of
         from crawler.mirror_registry import decide

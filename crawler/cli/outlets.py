@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from crawler.cli.common import OutletsDirOpt, console, fail
+from crawler.cli.common import OutletsDirOpt, console, fail, one_line_errors
 from crawler.core.outlets import OutletCatalog, OutletError
 
 outlets_app = typer.Typer(help="List the outlets and validate their files; start new ones.",
@@ -54,10 +54,8 @@ def outlets(ctx: typer.Context, outlets_dir: OutletsDirOpt = None) -> None:
     """List the outlets and validate their files."""
     if ctx.invoked_subcommand is not None:
         return
-    try:
+    with one_line_errors(OutletError):
         catalog = OutletCatalog.from_setting(outlets_dir)
-    except OutletError as exc:
-        raise fail(str(exc)) from None
     table = Table("outlet", "mirrors (first is canonical)", "sections", "status")
     bad = 0
     for path, result in catalog.validate_all():

@@ -13,10 +13,17 @@ import typer
 from rich.console import Console
 from rich.text import Text
 
-from crawler.cli.common import DEFAULT_STORE, OutletsDirOpt, StoreOpt, fail, load_outlet
+from crawler.cli.common import (
+    DEFAULT_STORE,
+    OutletsDirOpt,
+    StoreOpt,
+    fail,
+    load_outlet,
+    one_line_errors,
+    opened_store,
+)
 from crawler.core.outlets import OutletCatalog, OutletError
 from crawler.items import EXPORT_FIELDS
-from crawler.storage import StoreError, open_store
 
 
 def export(
@@ -33,26 +40,20 @@ def export(
     since = None
     if changed_since is not None:
         since = iso_time(changed_since, "--changed-since")
-    try:
-        db = open_store(store)
-    except StoreError as exc:
-        raise fail(str(exc)) from None
     out = sys.stdout
-    try:
-        records = db.read(outlet, changed_since=since)
-        if format == "csv":
-            writer = csv.DictWriter(out, fieldnames=EXPORT_FIELDS, lineterminator="\n")
-            writer.writeheader()
-            writer.writerows(records)
-        else:
-            for record in records:
-                out.write(json.dumps(record, ensure_ascii=False) + "\n")
-    except BrokenPipeError:  # `crawler export | head`
-        sys.stderr.close()
-    except StoreError as exc:  # the store failed while being read (busy, corrupt, gone)
-        raise fail(str(exc)) from None
-    finally:
-        db.close()
+    # a store that fails while being read (busy, corrupt, gone) is one line too
+    with opened_store(store) as db:
+        try:
+            records = db.read(outlet, changed_since=since)
+            if format == "csv":
+                writer = csv.DictWriter(out, fieldnames=EXPORT_FIELDS, lineterminator="\n")
+                writer.writeheader()
+                writer.writerows(records)
+            else:
+                for record in records:
+                    out.write(json.dumps(record, ensure_ascii=False) + "\n")
+        except BrokenPipeError:  # `crawler export | head`
+            sys.stderr.close()
 
 
 def iso_time(text: str, option: str) -> str:
@@ -71,7 +72,7 @@ def article_key(url: str, outlets_dir: Path | None) -> str:
     """The identity the store keys ``url`` by: its outlet's rules where an outlet owns it."""
     from crawler.core.identity import identity_url
 
-    try:
+    with one_line_errors(OutletError):
         catalog = OutletCatalog.from_setting(outlets_dir)
         for name in catalog.names():
             try:
@@ -80,8 +81,6 @@ def article_key(url: str, outlets_dir: Path | None) -> str:
                 continue
             if outlet.owns(url):
                 return outlet.canonical_url(url)
-    except OutletError as exc:
-        raise fail(str(exc)) from None
     return identity_url(url)
 
 
@@ -97,16 +96,8 @@ def history(
     from crawler.core.revisions import version_diff
 
     key = article_key(url, outlets_dir)
-    try:
-        db = open_store(store)
-    except StoreError as exc:
-        raise fail(str(exc)) from None
-    try:
+    with opened_store(store) as db:
         versions = db.history(key)
-    except StoreError as exc:
-        raise fail(str(exc)) from None
-    finally:
-        db.close()
     if not versions:
         raise fail(f"not stored: {key}", code=1)
     diffs = [None] + [version_diff(a, b) for a, b in zip(versions, versions[1:], strict=False)]
@@ -150,14 +141,6 @@ def rekey(
     duplicates. Opening a store migrates it without the outlet files: run this after
     that, or after changing an outlet's identity_params."""
     spec = load_outlet(outlets_dir, outlet, [])
-    try:
-        db = open_store(store)
-    except StoreError as exc:
-        raise fail(str(exc)) from None
-    try:
+    with opened_store(store) as db:
         changed = db.rekey(spec.name, spec.canonical_url)
-    except StoreError as exc:
-        raise fail(str(exc)) from None
-    finally:
-        db.close()
     typer.echo(f"{changed} stored articles of {spec.name} rekeyed or merged")
