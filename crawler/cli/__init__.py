@@ -1,4 +1,7 @@
-"""The `crawler` command (see README.md: "Commands"), one module per group of commands."""
+"""The `crawler` command (see README.md: "Commands"), one module per group of commands.
+
+An option's default that is also a setting is read from crawler/settings.py, so that the two
+cannot drift apart."""
 
 from __future__ import annotations
 

@@ -24,9 +24,6 @@ if TYPE_CHECKING:
 
 console = Console(stderr=True)
 
-DEFAULT_STORE = "sqlite:///crawl.db"
-DEFAULT_REDIS = "redis://localhost:6379/0"
-
 
 def fail(message: str, code: int = 2) -> typer.Exit:
     """Print one line (secrets masked, markup shown as typed) and return the exit to raise."""

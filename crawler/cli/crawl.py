@@ -9,8 +9,8 @@ from typing import Annotated
 
 import typer
 
+from crawler import settings as defaults
 from crawler.cli.common import (
-    DEFAULT_STORE,
     MetricsPortOpt,
     OutletsDirOpt,
     SectionOpt,
@@ -31,7 +31,7 @@ from crawler.storage import open_store
 def crawl(
     outlet: Annotated[str, typer.Argument(help="Outlet name (its file's name).")],
     section: SectionOpt = None,
-    store: StoreOpt = DEFAULT_STORE,
+    store: StoreOpt = defaults.STORE_URI,
     outlets_dir: OutletsDirOpt = None,
     metrics_port: MetricsPortOpt = None,
     max_wait: Annotated[

@@ -11,9 +11,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from crawler import settings as defaults
 from crawler.cli.common import (
-    DEFAULT_REDIS,
-    DEFAULT_STORE,
     MetricsPortOpt,
     OutletsDirOpt,
     RedisOpt,
@@ -38,7 +37,7 @@ from crawler.storage import StoreError, open_store
 def schedule(
     outlet: Annotated[str, typer.Argument(help="Outlet name (its file's name).")],
     section: SectionOpt = None,
-    redis: RedisOpt = DEFAULT_REDIS,
+    redis: RedisOpt = defaults.REDIS_URL,
     outlets_dir: OutletsDirOpt = None,
     every: Annotated[
         str | None, typer.Option("--every", help="Repeat at this interval: 30s, 15m, 1h, 1d.")
@@ -72,7 +71,7 @@ def schedule(
 def unschedule(
     outlet: Annotated[str, typer.Argument(help="Outlet name.")],
     section: SectionOpt = None,
-    redis: RedisOpt = DEFAULT_REDIS,
+    redis: RedisOpt = defaults.REDIS_URL,
     setting: SettingOpt = None,
 ) -> None:
     """Remove an outlet's recurring schedules (all its sections unless --section)."""
@@ -90,7 +89,7 @@ def unschedule(
 
 
 def beat(
-    redis: RedisOpt = DEFAULT_REDIS,
+    redis: RedisOpt = defaults.REDIS_URL,
     outlets_dir: OutletsDirOpt = None,
     tick: Annotated[float, typer.Option(help="Seconds between looks at the schedules.")] = 1.0,
     store: Annotated[str | None, typer.Option(
@@ -131,8 +130,8 @@ def beat(
 
 
 def worker(
-    redis: RedisOpt = DEFAULT_REDIS,
-    store: StoreOpt = DEFAULT_STORE,
+    redis: RedisOpt = defaults.REDIS_URL,
+    store: StoreOpt = defaults.STORE_URI,
     outlets_dir: OutletsDirOpt = None,
     metrics_port: MetricsPortOpt = None,
     warc: WarcOpt = None,
@@ -159,7 +158,7 @@ def worker(
 
 
 def status(
-    redis: RedisOpt = DEFAULT_REDIS,
+    redis: RedisOpt = defaults.REDIS_URL,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
     setting: SettingOpt = None,
 ) -> None:

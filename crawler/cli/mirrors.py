@@ -11,8 +11,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from crawler import settings as defaults
 from crawler.cli.common import (
-    DEFAULT_STORE,
     OutletsDirOpt,
     StoreOpt,
     build_settings,
@@ -29,7 +29,7 @@ def mirrors(
     words: Annotated[list[str], typer.Argument(
         help="OUTLET: its mirrors and candidates; adopt OUTLET URL: put a candidate in "
         "rotation; reject OUTLET URL: keep it out.", metavar="[adopt|reject] OUTLET [URL]")],
-    store: StoreOpt = DEFAULT_STORE,
+    store: StoreOpt = defaults.STORE_URI,
     outlets_dir: OutletsDirOpt = None,
     redis: Annotated[str | None, typer.Option(
         "--redis", envvar="CRAWLER_REDIS_URL", help="Redis URL (distributed mode): the "

@@ -13,8 +13,8 @@ import typer
 from rich.console import Console
 from rich.text import Text
 
+from crawler import settings as defaults
 from crawler.cli.common import (
-    DEFAULT_STORE,
     OutletsDirOpt,
     StoreOpt,
     fail,
@@ -27,7 +27,7 @@ from crawler.items import EXPORT_FIELDS
 
 
 def export(
-    store: StoreOpt = DEFAULT_STORE,
+    store: StoreOpt = defaults.STORE_URI,
     format: Annotated[str, typer.Option("--format", help="jsonl or csv.")] = "jsonl",
     outlet: Annotated[str | None, typer.Option("--outlet", help="Only this outlet.")] = None,
     changed_since: Annotated[str | None, typer.Option(
@@ -86,7 +86,7 @@ def article_key(url: str, outlets_dir: Path | None) -> str:
 
 def history(
     url: Annotated[str, typer.Argument(help="The article's URL, on any mirror.")],
-    store: StoreOpt = DEFAULT_STORE,
+    store: StoreOpt = defaults.STORE_URI,
     outlets_dir: OutletsDirOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON document, for "
                                           "scripts.")] = False,
@@ -134,7 +134,7 @@ def history(
 
 def rekey(
     outlet: Annotated[str, typer.Argument(help="Outlet name (its file's name).")],
-    store: StoreOpt = DEFAULT_STORE,
+    store: StoreOpt = defaults.STORE_URI,
     outlets_dir: OutletsDirOpt = None,
 ) -> None:
     """Key an outlet's stored articles by its identity rules (identity_params), merging
