@@ -17,12 +17,12 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urlsplit
 
-import lxml.html
 import yaml
 from scrapy.utils.sitemap import sitemap_urls_from_robots
 
+from crawler.core.links import page_links, page_tree
 from crawler.core.mirror_notices import named_mirrors
 from crawler.core.outlets import Outlet
 
@@ -97,24 +97,16 @@ class Page:
 
     @classmethod
     def parse(cls, url: str, body: bytes) -> Page | None:
-        try:
-            return cls(url, lxml.html.fromstring(body))
-        except (ValueError, lxml.etree.ParserError):
-            return None
+        tree = page_tree(body)
+        return cls(url, tree) if tree is not None else None
 
-    def links(self, xpath: str = "//a[@href]") -> list[tuple[str, str]]:
-        """(absolute URL, text) of the links ``xpath`` selects, in page order."""
-        found = []
-        for node in self.tree.xpath(xpath):
-            href = (node.get("href") or "").strip()
-            if href and not href.startswith(("#", "mailto:", "javascript:")):
-                found.append((urljoin(self.url, href).split("#", 1)[0],
-                              " ".join(node.text_content().split())))
-        return found
+    def links(self) -> list[tuple[str, str]]:
+        """(absolute URL, text) of the page's links, in page order."""
+        return [(link.url, link.text) for link in page_links(self.tree, self.url)]
 
     def feeds(self) -> list[str]:
-        return [url for url, _ in self.links(
-            "//link[@rel='alternate'][@href]"
+        return [link.url for link in page_links(
+            self.tree, self.url, "//link[@rel='alternate'][@href]"
             f"[@type='{FEED_TYPES[0]}' or @type='{FEED_TYPES[1]}']")]
 
 

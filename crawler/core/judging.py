@@ -36,6 +36,7 @@ from twisted.internet import error as net_error
 
 from crawler.core.bot_checks import bot_check
 from crawler.core.compression import incomplete_body
+from crawler.core.links import page_links, page_tree
 from crawler.core.redact import redact_url
 
 if TYPE_CHECKING:
@@ -288,21 +289,20 @@ def page_fingerprint(body: bytes, path: str) -> str:
     return hashlib.sha1(_VOLATILE.sub(b"", body)).hexdigest()
 
 
-_HREF = re.compile(rb"""<a\s[^>]*?href\s*=\s*["']?([^"'\s>]+)""", re.IGNORECASE)
-
-
 def links_into_outlet(body: bytes, url: str, outlet: Outlet) -> bool:
     """Whether a page links to one of the outlet's articles or sections (on any mirror or
     alias): the outlet's own pages do, a notice served in its place does not (its links go
     elsewhere, or to the host's root with a challenge token)."""
+    tree = page_tree(body)
+    if tree is None:
+        return False
     own = urlsplit(url).path
-    for match in _HREF.finditer(body):
-        target = urljoin(url, html.unescape(match.group(1).decode("latin-1")))
-        if not outlet.owns(target):
+    for link in page_links(tree, url):
+        if not outlet.owns(link.url):
             continue
-        path = urlsplit(target).path
+        path = urlsplit(link.url).path
         if path != own and (outlet.article_pattern.search(path)
-                            or (path.strip("/") and outlet.is_landing_page(target))):
+                            or (path.strip("/") and outlet.is_landing_page(link.url))):
             return True
     return False
 

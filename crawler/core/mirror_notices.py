@@ -15,8 +15,9 @@ from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from urllib.parse import urljoin, urlsplit
 
-import lxml.etree
 import lxml.html
+
+from crawler.core.links import page_links, page_tree
 
 #: phrases that open a mirror notice, when the outlet file gives none (``mirror_notices``);
 #: compared case-insensitively with the text of one element
@@ -106,12 +107,10 @@ def notice_blocks(tree: lxml.html.HtmlElement,
 def named_in_block(block: lxml.html.HtmlElement, page_url: str) -> list[str]:
     """Base URLs a notice block names: its links, then host names written as text."""
     bases = []
-    for link in block.iter("a"):
-        href = (link.get("href") or "").strip()
-        if href and not href.startswith(("#", "mailto:", "javascript:")):
-            base = base_of(urljoin(page_url, href))
-            if base:
-                bases.append(base)
+    for link in page_links(block, page_url):
+        base = base_of(link.url)
+        if base:
+            bases.append(base)
     scheme = urlsplit(page_url).scheme or "https"
     for match in _HOST_TEXT.finditer(block.text_content()):
         host = match.group(1).lower()
@@ -155,10 +154,7 @@ def named_mirrors(body: bytes, url: str, headers: Mapping[str, str] | None = Non
     phrases = tuple(phrases)
     lowered = body.lower()
     if any(p.lower().encode("utf-8") in lowered for p in phrases if p.strip()):
-        try:
-            tree = lxml.html.fromstring(body)
-        except (ValueError, lxml.etree.ParserError):
-            tree = None
+        tree = page_tree(body)
         if tree is not None:
             for block in notice_blocks(tree, phrases):
                 for base in named_in_block(block, url):

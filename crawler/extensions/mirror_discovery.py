@@ -38,6 +38,7 @@ from scrapy.http.request import NO_CALLBACK
 from crawler.context import crawl_context
 from crawler.core import meta, signals
 from crawler.core.judging import judge_page
+from crawler.core.links import page_links
 from crawler.core.mirror_notices import (
     FEED,
     MAX_PER_PAGE,
@@ -97,14 +98,14 @@ def due(candidate: Candidate, recheck: float, now: datetime) -> bool:
     return checked is None or (now - checked).total_seconds() >= recheck
 
 
-def article_links(response: Response, outlet: Outlet) -> int:
+def article_links(response: TextResponse, outlet: Outlet) -> int:
     """Distinct links of a page to articles of ``outlet`` (its mirrors, the candidate among
     them)."""
     paths = set()
-    for href in response.xpath("//a/@href").getall():
-        url = urljoin(response.url, href.strip())
-        if outlet.owns(url) and outlet.article_pattern.search(urlsplit(url).path):
-            paths.add(urlsplit(url).path)
+    for link in page_links(response, response.url):
+        path = urlsplit(link.url).path
+        if outlet.owns(link.url) and outlet.article_pattern.search(path):
+            paths.add(path)
     return len(paths)
 
 

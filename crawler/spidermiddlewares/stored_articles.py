@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
@@ -94,14 +94,7 @@ class StoredArticleFilter(OutletComponent):
             kept.append(obj)
         return kept
 
-    def process_spider_output(self, response: Response, result: Iterable[Any]) -> Iterable[Any]:
-        results = list(result)
-        canonical = self._article_urls(results)
-        if not canonical:
-            return results
-        return self._without(results, canonical, self._stored(list(canonical.values())))
-
-    async def process_spider_output_async(
+    async def process_spider_output(
         self, response: Response, result: AsyncIterator[Any]
     ) -> AsyncIterator[Any]:
         results = [obj async for obj in result]

@@ -26,6 +26,7 @@ from crawler.core.discovery import (
     within_window,
 )
 from crawler.core.judging import NO_ARTICLES, document_answer
+from crawler.core.links import ANCHORS, page_links
 from crawler.core.outlets import Outlet
 from crawler.core.steps import Ended
 from crawler.items import ArticleItem, FinishedRequest
@@ -42,6 +43,8 @@ LISTING_PRIORITY = 0
 FEED_PRIORITY = 1
 #: the answer of a mirror whose feed or sitemap cannot be read (document evidence)
 MALFORMED = "malformed"
+#: a listing's links: to articles, and to its next page (``<link rel="next">`` in the head)
+_LISTING_LINKS = f"{ANCHORS} | descendant::link[@rel='next'][@href]"
 
 
 class OutletSpider(Spider):
@@ -382,17 +385,11 @@ def _article_url(outlet: Outlet, base: str, link: str) -> str | None:
 def _outlet_links(outlet: Outlet, response: Response) -> Iterator[tuple[str, str, bool]]:
     """(URL to fetch, path, whether it is rel="next") of each distinct link on the page that
     points into the outlet, on any mirror or alias, in either scheme. Links elsewhere,
-    mailto:, javascript: and fragments are left out. Listings carry a hundred links or more:
-    each distinct href is resolved once."""
-    hrefs: dict[str, bool] = {}
-    for node in response.selector.root.xpath("//a[@href] | //link[@rel='next'][@href]"):
-        href = node.get("href").strip()
-        if href and href[0] != "#":
-            rel = node.get("rel")
-            hrefs[href] = hrefs.get(href, False) or bool(rel and "next" in rel.split())
-    base = response.url
-    for href, is_next in hrefs.items():
-        url = urljoin(base, href).split("#", 1)[0]
-        if not outlet.owns(url):
-            continue
-        yield outlet.fetch_url(url), urlsplit(url).path, is_next
+    mailto:, javascript: and fragments are left out (:func:`~crawler.core.links.page_links`)."""
+    links: dict[str, tuple[str, bool]] = {}  # href -> (URL, rel="next" on any of its links)
+    for link in page_links(response, response.url, _LISTING_LINKS):
+        url, is_next = links.get(link.href, (link.url, False))
+        links[link.href] = (url, is_next or "next" in link.rel)
+    for url, is_next in links.values():
+        if outlet.owns(url):
+            yield outlet.fetch_url(url), urlsplit(url).path, is_next
