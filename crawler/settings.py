@@ -89,9 +89,6 @@ MIRROR_DISCOVERY_LEASE = 30.0
 #: seconds after its first failure that a document no mirror could serve is given up; until
 #: then it waits for a mirror (`crawler crawl --max-wait` sets it for a standalone crawl)
 DOCUMENT_GIVE_UP_AFTER = 6 * 3600.0
-#: `crawler crawl`'s DOCUMENT_GIVE_UP_AFTER unless --max-wait is given, written as that option
-#: takes it; it is the option's default, so -s cannot change it (--max-wait can)
-CRAWL_MAX_WAIT = "15m"
 #: article links taken from one listing page, in page order; the rest are dropped (counted in
 #: ``listing/links_capped``, one warning per listing): a broken or hostile page listing
 #: millions of links must not flood the queue

@@ -37,7 +37,7 @@ def crawl(
     max_wait: Annotated[
         str, typer.Option("--max-wait", help="While every mirror is out, wait this long for "
                           "one to come back (30s, 15m, 1h) before giving documents up.")
-    ] = defaults.CRAWL_MAX_WAIT,
+    ] = "15m",
     full: Annotated[
         bool, typer.Option("--full", help="Walk every section to max_section_pages and fetch "
                            "every listing, feed and sitemap in full, changed or not.")
