@@ -76,8 +76,8 @@ class Failover:
         self.longest_wait = settings.getfloat("MIRROR_COOLDOWN")
         self.silent_after = settings.getfloat("MIRROR_SILENT_AFTER")
         #: (outlet, mirror, kind) -> when it last served a page of that kind (an article, a
-        #: listing), in this process (wall clock)
-        self._served_at: dict[tuple[str, str, str], float] = {}
+        #: listing; None: of any kind), in this process (wall clock)
+        self._served_at: dict[tuple[str, str, str | None], float] = {}
         self.same_pages = SamePageDetector(settings.getint("MIRROR_SAME_PAGE_DOCUMENTS"))
         self.notice_max_bytes = settings.getint("MIRROR_NOTICE_MAX_BYTES")
         self._empty_sections: set[tuple[str, str]] = set()
@@ -102,11 +102,16 @@ class Failover:
         document is not taken from this page, and waits for a better answer."""
         outlet = self.outlet_of(request)
         mirror = request.meta.get(meta.MIRROR) or outlet.mirror_of(request.url)
-        if mirror is not None and not kept:
+        attempts = Attempts.of(request)
+        # the same notice for the same document again is no news about the mirror: counted
+        # again, a document waiting for a mirror would take the others out at every round
+        repeated = verdict.strong and mirror in attempts.notices
+        if mirror is not None and not kept and not repeated:
             self.health.record_failure(outlet.name, mirror, verdict.reason, strong=verdict.strong)
         if request.meta.get(meta.CHECK):
             return self.check_failed(request, verdict.reason)
-        attempts = Attempts.of(request)
+        if verdict.strong and mirror is not None and not repeated:
+            attempts.notices.append(mirror)
         if mirror is not None and mirror not in attempts.failed_on:
             attempts.failed_on.append(mirror)
             if verdict.passing:
@@ -309,20 +314,25 @@ class Failover:
             seconds=request.meta.get("download_latency"),
         )
         if served and mirror is not None:
-            kind = request.meta.get(meta.KIND, "")
-            self._served_at[(outlet.name, mirror, kind)] = time.time()
+            now = time.time()
+            self._served_at[(outlet.name, mirror, request.meta.get(meta.KIND, ""))] = now
+            self._served_at[(outlet.name, mirror, None)] = now
             self.health.record_success(outlet.name, mirror)
 
     def serving(self, outlet: Outlet, kind: str, now: float) -> set[str]:
-        """The mirrors of ``outlet`` that served a page of ``kind`` (not a failure of theirs)
-        within ``MIRROR_SILENT_AFTER``: a failure of theirs that may pass (a 503, a timeout)
-        is waited for. One out of rotation counts too: a mirror out for one notice may still
-        be the only one with a page. One that serves listings but answers every article 429
-        is not serving articles. What this process saw: a worker just started has seen none
-        serve yet."""
-        return {m for m in outlet.mirrors
-                if now - self._served_at.get((outlet.name, m, kind), -math.inf)
-                < self.silent_after}
+        """The mirrors of ``outlet`` whose failure of a document of ``kind`` may pass (a 503,
+        a timeout), so that it is waited for: those that served a page of that kind within
+        ``MIRROR_SILENT_AFTER``, and those out of rotation for failing to answer (an outage)
+        that served any page within it. Not one that serves listings but answers every
+        article 429, nor one dead from the start. What this process saw: a worker just
+        started has seen none serve yet."""
+        def lately(mirror: str, of_kind: str | None) -> bool:
+            served = self._served_at.get((outlet.name, mirror, of_kind), -math.inf)
+            return now - served < self.silent_after
+
+        checked, states = self.health.checked_only(outlet), self.health.states(outlet)
+        return {m for m in outlet.mirrors if lately(m, kind) or (
+            not states.get(m, True) and m not in checked and lately(m, None))}
 
     # -- the decision, carried out -----------------------------------------------------------------
 

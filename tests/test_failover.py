@@ -36,6 +36,7 @@ from crawler.core.judging import (
     judge_redirect,
     judge_status,
     judge_text,
+    mirror_failure,
     page_fingerprint,
     retry_after_seconds,
     text_answer,
@@ -390,6 +391,45 @@ def test_a_failing_mirror_moves_the_document_on(crawler):
     assert retry.url == f"{C}/a/1" and Attempts.of(retry).failed_on == [A, B]
     stats = crawler.stats.get_stats()
     assert stats["mirror/outcome/connection_error"] == 1 and stats["mirror/outcome/http_error"] == 1
+
+
+def test_the_same_notice_for_the_same_document_again_takes_no_mirror_out(crawler):
+    context = crawl_context(crawler)
+    failover, health = context.failover, context.health
+    outlet = context.catalog.get("news")
+    seized = mirror_failure("block page ('This domain has been seized')", "blocked", strong=True)
+    request = article_request(f"{A}/a/1", **{meta.MIRROR: A})
+    failover.mirror_failed(request, seized)
+    assert not health.is_up(outlet, A)
+    # a mirror check brought A back; the document, after waiting, is served the notice again
+    health.record_success("news", A, serves_outlet=True)
+    again = article_request(f"{A}/a/1", **{meta.MIRROR: A, meta.ATTEMPTS: Attempts(
+        notices=[A], waits=1, since=time.time()).to_meta()})
+    decision = failover.mirror_failed(again, seized)
+    assert health.is_up(outlet, A)
+    assert Attempts.of(decision).failed_on == [A]
+    # another document's notice is news
+    failover.mirror_failed(article_request(f"{A}/a/2", **{meta.MIRROR: A}), seized)
+    assert not health.is_up(outlet, A)
+
+
+def test_a_mirror_in_an_outage_is_waited_for_once_it_served_anything(crawler):
+    context = crawl_context(crawler)
+    failover, health = context.failover, context.health
+    outlet = context.catalog.get("news")
+    listing = Request(f"{A}/world", meta={meta.OUTLET: "news", meta.KIND: "listing",
+                                          meta.MIRROR: A})
+    now = time.time()
+    assert failover.serving(outlet, "article", now) == set()
+    failover.downloaded(listing, "ok", served=True)
+    # A served a listing, no article yet: in rotation, its 503 for an article is its word
+    assert failover.serving(outlet, "article", now) == set()
+    # out of rotation on 503s, an outage: waited for
+    for _ in range(3):
+        health.record_failure("news", A, "HTTP 503")
+    assert failover.serving(outlet, "article", now) == {A}
+    # silent for long: not any more
+    assert failover.serving(outlet, "article", now + 301) == set()
 
 
 def test_a_pdf_or_a_redirect_off_the_outlet_leaves_healthy_mirrors_in_rotation(crawler):

@@ -45,6 +45,9 @@ class Attempts:
     failed_on: list[str] = field(default_factory=list)
     #: those of them that could not answer now (:attr:`Verdict.passing`): they may later
     unavailable: list[str] = field(default_factory=list)
+    #: mirrors that served a notice for it (a block page, a bot check: strong evidence), in
+    #: any round: the same notice again is not counted against the mirror again
+    notices: list[str] = field(default_factory=list)
     #: mirror -> its answer about the document (document evidence)
     answers: dict[str, str] = field(default_factory=dict)
     #: wall-clock time of the first failure (the give-up horizon counts from it)
@@ -63,6 +66,7 @@ class Attempts:
 
     def to_meta(self) -> dict[str, Any]:
         return {"failed_on": list(self.failed_on), "unavailable": list(self.unavailable),
+                "notices": list(self.notices),
                 "answers": dict(self.answers),
                 "since": self.since, "waits": self.waits, "accept_from": self.accept_from,
                 "doubted": list(self.doubted)}
