@@ -35,6 +35,7 @@ from crawler.core.steps import (
     agreed_answer,
     keeps_last_mirror,
     next_step,
+    past_horizon,
     wait_delay,
 )
 
@@ -374,7 +375,7 @@ class Failover:
         attempts = Attempts.of(request)
         if attempts.since is None:
             attempts.since = time.time()
-        elif time.time() - attempts.since >= self.give_up_after:
+        elif past_horizon(attempts, time.time(), self.give_up_after):
             logger.warning("Giving up on %s: %s", request.url, reason)
             return Ended("given_up", f"gave up on {request.url}: {reason}")
         return self._park(request, outlet, attempts, wait_delay(attempts.waits, self.longest_wait))

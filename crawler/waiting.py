@@ -23,6 +23,7 @@ from scrapy import signals as scrapy_signals
 from scrapy.exceptions import DontCloseSpider
 
 from crawler.core import meta
+from crawler.core.steps import Attempts, past_horizon
 from crawler.ledger import WAITING_ROOM
 from crawler.ticker import Ticker
 
@@ -168,10 +169,10 @@ class LocalWaitingRoom:
         wall = time.time()
         kept = []
         for entry in entries:
-            since = (entry[1].meta.get(meta.ATTEMPTS) or {}).get("since") or wall
-            if wall - since >= self.give_up_after:
+            attempts = Attempts.of(entry[1])
+            if past_horizon(attempts, wall, self.give_up_after):
                 logger.warning("Giving up on %s: no mirror could serve it for %.0f s",
-                               entry[1].url, wall - since)
+                               entry[1].url, wall - attempts.since)
                 self.ledger.finish(entry[1], "given_up")
             else:
                 kept.append(entry)

@@ -147,6 +147,13 @@ def _first_to_say(attempts: Attempts, answer: str) -> str:
     return next(m for m, a in attempts.answers.items() if a == answer)
 
 
+def past_horizon(attempts: Attempts, now: float, give_up_after: float) -> bool:
+    """Whether a document that no mirror could serve has waited long enough to be given up:
+    ``give_up_after`` seconds since its first failure (the one rule for it, wherever the
+    document is: deciding, parked, or leaving the waiting room)."""
+    return attempts.since is not None and now - attempts.since >= give_up_after
+
+
 def wait_delay(waits: int, longest: float) -> float:
     """1, 2, 4 ... seconds between looks at a document that failed everywhere, up to
     ``longest``; the waiting room also holds it until a mirror can take it."""
@@ -205,7 +212,7 @@ def next_step(
                    if m in serving and m not in attempts.answers]
         if passing and not answer.startswith(TEXT_PREFIX):
             # the mirror that failed it still serves: its answer may be the article
-            if attempts.since is not None and now - attempts.since >= give_up_after:
+            if past_horizon(attempts, now, give_up_after):
                 return GiveUp(f"{passing[0]} failed it for {now - attempts.since:.0f} s "
                               f"while serving other pages, and the others said {answer}")
             return Wait(wait_delay(attempts.waits, longest_wait))
@@ -216,7 +223,7 @@ def next_step(
             # asked again later, once the other documents it serves have told
             return Wait(wait_delay(attempts.waits, longest_wait))
         return Settled(*best_answer(attempts.answers))
-    if attempts.since is not None and now - attempts.since >= give_up_after:
+    if past_horizon(attempts, now, give_up_after):
         if attempts.answers:
             answer, mirror = best_answer(attempts.answers)
             everyone = {*in_rotation, *out_of_rotation, *(held or {})}
