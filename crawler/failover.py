@@ -102,7 +102,7 @@ class Failover:
         ``kept``: the mirror stays in rotation all the same (:meth:`spares_last_mirror`); the
         document is not taken from this page, and waits for a better answer."""
         outlet = self.outlet_of(request)
-        mirror = request.meta.get(meta.MIRROR) or outlet.mirror_of(request.url)
+        mirror = outlet.mirror_asked(request)
         attempts = Attempts.of(request)
         # the same notice for the same document again is no news about the mirror: counted
         # again, a document waiting for a mirror would take the others out at every round
@@ -129,7 +129,7 @@ class Failover:
         page (a seizure notice, a bot check) be recognised and taken out.
         """
         outlet = self.outlet_of(request)
-        mirror = request.meta.get(meta.MIRROR) or outlet.mirror_of(request.url)
+        mirror = outlet.mirror_asked(request)
         if request.meta.get(meta.CHECK):
             if mirror is not None:
                 self.health.record_failure(outlet.name, mirror, verdict.reason, strong=True)
@@ -169,7 +169,7 @@ class Failover:
         the document checks only joins a suspect
         (:class:`~crawler.core.judging.SamePageDetector`)."""
         outlet = self.outlet_of(request)
-        mirror = request.meta.get(meta.MIRROR) or outlet.mirror_of(request.url)
+        mirror = outlet.mirror_asked(request)
         if (mirror is None or len(body) > self.notice_max_bytes
                 or (passed and not self.same_pages.has_suspects(outlet.name, mirror))
                 or links_into_outlet(body, request.url, outlet)):
@@ -186,7 +186,7 @@ class Failover:
         the outlet or the last listing it served, within a cool-down, listed articles. Says
         so once."""
         outlet = self.outlet_of(request)
-        mirror = request.meta.get(meta.MIRROR) or outlet.mirror_of(request.url)
+        mirror = outlet.mirror_asked(request)
         # a page with the outlet's own blocked markers is no guess; and a mirror already out
         # is no last one to keep: either way its page must not be stored as an article
         if (mirror is None or request.meta.get(meta.CHECK) or verdict.declared
@@ -214,7 +214,7 @@ class Failover:
         """A listing page's answer: whether its mirror still serves the outlet, and (when it
         lists articles) a document a mirror check can ask."""
         outlet = self.outlet_of(request)
-        mirror = request.meta.get(meta.MIRROR) or outlet.mirror_of(request.url)
+        mirror = outlet.mirror_asked(request)
         if mirror is not None:
             if articles:
                 self._listed_at[(outlet.name, mirror)] = time.monotonic()
@@ -262,7 +262,7 @@ class Failover:
         goes to it before then, and the answer is no failure of it; the document goes to
         another mirror, or waits. A mirror check's answer ends the check as any failure."""
         outlet = self.outlet_of(request)
-        mirror = request.meta.get(meta.MIRROR) or outlet.mirror_of(request.url)
+        mirror = outlet.mirror_asked(request)
         if mirror is None:
             return self.mirror_failed(request, verdict)
         self.health.hold(outlet.name, mirror, seconds)
@@ -279,7 +279,7 @@ class Failover:
         of rotation, or held, since it was routed): the best mirror now (None: keep it as it
         is), or parked until one can take it."""
         outlet = self.outlet_of(request)
-        mirror = request.meta.get(meta.MIRROR) or outlet.mirror_of(request.url)
+        mirror = outlet.mirror_asked(request)
         if mirror is not None and self.health.may_send(outlet, mirror,
                                                        bool(request.meta.get(meta.PROBE))):
             return None
@@ -295,7 +295,7 @@ class Failover:
         rerouted or parked as a queued one is; nothing against its mirror. A mirror check
         goes to no other mirror: it is put off, and the next is due a cool-down later."""
         outlet = self.outlet_of(request)
-        mirror = request.meta.get(meta.MIRROR) or outlet.mirror_of(request.url)
+        mirror = outlet.mirror_asked(request)
         if request.meta.get(meta.CHECK):
             logger.info("Mirror check of %s put off: it asked not to be asked yet", mirror)
             return Ended(meta.CHECK, f"mirror check put off: {request.url}")
@@ -308,7 +308,7 @@ class Failover:
         """Count a download by outcome (once per download); ``served``: the mirror answered
         as a working server does (it may still fail the document later)."""
         outlet = self.outlet_of(request)
-        mirror = request.meta.get(meta.MIRROR) or outlet.mirror_of(request.url)
+        mirror = outlet.mirror_asked(request)
         self.crawler.stats.inc_value(f"mirror/outcome/{outcome}")
         self.crawler.signals.send_catch_log(
             signals.request_outcome, outlet=outlet.name, mirror=mirror, outcome=outcome,

@@ -12,17 +12,22 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 from urllib.parse import urlsplit
 
 import yaml
 from cssselect import GenericTranslator, SelectorError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from crawler.core import meta
 from crawler.core.durations import parse_interval
 from crawler.core.identity import identity_url, without_tracking
 from crawler.core.mirror_notices import DEFAULT_MIRROR_NOTICES
 from crawler.core.redact import redact_url
+
+if TYPE_CHECKING:
+    from scrapy import Request
+    from scrapy.http import Response
 
 BUNDLED_OUTLETS = Path(__file__).parent.parent / "bundled_outlets"
 
@@ -305,6 +310,11 @@ class Outlet(BaseModel):
         """The mirror base URL ``url`` is on (either scheme of its host), or None when it is
         on an alias or off the outlet."""
         return self.mirror_netlocs.get(urlsplit(url).netloc.lower())
+
+    def mirror_asked(self, request: Request | Response) -> str | None:
+        """The mirror a request (or the request of a response) went to: the one its
+        routing named (``meta["mirror"]``), else the one its URL is on."""
+        return request.meta.get(meta.MIRROR) or self.mirror_of(request.url)
 
     def owns(self, url: str) -> bool:
         """Whether ``url`` is an http(s) URL on one of the outlet's mirrors or aliases."""

@@ -12,7 +12,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from crawler.component import OutletComponent
-from crawler.core import meta
 
 if TYPE_CHECKING:
     from scrapy import Request
@@ -34,5 +33,5 @@ class MirrorCookieJarMiddleware(OutletComponent):
         outlet = self.outlet_of(request)
         if outlet is None:
             return
-        mirror = request.meta.get(meta.MIRROR) or outlet.mirror_of(request.url)
+        mirror = outlet.mirror_asked(request)
         request.meta[COOKIEJAR] = cookiejar_of(outlet.name, mirror or request.url)

@@ -97,7 +97,7 @@ class MirrorFailoverMiddleware(OutletComponent):
         """A mirror in rotation redirecting off the outlet may be sending readers to its new
         address: the target's host is a candidate mirror (crawler.mirror_discovery)."""
         outlet = self.outlet_of(request)
-        mirror = request.meta.get(meta.MIRROR) or outlet.mirror_of(request.url)
+        mirror = outlet.mirror_asked(request)
         if mirror and self.health.is_up(outlet, mirror):
             target = urljoin(request.url, response.headers[b"Location"].decode("latin-1"))
             self.crawler.signals.send_catch_log(

@@ -73,7 +73,7 @@ class MirrorGateHandler:
         if name is None:  # robots.txt and candidate mirrors' requests: not an outlet's
             return await self.handler.download_request(request)
         outlet = self.catalog.get(name)
-        mirror = request.meta.get(meta.MIRROR) or outlet.mirror_of(request.url)
+        mirror = outlet.mirror_asked(request)
         if mirror is None:
             return await self.handler.download_request(request)
         if not self.health.may_send(outlet, mirror, bool(request.meta.get(meta.PROBE))):

@@ -271,7 +271,7 @@ class OutletSpider(Spider):
         except MalformedDocument as exc:
             yield from self._malformed(response, "feed", exc)
             return
-        mirror = response.meta.get(meta.MIRROR) or outlet.mirror_of(response.url)
+        mirror = outlet.mirror_asked(response)
         if mirror and self.context.health.is_up(outlet, mirror):
             self.crawler.signals.send_catch_log(
                 signals.feed_links_read, outlet=outlet.name, mirror=mirror, url=response.url,
@@ -354,7 +354,7 @@ class OutletSpider(Spider):
         outlet = self.outlets.get(response.meta[meta.OUTLET])
         url = urldefrag(response.url)[0]
         validators = validators_of(response.headers)
-        mirror = response.meta.get(meta.MIRROR) or outlet.mirror_of(url)
+        mirror = outlet.mirror_asked(response)
         yield ArticleItem(
             canonical_url=outlet.canonical_url(url),
             url=url,
