@@ -19,6 +19,7 @@ itself once the server is back.
 Its parts:
 
 - :mod:`~crawler.storage.postgres.schema`: the versioned schema and :func:`migrate`;
+- :mod:`~crawler.storage.postgres.rows`: a batch as the arrays of one upsert, rows as records;
 - :mod:`~crawler.storage.postgres.store`: :class:`PostgresStore`, its reads and writes.
 """
 

@@ -16,8 +16,7 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg_pool import ConnectionPool, PoolClosed, PoolTimeout
 
 from crawler.core.redact import redact_text
-from crawler.core.revisions import moment, revision_hash
-from crawler.items import ARTICLE_FIELDS, EXPORT_FIELDS, VALIDATOR_FIELDS
+from crawler.items import ARTICLE_FIELDS
 from crawler.storage import (
     DUE_FIELDS,
     ProcessState,
@@ -28,60 +27,17 @@ from crawler.storage import (
     least_recently_checked,
     rekeyed,
 )
+from crawler.storage.postgres.rows import (
+    EXPORT_COLUMNS,
+    UPSERT,
+    article_record,
+    as_timestamp,
+    iso_times,
+    upsert_arrays,
+)
 from crawler.storage.postgres.schema import MIGRATION_LOCK_KEY, apply_rekey, migrate
 
 T = TypeVar("T")
-
-_TIMESTAMP_FIELDS = frozenset({"published", "fetched_at", "first_seen", "last_seen",
-                               "removed_at"})
-_REQUIRED_FIELDS = ("canonical_url", "url", "mirror", "outlet")
-#: what write() sends: the record and its revision hash
-_WRITTEN = ARTICLE_FIELDS + VALIDATOR_FIELDS + ("revision_hash",)
-_COLUMNS = ", ".join(EXPORT_FIELDS)
-
-# Arrays go in binary (%b): the server then neither unescapes nor parses a batch's text
-# (about 3x faster than text arrays for 100 articles of a few KB each; see benchmarks/).
-_UNNEST_ARGS = ", ".join(
-    "%b::timestamptz[]" if name in _TIMESTAMP_FIELDS else "%b::text[]" for name in _WRITTEN
-)
-# A new version: its title, date or text changed (rows stored before there were revision
-# hashes compare by content hash).
-_CHANGED = """(CASE WHEN a.revision_hash IS NULL
-    THEN a.content_hash IS DISTINCT FROM excluded.content_hash
-    ELSE a.revision_hash IS DISTINCT FROM excluded.revision_hash END)"""
-# outlet and section stay as first stored (section: where the article was first found); a
-# version's fields change only with a new revision, which the trigger keeps; seeing the
-# article again changes only when it was last seen.
-_VERSION_UPDATES = ", ".join(
-    f"{name} = CASE WHEN {_CHANGED} THEN excluded.{name} ELSE a.{name} END"
-    for name in ARTICLE_FIELDS
-    if name not in ("canonical_url", "outlet", "section")
-)
-_UPSERT = f"""
-    WITH incoming AS (
-        SELECT * FROM unnest({_UNNEST_ARGS}) AS t({", ".join(_WRITTEN)})
-    ), stored AS (
-        SELECT canonical_url, revision FROM articles
-        WHERE canonical_url IN (SELECT canonical_url FROM incoming)
-    ), written AS (
-        INSERT INTO articles AS a ({", ".join(_WRITTEN)}, first_seen, last_seen, checked_at)
-        SELECT *, fetched_at, fetched_at, fetched_at FROM incoming
-        ON CONFLICT (canonical_url) DO UPDATE SET {_VERSION_UPDATES},
-            revision = a.revision + CASE WHEN {_CHANGED} THEN 1 ELSE 0 END,
-            revision_hash = excluded.revision_hash,
-            etag = coalesce(excluded.etag, a.etag),
-            last_modified = coalesce(excluded.last_modified, a.last_modified),
-            last_seen = excluded.fetched_at, checked_at = excluded.fetched_at,
-            removed_at = NULL, removal_checks = 0
-        RETURNING canonical_url, revision, xmax = 0 AS inserted
-    )
-    -- xmax is 0 only on a row this statement inserted, also when a concurrent writer
-    -- inserted the article after this statement's snapshot
-    SELECT count(*) FILTER (WHERE w.inserted),
-           array_agg(canonical_url)
-               FILTER (WHERE NOT w.inserted AND w.revision > coalesce(s.revision, 1))
-    FROM written w LEFT JOIN stored s USING (canonical_url)
-"""
 
 #: what a server says while it starts, stops or recovers: worth retrying, unlike a bad login
 _SERVER_AWAY = ("starting up", "shutting down", "in recovery", "too many clients")
@@ -98,7 +54,7 @@ _CONNECT_KWARGS = {"autocommit": True, "prepare_threshold": None}
 
 
 class PostgresStore(ProcessState):
-    """Articles in PostgreSQL through a small connection pool (see the module docstring)."""
+    """Articles in PostgreSQL through a small connection pool (see the package docstring)."""
 
     def __init__(
         self,
@@ -140,10 +96,10 @@ class PostgresStore(ProcessState):
     # -- the Store interface ---------------------------------------------------------------
 
     def write(self, records: list[dict[str, Any]]) -> Written:
-        columns = self._columns(records)
+        columns = upsert_arrays(records)
         if not columns[0]:
             return Written(0, 0)
-        new, revised = self._run(lambda conn: conn.execute(_UPSERT, columns).fetchone())
+        new, revised = self._run(lambda conn: conn.execute(UPSERT, columns).fetchone())
         return Written(new, revised or ())
 
     def existing(self, canonical_urls: Iterable[str]) -> set[str]:
@@ -164,10 +120,10 @@ class PostgresStore(ProcessState):
         if outlet is not None:
             where, params = where + " AND outlet = %s", params + [outlet]
         if changed_since is not None:
-            since = _timestamp("changed_since", changed_since, datetime.now(UTC))
+            since = as_timestamp("changed_since", changed_since, datetime.now(UTC))
             where += " AND (fetched_at >= %s OR removed_at >= %s)"
             params += [since, since]
-        query = f"SELECT {_COLUMNS} FROM articles {where} ORDER BY fetched_at, canonical_url"
+        query = f"SELECT {EXPORT_COLUMNS} FROM articles {where} ORDER BY fetched_at, canonical_url"
         try:
             # a named cursor streams from the server, itersize rows per round trip
             with (
@@ -178,7 +134,7 @@ class PostgresStore(ProcessState):
                 cursor.itersize = 500
                 cursor.execute(query, params)
                 for row in cursor:
-                    yield _record(row)
+                    yield article_record(row)
         except psycopg.Error as exc:
             raise self._translate(exc) from exc
 
@@ -236,9 +192,9 @@ class PostgresStore(ProcessState):
         if current is None:
             return []
         names = version.split(", ")
-        versions = [_times(dict(zip([*names, "replaced_at"], row, strict=True)))
+        versions = [iso_times(dict(zip([*names, "replaced_at"], row, strict=True)))
                     for row in earlier]
-        versions.append(_times(dict(zip(
+        versions.append(iso_times(dict(zip(
             [*names, "first_seen", "last_seen", "removed_at", "removal_checks"], current,
             strict=True))))
         return versions
@@ -352,58 +308,8 @@ class PostgresStore(ProcessState):
             return StoreUnavailable(f"PostgreSQL at {self.where} unavailable: {_one_line(exc)}")
         return StoreError(f"PostgreSQL at {self.where}: {_one_line(exc)}")
 
-    def _columns(self, records: list[dict[str, Any]]) -> list[list[Any]]:
-        """The batch as one array per field: deduplicated on canonical_url, sorted by it."""
-        now = datetime.now(UTC)
-        batch: dict[str, dict[str, Any]] = {}
-        for record in records:
-            row = {name: _clean(name, record.get(name), now) for name in _WRITTEN
-                   if name != "revision_hash"}
-            row["revision_hash"] = revision_hash(record)
-            for name in _REQUIRED_FIELDS:
-                if not row[name]:
-                    raise StoreError(f"article {row['canonical_url']!r} has no {name}")
-            key = row["canonical_url"]
-            if key in batch:  # the later copy wins, found in the section seen first
-                row["section"] = batch[key]["section"]
-            batch[key] = row
-        rows = [batch[key] for key in sorted(batch)]
-        return [[row[name] for row in rows] for name in _WRITTEN]
 
 
-
-
-def _clean(name: str, value: Any, now: datetime) -> Any:
-    if name in _TIMESTAMP_FIELDS:
-        return _timestamp(name, value, now)
-    if value is None:
-        return None
-    # PostgreSQL text cannot hold NUL, and scraped pages sometimes do
-    return str(value).replace("\x00", "")
-
-
-def _timestamp(name: str, value: Any, now: datetime) -> datetime | None:
-    try:
-        parsed = moment(value)
-    except ValueError:
-        if name == "fetched_at":
-            raise StoreError(f"fetched_at {value!r} is not an ISO-8601 time") from None
-        return None  # a date the page got wrong is no reason to lose the article
-    if parsed is None:
-        return now if name == "fetched_at" else None
-    return parsed
-
-
-def _record(row: tuple[Any, ...]) -> dict[str, Any]:
-    return _times(dict(zip(EXPORT_FIELDS, row, strict=True)))
-
-
-def _times(record: dict[str, Any]) -> dict[str, Any]:
-    """Timestamps as ISO 8601 in UTC, as the other stores give them."""
-    for name, value in record.items():
-        if isinstance(value, datetime):
-            record[name] = value.astimezone(UTC).isoformat()
-    return record
 
 
 def _where(params: dict[str, Any]) -> str:
