@@ -20,6 +20,7 @@ Its parts:
 
 - :mod:`~crawler.storage.postgres.schema`: the versioned schema and :func:`migrate`;
 - :mod:`~crawler.storage.postgres.rows`: a batch as the arrays of one upsert, rows as records;
+- :mod:`~crawler.storage.postgres.connections`: the pool, retries, errors as StoreErrors;
 - :mod:`~crawler.storage.postgres.store`: :class:`PostgresStore`, its reads and writes.
 """
 
