@@ -2,7 +2,8 @@
 
 A :class:`DemoSite` is pure data and markup: it knows every article's ground truth (title,
 author, date, body text) and answers ``page(target, mirror)`` for the healthy site. How a
-mirror misbehaves is the server's business (see :mod:`crawler.demo.server`).
+mirror misbehaves is the server's business (see :mod:`crawler.demo.server`). The articles
+are made in :mod:`~crawler.demo.articles`.
 
 Layout, chosen so that a crawl exercises everything an outlet file can say:
 
@@ -30,18 +31,57 @@ import html
 import json
 import random
 import re
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from email.utils import format_datetime
 from functools import cached_property
 from typing import NamedTuple
 from urllib.parse import parse_qs, urlsplit
 
 from crawler.demo import text
+from crawler.demo.articles import (
+    ARCHIVED,
+    NEWEST,
+    NEWS,
+    OUTLET_NAME,
+    SECTIONS,
+    SITE_NAME,
+    VIDEO,
+    DemoArticle,
+    Truth,
+    body_paragraphs,
+    make_articles,
+)
 
-OUTLET_NAME = "demonews"
-SITE_NAME = "Demo News"
-SECTIONS = text.SECTIONS
+# the outlet's names in one place, those of its articles among them
+__all__ = [
+    "ARCHIVED",
+    "ARTICLE_URL",
+    "BLOCKED_MARKERS",
+    "CUT_FROM",
+    "DISALLOWED_PREFIX",
+    "DROP_LINES",
+    "FEED_SIZE",
+    "GZIP",
+    "MIRRORS_NOTICE",
+    "NEWS",
+    "NEWS_SITEMAP",
+    "OUTLET_NAME",
+    "PAGE_PATH",
+    "PER_PAGE",
+    "REL_NEXT_SECTIONS",
+    "ROBOTS_TXT",
+    "RSS",
+    "SECTIONS",
+    "SITE_FEED",
+    "SITE_NAME",
+    "VIDEO",
+    "XML",
+    "DemoArticle",
+    "DemoSite",
+    "Page",
+    "Truth",
+]
+
 #: sections whose listing pages also link onward with <a rel="next" href="?page=N">
 REL_NEXT_SECTIONS = ("politics", "world")
 PER_PAGE = 10
@@ -60,54 +100,16 @@ MIRRORS_NOTICE = f"{SITE_NAME}'s website can also be accessed at the following a
 CUT_FROM = ("SHARE THIS ARTICLE", MIRRORS_NOTICE)
 DROP_LINES = (f"{SITE_NAME} Roku",)
 
-#: article kinds
-NEWS = "news"
-VIDEO = "video"  # no body text at all: extraction yields nothing
-ARCHIVED = "archived"  # dated 2020, so under the robots.txt-disallowed prefix
-
 _ARTICLE_PATH = re.compile(r"^/news/(\d{4})/(\d{2})/(\d{2})/(\d+)(?:/[^/]*)?$")
 _SECTION_PATH = re.compile(r"^/section/([a-z]+)(?:/page/(\d+))?/?$")
 _SECTION_FEED = re.compile(r"^/section/([a-z]+)/feed\.rss$")
 _DAY_SITEMAP = re.compile(r"^/sitemaps/news-(\d{4}-\d{2}-\d{2})\.xml\.gz$")
-_NEWEST = datetime(2024, 6, 28, 17, 45, tzinfo=UTC)
 
 
 class Page(NamedTuple):
     status: int
     content_type: str
     body: bytes
-
-
-@dataclass(frozen=True)
-class DemoArticle:
-    id: int
-    kind: str
-    published: datetime
-    title: str
-    author: str
-    sections: tuple[str, ...]
-    summary: str
-    words: int
-
-    @cached_property
-    def path(self) -> str:
-        return f"/news/{self.published:%Y/%m/%d}/{self.id}/{text.slugify(self.title)}"
-
-    @property
-    def published_iso(self) -> str:
-        return self.published.isoformat()
-
-
-@dataclass(frozen=True)
-class Truth:
-    """What a correct extraction of one article yields."""
-
-    title: str
-    author: str
-    published: str
-    text: str
-    sections: tuple[str, ...]
-    language: str = "en"
 
 
 class DemoSite:
@@ -131,47 +133,16 @@ class DemoSite:
             raise ValueError("a demo site needs at least 8 articles")
         self.seed = seed
         #: when the newest article was published (a fixed day unless given)
-        self.newest = (newest or _NEWEST).astimezone(UTC)
+        self.newest = (newest or NEWEST).astimezone(UTC)
         self.per_page = per_page
         self._cache: dict[tuple, Page] = {}
         self._bodies: dict[int, list[str]] = {}
         self._mirrors: tuple[str, ...] = tuple(mirrors)
-        self.articles = self._make_articles(articles)
+        self.articles = make_articles(articles, self.seed, self.newest)
         self._by_id = {article.id: article for article in self.articles}
         self.listings = {
             section: [a for a in self.articles if section in a.sections] for section in SECTIONS
         }
-
-    # -- construction -----------------------------------------------------------------------
-
-    def _make_articles(self, count: int) -> list[DemoArticle]:
-        rng = random.Random(f"{OUTLET_NAME}:{self.seed}")
-        authors = [text.person(rng) for _ in range(12)]
-        articles = []
-        when = self.newest
-        for age in range(count):  # newest first; ids grow with time
-            section = SECTIONS[age % len(SECTIONS)]
-            sections = (section,)
-            if rng.random() < 0.18:
-                sections += (rng.choice([s for s in SECTIONS if s != section]),)
-            kind = {2: ARCHIVED, 4: VIDEO}.get(age, NEWS)
-            published = when.replace(second=0, microsecond=0)
-            if kind == ARCHIVED:
-                published = published.replace(year=2020)
-            articles.append(
-                DemoArticle(
-                    id=1000 + count - age,
-                    kind=kind,
-                    published=published,
-                    title=text.headline(rng, section),
-                    author=rng.choice(authors),
-                    sections=sections,
-                    summary=text.summary(rng, section),
-                    words=0 if kind == VIDEO else rng.randrange(250, 900),
-                )
-            )
-            when -= timedelta(minutes=rng.randrange(40, 900))
-        return articles
 
     # -- mirrors -----------------------------------------------------------------------------
 
@@ -203,11 +174,7 @@ class DemoSite:
 
     def paragraphs(self, article: DemoArticle) -> list[str]:
         if article.id not in self._bodies:
-            rng = random.Random(f"{OUTLET_NAME}:{self.seed}:{article.id}")
-            words = article.words
-            self._bodies[article.id] = (
-                text.paragraphs(rng, article.sections[0], words) if words else []
-            )
+            self._bodies[article.id] = body_paragraphs(article, self.seed)
         return self._bodies[article.id]
 
     def truth(self, url_or_path: str) -> Truth:
