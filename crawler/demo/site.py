@@ -3,7 +3,8 @@
 A :class:`DemoSite` is pure data and markup: it knows every article's ground truth (title,
 author, date, body text) and answers ``page(target, mirror)`` for the healthy site. How a
 mirror misbehaves is the server's business (see :mod:`crawler.demo.server`). The articles
-are made in :mod:`~crawler.demo.articles`.
+are made in :mod:`~crawler.demo.articles`, the feeds and sitemaps in
+:mod:`~crawler.demo.feeds`.
 
 Layout, chosen so that a crawl exercises everything an outlet file can say:
 
@@ -32,7 +33,6 @@ import json
 import random
 import re
 from datetime import UTC, datetime
-from email.utils import format_datetime
 from functools import cached_property
 from typing import NamedTuple
 from urllib.parse import parse_qs, urlsplit
@@ -51,8 +51,16 @@ from crawler.demo.articles import (
     body_paragraphs,
     make_articles,
 )
+from crawler.demo.feeds import (
+    FEED_SIZE,
+    NEWS_SITEMAP,
+    SITE_FEED,
+    day_sitemap,
+    rss_feed,
+    sitemap_index,
+)
 
-# the outlet's names in one place, those of its articles among them
+# the outlet's names in one place, those of its articles and feeds among them
 __all__ = [
     "ARCHIVED",
     "ARTICLE_URL",
@@ -89,9 +97,6 @@ ARTICLE_URL = r"^/news/\d{4}/\d{2}/\d{2}/\d+/"
 PAGE_PATH = "{path}/page/{page}"
 DISALLOWED_PREFIX = "/news/2020/"
 ROBOTS_TXT = f"User-agent: *\nDisallow: {DISALLOWED_PREFIX}\nDisallow: /search\n"
-FEED_SIZE = 20
-SITE_FEED = "/feed.rss"
-NEWS_SITEMAP = "/sitemap_news.xml"
 RSS = "application/rss+xml; charset=utf-8"
 XML = "application/xml; charset=utf-8"
 GZIP = "application/gzip"
@@ -291,50 +296,13 @@ class DemoSite:
         return page
 
     def _feed(self, section: str | None, mirror: str | None) -> bytes:
-        base = mirror or self.canonical
-        title = f"{SITE_NAME} - {section.title()}" if section else SITE_NAME
-        link = f"{base}/section/{section}" if section else f"{base}/"
-        items = "".join(
-            f"<item><title>{_e(a.title)}</title><link>{base}{a.path}</link>"
-            f"<guid isPermaLink=\"true\">{base}{a.path}</guid>"
-            f"<description>{_e(a.summary)}</description>"
-            f"<pubDate>{format_datetime(a.published, usegmt=True)}</pubDate></item>"
-            for a in self.feed_articles(section)
-        )
-        return (
-            '<?xml version="1.0" encoding="UTF-8"?>\n<rss version="2.0"><channel>'
-            f"<title>{_e(title)}</title><link>{link}</link>"
-            f"<description>{_e(title)}</description>{items}</channel></rss>\n"
-        ).encode()
+        return rss_feed(mirror or self.canonical, section, self.feed_articles(section))
 
     def _sitemap_index(self, mirror: str | None) -> bytes:
-        base = mirror or self.canonical
-        entries = "".join(
-            f"<sitemap><loc>{base}/sitemaps/news-{day}.xml.gz</loc>"
-            f"<lastmod>{articles[0].published_iso}</lastmod></sitemap>"
-            for day, articles in self.sitemap_days().items()
-        )
-        return (
-            '<?xml version="1.0" encoding="UTF-8"?>\n<sitemapindex '
-            f'xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">{entries}</sitemapindex>\n'
-        ).encode()
+        return sitemap_index(mirror or self.canonical, self.sitemap_days())
 
     def _day_sitemap(self, day: str, mirror: str | None) -> bytes:
-        base = mirror or self.canonical
-        entries = "".join(
-            f"<url><loc>{base}{a.path}</loc><news:news><news:publication>"
-            f"<news:name>{SITE_NAME}</news:name><news:language>en</news:language>"
-            "</news:publication>"
-            f"<news:publication_date>{a.published_iso}</news:publication_date>"
-            f"<news:title>{_e(a.title)}</news:title></news:news></url>"
-            for a in self.sitemap_days()[day]
-        )
-        return (
-            '<?xml version="1.0" encoding="UTF-8"?>\n<urlset '
-            'xmlns="http://www.sitemaps.org/schemas/sitemap/0.9" '
-            'xmlns:news="http://www.google.com/schemas/sitemap-news/0.9">'
-            f"{entries}</urlset>\n"
-        ).encode()
+        return day_sitemap(mirror or self.canonical, self.sitemap_days()[day])
 
     def _not_found(self) -> Page:
         body = self._document(
