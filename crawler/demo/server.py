@@ -1,10 +1,11 @@
 """Loopback HTTP servers for the demo outlet: one per mirror, each with a failure behaviour.
 
 A :class:`MirrorServer` serves a :class:`~crawler.demo.site.DemoSite` the way one mirror of
-a real outlet might: healthy, or failing in one of the ways real mirrors fail. Its behaviour
-can be switched while it runs (``server.behaviour = "dead"``) so a test can take a mirror
-down and bring it back. Every request is logged with its arrival time, so tests can count
-hits per path and benchmarks can see the request rate and concurrency the server saw.
+a real outlet might: healthy, or failing in one of the ways real mirrors fail
+(:mod:`~crawler.demo.behaviours`). Its behaviour can be switched while it runs
+(``server.behaviour = "dead"``) so a test can take a mirror down and bring it back. Every
+request is logged with its arrival time, so tests can count hits per path and benchmarks can
+see the request rate and concurrency the server saw.
 
 It answers as a real server does (nginx serving static files, say): the body gzipped when
 the request's Accept-Encoding allows it (``Content-Encoding: gzip``, ``Vary:
@@ -39,6 +40,25 @@ from typing import Any
 import yaml
 
 from crawler.core.outlets import Outlet, load_outlet_file
+from crawler.demo.behaviours import (
+    BEHAVIOURS,
+    DEAD,
+    FLAKY,
+    FORBIDDEN,
+    FORBIDDEN_PAGE,
+    GARBAGE,
+    HANGING,
+    HEALTHY,
+    HTML,
+    PARKED_PAGE,
+    REDIRECT_OFF,
+    REDIRECT_PAGE,
+    REDIRECT_TARGET,
+    SEIZED,
+    SEIZED_PAGE,
+    UNAVAILABLE_PAGE,
+    check_behaviour,
+)
 from crawler.demo.site import (
     ARTICLE_URL,
     BLOCKED_MARKERS,
@@ -52,62 +72,6 @@ from crawler.demo.site import (
     DemoSite,
     Truth,
 )
-
-HEALTHY = "healthy"
-DEAD = "dead"  # nothing listens: connection refused
-SEIZED = "seized"  # every path: 200 with a seizure notice
-HANGING = "hanging"  # accepts, reads the request, never answers (until stopped or switched)
-FLAKY = "flaky"  # every third request: 503; the others healthy
-FORBIDDEN = "forbidden"  # every path: 403
-REDIRECT_OFF = "redirect_off"  # every path: 302 to an address off the outlet
-GARBAGE = "garbage"  # every path: 200 with a parked-domain advertising page
-BEHAVIOURS = (HEALTHY, DEAD, SEIZED, HANGING, FLAKY, FORBIDDEN, REDIRECT_OFF, GARBAGE)
-
-REDIRECT_TARGET = "http://127.0.0.2:9/elsewhere"
-HTML = "text/html; charset=utf-8"
-
-SEIZED_PAGE = b"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>Domain seized</title></head>
-<body style="background:#0b1f3a;color:#fff;font-family:Arial,sans-serif;text-align:center">
-<img src="/seal.png" alt="Seal" width="160" height="160">
-<h1>This domain has been seized</h1>
-<p>This domain has been seized by the United States Government in accordance with a seizure
-warrant issued pursuant to 18 U.S.C. 981 and 50 U.S.C. 1701-1708 by the United States
-District Court as part of a law enforcement action by the Bureau of Industry and Security,
-Office of Export Enforcement and the Federal Bureau of Investigation.</p>
-<p>Operating this website without a licence is a violation of federal law.</p>
-<p><a href="https://justice.example.invalid/notice">More information</a></p>
-</body></html>
-"""
-
-PARKED_PAGE = b"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>This domain may be for sale</title>
-<script>var pk={"lander":"v3","tid":"a81f"};</script></head>
-<body><div class="parked">
-<h1>This domain may be for sale!</h1>
-<p><a href="http://ads.example.invalid/buy?d=1">Buy this domain</a></p>
-<h2>Related searches</h2>
-<ul>
-<li><a href="http://ads.example.invalid/search?q=cheap+flights">Cheap flights</a></li>
-<li><a href="http://ads.example.invalid/search?q=online+degrees">Online degrees</a></li>
-<li><a href="http://ads.example.invalid/search?q=car+insurance">Car insurance quotes</a></li>
-<li><a href="http://ads.example.invalid/search?q=web+hosting">Best web hosting</a></li>
-</ul>
-<p class="disclaimer">The sponsored listings on this page are provided by a third party that
-has no relationship with the domain owner.</p>
-</div></body></html>
-"""
-
-FORBIDDEN_PAGE = (
-    b"<html><head><title>403 Forbidden</title></head><body><center><h1>403 Forbidden</h1>"
-    b"</center><hr><center>nginx</center></body></html>\n"
-)
-UNAVAILABLE_PAGE = (
-    b"<html><head><title>503 Service Temporarily Unavailable</title></head><body><center>"
-    b"<h1>503 Service Temporarily Unavailable</h1></center><hr><center>nginx</center></body>"
-    b"</html>\n"
-)
-REDIRECT_PAGE = f'<html><body>Moved <a href="{REDIRECT_TARGET}">here</a>.</body></html>\n'.encode()
 
 #: what nginx's gzip filter compresses: these types, these statuses, bodies this long
 GZIP_TYPES = ("text/html", "text/plain", "text/xml", "application/xml", "application/rss+xml")
@@ -145,7 +109,7 @@ class MirrorServer:
         port: int = 0,
         delay: float = 0.0,
     ) -> None:
-        _check_behaviour(behaviour)
+        check_behaviour(behaviour)
         self.site = site
         self.host = host
         self.delay = delay
@@ -203,7 +167,7 @@ class MirrorServer:
 
     @behaviour.setter
     def behaviour(self, behaviour: str) -> None:
-        _check_behaviour(behaviour)
+        check_behaviour(behaviour)
         with self._state:
             previous, self._behaviour = self._behaviour, behaviour
             if previous == HANGING and behaviour != HANGING:
@@ -492,11 +456,6 @@ class _Listener(socketserver.ThreadingMixIn, HTTPServer):
         pass
 
 
-def _check_behaviour(behaviour: str) -> None:
-    if behaviour not in BEHAVIOURS:
-        raise ValueError(f"unknown behaviour {behaviour!r} (known: {', '.join(BEHAVIOURS)})")
-
-
 # -- the outlet as a whole -------------------------------------------------------------------
 
 
@@ -572,7 +531,7 @@ class DemoOutlet:
         if not self.behaviours:
             raise ValueError("a demo outlet needs at least one mirror")
         for behaviour in self.behaviours:
-            _check_behaviour(behaviour)
+            check_behaviour(behaviour)
         self.outlet_dir = Path(directory)
         self.outlet_file = self.outlet_dir / f"{OUTLET_NAME}.yaml"
         self.name = OUTLET_NAME
