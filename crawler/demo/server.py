@@ -10,7 +10,7 @@ see the request rate and concurrency the server saw.
 It answers as a real server does (nginx serving static files, say): the body gzipped when
 the request's Accept-Encoding allows it (``Content-Encoding: gzip``, ``Vary:
 Accept-Encoding``), ETag and Last-Modified on every 200 answer, and 304 Not Modified to an
-``If-None-Match`` or ``If-Modified-Since`` that matches.
+``If-None-Match`` or ``If-Modified-Since`` that matches (:mod:`~crawler.demo.httpd`).
 
 :class:`DemoOutlet` starts one server per behaviour and writes the outlet file that points
 a crawler at them. ``python -m crawler.demo.server`` runs one by hand until Ctrl-C.
@@ -22,18 +22,14 @@ import argparse
 import contextlib
 import dataclasses
 import errno
-import gzip
-import hashlib
 import socket
-import socketserver
 import tempfile
 import threading
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from email.utils import formatdate, parsedate_to_datetime
-from http.server import BaseHTTPRequestHandler, HTTPServer
+from email.utils import formatdate
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +55,16 @@ from crawler.demo.behaviours import (
     UNAVAILABLE_PAGE,
     check_behaviour,
 )
+from crawler.demo.httpd import (
+    GZIP_MIN_LENGTH,
+    GZIP_STATUSES,
+    GZIP_TYPES,
+    Handler,
+    Listener,
+    Representation,
+    accepts_gzip,
+    not_modified,
+)
 from crawler.demo.site import (
     ARTICLE_URL,
     BLOCKED_MARKERS,
@@ -72,12 +78,6 @@ from crawler.demo.site import (
     DemoSite,
     Truth,
 )
-
-#: what nginx's gzip filter compresses: these types, these statuses, bodies this long
-GZIP_TYPES = ("text/html", "text/plain", "text/xml", "application/xml", "application/rss+xml")
-GZIP_STATUSES = (200, 403, 404)
-GZIP_MIN_LENGTH = 20
-GZIP_LEVEL = 5
 
 
 @dataclass
@@ -123,10 +123,10 @@ class MirrorServer:
         self._flaky_count = 0
         # the site's files, as if written when the server started
         self.last_modified = int(time.time())
-        self._representations: dict[bytes, _Representation] = {}
+        self._representations: dict[bytes, Representation] = {}
         self._connections: set[socket.socket] = set()
         self._release = threading.Event()
-        self._listener: _Listener | None = None
+        self._listener: Listener | None = None
         self._thread: threading.Thread | None = None
         self._started = False
         self._reserved: socket.socket | None = self._bind(port)
@@ -200,7 +200,8 @@ class MirrorServer:
     def _listen(self) -> None:
         sock = self._reserved if self._reserved is not None else self._bind(self.port)
         self._reserved = None
-        self._listener = _Listener(sock, self)
+        self._listener = Listener(sock, self.host, self.port, self._handle,
+                                  self._connection_opened, self._connection_closed)
         self._thread = threading.Thread(
             target=self._listener.serve_forever,
             kwargs={"poll_interval": 0.05},
@@ -267,7 +268,7 @@ class MirrorServer:
         with self._lock:
             self._connections.discard(connection)
 
-    def _handle(self, handler: _Handler, head: bool) -> None:
+    def _handle(self, handler: Handler, head: bool) -> None:
         behaviour = self._behaviour
         entry = LoggedRequest(time.monotonic(), handler.path, behaviour)
         with self._lock:
@@ -282,7 +283,7 @@ class MirrorServer:
                 if entry.finished is None:
                     entry.finished = time.monotonic()
 
-    def _answer(self, handler: _Handler, behaviour: str, entry: LoggedRequest, head: bool):
+    def _answer(self, handler: Handler, behaviour: str, entry: LoggedRequest, head: bool):
         if behaviour in (DEAD, HANGING):
             if behaviour == HANGING:
                 self._release.wait()
@@ -311,7 +312,7 @@ class MirrorServer:
 
     def _send(
         self,
-        handler: _Handler,
+        handler: Handler,
         entry: LoggedRequest,
         head: bool,
         status: int,
@@ -321,7 +322,7 @@ class MirrorServer:
     ) -> None:
         compressible = content_type.split(";")[0] in GZIP_TYPES and len(body) >= GZIP_MIN_LENGTH
         compress = (compressible and status in GZIP_STATUSES
-                    and _accepts_gzip(handler.headers.get("Accept-Encoding")))
+                    and accepts_gzip(handler.headers.get("Accept-Encoding")))
         representation = self._representation(body)
         if compressible:
             headers["Vary"] = "Accept-Encoding"
@@ -329,7 +330,7 @@ class MirrorServer:
             # a compressed body is another byte sequence: nginx weakens the tag likewise
             headers["ETag"] = f"W/{representation.etag}" if compress else representation.etag
             headers["Last-Modified"] = formatdate(self.last_modified, usegmt=True)
-            if self._not_modified(handler, representation.etag):
+            if not_modified(handler.headers, representation.etag, self.last_modified):
                 status, body, compress = 304, b"", False
         if compress:
             body = representation.gzipped()
@@ -346,114 +347,13 @@ class MirrorServer:
         if not head:
             handler.wfile.write(body)
 
-    def _representation(self, body: bytes) -> _Representation:
+    def _representation(self, body: bytes) -> Representation:
         # the site hands out the same bytes objects again: their hash is computed once
         with self._lock:
             representation = self._representations.get(body)
             if representation is None:
-                representation = self._representations[body] = _Representation(body)
+                representation = self._representations[body] = Representation(body)
             return representation
-
-    def _not_modified(self, handler: _Handler, etag: str) -> bool:
-        """Whether the request's validators match (If-None-Match first, as RFC 9110 says)."""
-        if_none_match = handler.headers.get("If-None-Match")
-        if if_none_match is not None:
-            tags = {tag.strip().removeprefix("W/") for tag in if_none_match.split(",")}
-            return "*" in tags or etag in tags
-        if_modified_since = handler.headers.get("If-Modified-Since")
-        if if_modified_since is None:
-            return False
-        try:
-            since = parsedate_to_datetime(if_modified_since).timestamp()
-        except (TypeError, ValueError):
-            return False
-        return self.last_modified <= since
-
-
-class _Representation:
-    """A body's strong validator and, once asked for, its gzipped form."""
-
-    def __init__(self, body: bytes) -> None:
-        self.body = body
-        self.etag = f'"{hashlib.blake2b(body, digest_size=8).hexdigest()}"'
-        self._gzipped: bytes | None = None
-
-    def gzipped(self) -> bytes:
-        if self._gzipped is None:
-            self._gzipped = gzip.compress(self.body, compresslevel=GZIP_LEVEL, mtime=0)
-        return self._gzipped
-
-
-def _accepts_gzip(accept_encoding: str | None) -> bool:
-    """Whether an Accept-Encoding header allows gzip: ``gzip`` (or ``x-gzip``, or ``*``
-    when gzip is not named) with a quality above 0."""
-    qualities: dict[str, float] = {}
-    for item in (accept_encoding or "").split(","):
-        coding, *params = (part.strip() for part in item.split(";"))
-        quality = 1.0
-        for param in params:
-            name, _, value = param.partition("=")
-            if name.strip().lower() == "q":
-                try:
-                    quality = float(value)
-                except ValueError:
-                    quality = 0.0
-        if coding:
-            qualities[coding.lower()] = quality
-    for coding in ("gzip", "x-gzip", "*"):
-        if coding in qualities:
-            return qualities[coding] > 0
-    return False
-
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"  # keep-alive, as real servers do
-    server_version = "nginx"
-    sys_version = ""
-    server: _Listener
-
-    def setup(self) -> None:
-        super().setup()
-        self.server.mirror._connection_opened(self.connection)
-
-    def finish(self) -> None:
-        try:
-            super().finish()
-        except OSError:
-            pass
-        finally:
-            self.server.mirror._connection_closed(self.connection)
-
-    def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
-        self.server.mirror._handle(self, head=False)
-
-    def do_HEAD(self) -> None:  # noqa: N802
-        self.server.mirror._handle(self, head=True)
-
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
-        pass  # the mirror keeps its own log
-
-
-class _Listener(socketserver.ThreadingMixIn, HTTPServer):
-    """An HTTP server around an already-bound socket, one thread per connection."""
-
-    daemon_threads = True
-    block_on_close = False  # a hanging request must not hold up stop()
-    request_queue_size = 128
-
-    def __init__(self, sock: socket.socket, mirror: MirrorServer) -> None:
-        self.address_family = sock.family
-        super().__init__(sock.getsockname()[:2], _Handler, bind_and_activate=False)
-        self.socket.close()
-        self.socket = sock
-        self.server_address = sock.getsockname()
-        self.server_name, self.server_port = mirror.host, mirror.port
-        self.mirror = mirror
-        self.server_activate()
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        # clients hang up mid-answer all the time (timeouts, failover); that is not news
-        pass
 
 
 # -- the outlet as a whole -------------------------------------------------------------------
