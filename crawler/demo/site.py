@@ -2,9 +2,10 @@
 
 A :class:`DemoSite` is pure data and markup: it knows every article's ground truth (title,
 author, date, body text) and answers ``page(target, mirror)`` for the healthy site. How a
-mirror misbehaves is the server's business (see :mod:`crawler.demo.server`). The articles
-are made in :mod:`~crawler.demo.articles`, the HTML pages in :mod:`~crawler.demo.markup`, the
-feeds and sitemaps in :mod:`~crawler.demo.feeds`; this module routes a request to them.
+mirror misbehaves is the mirror server's business (see :mod:`crawler.demo.mirror`). The
+articles are made in :mod:`~crawler.demo.articles`, the HTML pages in
+:mod:`~crawler.demo.markup`, the feeds and sitemaps in :mod:`~crawler.demo.feeds`; this
+module routes a request to them.
 
 Layout, chosen so that a crawl exercises everything an outlet file can say:
 
