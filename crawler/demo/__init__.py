@@ -10,13 +10,13 @@ from importlib import import_module
 from typing import Any
 
 _EXPORTS = {
-    "BEHAVIOURS": "crawler.demo.server",
+    "BEHAVIOURS": "crawler.demo.behaviours",
     "DemoOutlet": "crawler.demo.server",
-    "LoggedRequest": "crawler.demo.server",
-    "MirrorServer": "crawler.demo.server",
-    "DemoArticle": "crawler.demo.site",
+    "LoggedRequest": "crawler.demo.mirror",
+    "MirrorServer": "crawler.demo.mirror",
+    "DemoArticle": "crawler.demo.articles",
     "DemoSite": "crawler.demo.site",
-    "Truth": "crawler.demo.site",
+    "Truth": "crawler.demo.articles",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -17,7 +17,7 @@ Four sections list the articles, ``PER_PAGE`` to a listing page, each page linki
 with ``rel="next"``. ``robots.txt`` allows everything.
 
 :class:`CorpusSite` answers ``page(target, mirror)`` as :class:`~crawler.demo.site.DemoSite`
-does, so a :class:`~crawler.demo.server.MirrorServer` can serve it, and lists every file
+does, so a :class:`~crawler.demo.mirror.MirrorServer` can serve it, and lists every file
 (:meth:`CorpusSite.files`) so a static web server can.
 """
 

@@ -1,44 +1,44 @@
-"""Loopback HTTP servers for the demo outlet: one per mirror, each with a failure behaviour.
-
-A :class:`MirrorServer` serves a :class:`~crawler.demo.site.DemoSite` the way one mirror of
-a real outlet might: healthy, or failing in one of the ways real mirrors fail. Its behaviour
-can be switched while it runs (``server.behaviour = "dead"``) so a test can take a mirror
-down and bring it back. Every request is logged with its arrival time, so tests can count
-hits per path and benchmarks can see the request rate and concurrency the server saw.
-
-It answers as a real server does (nginx serving static files, say): the body gzipped when
-the request's Accept-Encoding allows it (``Content-Encoding: gzip``, ``Vary:
-Accept-Encoding``), ETag and Last-Modified on every 200 answer, and 304 Not Modified to an
-``If-None-Match`` or ``If-Modified-Since`` that matches.
-
-:class:`DemoOutlet` starts one server per behaviour and writes the outlet file that points
-a crawler at them. ``python -m crawler.demo.server`` runs one by hand until Ctrl-C.
+"""The demo outlet on loopback: :class:`DemoOutlet` starts one
+:class:`~crawler.demo.mirror.MirrorServer` per mirror, each with a failure behaviour
+(:mod:`~crawler.demo.behaviours`), and writes the outlet file that points a crawler at them.
+``python -m crawler.demo.server`` runs one by hand until Ctrl-C.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-import dataclasses
-import errno
-import gzip
-import hashlib
-import socket
-import socketserver
 import tempfile
 import threading
-import time
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from datetime import datetime
-from email.utils import formatdate, parsedate_to_datetime
-from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from crawler.core.outlets import Outlet, load_outlet_file
+from crawler.demo.behaviours import (
+    BEHAVIOURS,
+    DEAD,
+    FLAKY,
+    FORBIDDEN,
+    FORBIDDEN_PAGE,
+    GARBAGE,
+    HANGING,
+    HEALTHY,
+    HTML,
+    PARKED_PAGE,
+    REDIRECT_OFF,
+    REDIRECT_PAGE,
+    REDIRECT_TARGET,
+    SEIZED,
+    SEIZED_PAGE,
+    UNAVAILABLE_PAGE,
+    check_behaviour,
+)
+from crawler.demo.httpd import GZIP_LEVEL, GZIP_MIN_LENGTH, GZIP_STATUSES, GZIP_TYPES
+from crawler.demo.mirror import LoggedRequest, MirrorServer
 from crawler.demo.site import (
     ARTICLE_URL,
     BLOCKED_MARKERS,
@@ -53,451 +53,35 @@ from crawler.demo.site import (
     Truth,
 )
 
-HEALTHY = "healthy"
-DEAD = "dead"  # nothing listens: connection refused
-SEIZED = "seized"  # every path: 200 with a seizure notice
-HANGING = "hanging"  # accepts, reads the request, never answers (until stopped or switched)
-FLAKY = "flaky"  # every third request: 503; the others healthy
-FORBIDDEN = "forbidden"  # every path: 403
-REDIRECT_OFF = "redirect_off"  # every path: 302 to an address off the outlet
-GARBAGE = "garbage"  # every path: 200 with a parked-domain advertising page
-BEHAVIOURS = (HEALTHY, DEAD, SEIZED, HANGING, FLAKY, FORBIDDEN, REDIRECT_OFF, GARBAGE)
-
-REDIRECT_TARGET = "http://127.0.0.2:9/elsewhere"
-HTML = "text/html; charset=utf-8"
-
-SEIZED_PAGE = b"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>Domain seized</title></head>
-<body style="background:#0b1f3a;color:#fff;font-family:Arial,sans-serif;text-align:center">
-<img src="/seal.png" alt="Seal" width="160" height="160">
-<h1>This domain has been seized</h1>
-<p>This domain has been seized by the United States Government in accordance with a seizure
-warrant issued pursuant to 18 U.S.C. 981 and 50 U.S.C. 1701-1708 by the United States
-District Court as part of a law enforcement action by the Bureau of Industry and Security,
-Office of Export Enforcement and the Federal Bureau of Investigation.</p>
-<p>Operating this website without a licence is a violation of federal law.</p>
-<p><a href="https://justice.example.invalid/notice">More information</a></p>
-</body></html>
-"""
-
-PARKED_PAGE = b"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>This domain may be for sale</title>
-<script>var pk={"lander":"v3","tid":"a81f"};</script></head>
-<body><div class="parked">
-<h1>This domain may be for sale!</h1>
-<p><a href="http://ads.example.invalid/buy?d=1">Buy this domain</a></p>
-<h2>Related searches</h2>
-<ul>
-<li><a href="http://ads.example.invalid/search?q=cheap+flights">Cheap flights</a></li>
-<li><a href="http://ads.example.invalid/search?q=online+degrees">Online degrees</a></li>
-<li><a href="http://ads.example.invalid/search?q=car+insurance">Car insurance quotes</a></li>
-<li><a href="http://ads.example.invalid/search?q=web+hosting">Best web hosting</a></li>
-</ul>
-<p class="disclaimer">The sponsored listings on this page are provided by a third party that
-has no relationship with the domain owner.</p>
-</div></body></html>
-"""
-
-FORBIDDEN_PAGE = (
-    b"<html><head><title>403 Forbidden</title></head><body><center><h1>403 Forbidden</h1>"
-    b"</center><hr><center>nginx</center></body></html>\n"
-)
-UNAVAILABLE_PAGE = (
-    b"<html><head><title>503 Service Temporarily Unavailable</title></head><body><center>"
-    b"<h1>503 Service Temporarily Unavailable</h1></center><hr><center>nginx</center></body>"
-    b"</html>\n"
-)
-REDIRECT_PAGE = f'<html><body>Moved <a href="{REDIRECT_TARGET}">here</a>.</body></html>\n'.encode()
-
-#: what nginx's gzip filter compresses: these types, these statuses, bodies this long
-GZIP_TYPES = ("text/html", "text/plain", "text/xml", "application/xml", "application/rss+xml")
-GZIP_STATUSES = (200, 403, 404)
-GZIP_MIN_LENGTH = 20
-GZIP_LEVEL = 5
-
-
-@dataclass
-class LoggedRequest:
-    """One request as the server saw it; times are ``time.monotonic()``."""
-
-    started: float
-    path: str
-    behaviour: str
-    #: the status sent, or None when nothing was answered (hanging, dropped)
-    status: int | None = None
-    #: when the answer started going out, or the request was dropped
-    finished: float | None = None
-
-
-class MirrorServer:
-    """A real HTTP server on loopback serving ``site`` with a failure ``behaviour``.
-
-    The port is reserved at construction (``base_url`` is known before ``start()``): while
-    the mirror is ``dead`` the port is bound but not listening, so connections are refused.
-    ``delay`` (seconds) slows every answer, to make concurrency visible to the log.
-    """
-
-    def __init__(
-        self,
-        site: DemoSite,
-        behaviour: str = HEALTHY,
-        host: str = "127.0.0.1",
-        port: int = 0,
-        delay: float = 0.0,
-    ) -> None:
-        _check_behaviour(behaviour)
-        self.site = site
-        self.host = host
-        self.delay = delay
-        self._behaviour = behaviour
-        self._family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        self._state = threading.RLock()  # behaviour transitions, start/stop
-        self._lock = threading.Lock()  # log, counters, connections
-        self._log: list[LoggedRequest] = []
-        self._in_flight = 0
-        self._max_in_flight = 0
-        self._flaky_count = 0
-        # the site's files, as if written when the server started
-        self.last_modified = int(time.time())
-        self._representations: dict[bytes, _Representation] = {}
-        self._connections: set[socket.socket] = set()
-        self._release = threading.Event()
-        self._listener: _Listener | None = None
-        self._thread: threading.Thread | None = None
-        self._started = False
-        self._reserved: socket.socket | None = self._bind(port)
-        self.port: int = self._reserved.getsockname()[1]
-        netloc = f"[{host}]" if self._family == socket.AF_INET6 else host
-        self.base_url = f"http://{netloc}:{self.port}"
-
-    def __repr__(self) -> str:
-        return f"<MirrorServer {self.base_url} {self._behaviour}>"
-
-    # -- life cycle --------------------------------------------------------------------------
-
-    def start(self) -> MirrorServer:
-        with self._state:
-            self._started = True
-            if self._behaviour != DEAD:
-                self._listen()
-        return self
-
-    def stop(self) -> None:
-        with self._state:
-            self._started = False
-            self._release_hanging()
-            self._unlisten(reserve=False)
-            if self._reserved is not None:
-                self._reserved.close()
-                self._reserved = None
-
-    def __enter__(self) -> MirrorServer:
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
-
-    @property
-    def behaviour(self) -> str:
-        return self._behaviour
-
-    @behaviour.setter
-    def behaviour(self, behaviour: str) -> None:
-        _check_behaviour(behaviour)
-        with self._state:
-            previous, self._behaviour = self._behaviour, behaviour
-            if previous == HANGING and behaviour != HANGING:
-                self._release_hanging()
-            if behaviour == FLAKY and previous != FLAKY:
-                with self._lock:
-                    self._flaky_count = 0
-            if not self._started:
-                return
-            if behaviour == DEAD:
-                self._unlisten(reserve=True)
-            elif self._listener is None:
-                self._listen()
-
-    def _bind(self, port: int) -> socket.socket:
-        # the same port comes back after a dead spell: retry briefly if the kernel lags
-        for attempt in range(50):
-            sock = socket.socket(self._family, socket.SOCK_STREAM)
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            try:
-                sock.bind((self.host, port))
-                return sock
-            except OSError as exc:
-                sock.close()
-                if exc.errno != errno.EADDRINUSE or port == 0 or attempt == 49:
-                    raise
-                time.sleep(0.02)
-        raise AssertionError("unreachable")
-
-    def _listen(self) -> None:
-        sock = self._reserved if self._reserved is not None else self._bind(self.port)
-        self._reserved = None
-        self._listener = _Listener(sock, self)
-        self._thread = threading.Thread(
-            target=self._listener.serve_forever,
-            kwargs={"poll_interval": 0.05},
-            name=f"demo-mirror-{self.port}",
-            daemon=True,
-        )
-        self._thread.start()
-
-    def _unlisten(self, reserve: bool) -> None:
-        if self._listener is not None:
-            self._listener.shutdown()
-            self._listener.server_close()
-            assert self._thread is not None
-            self._thread.join()
-            self._listener = self._thread = None
-        # kept-alive connections would otherwise go on being served
-        with self._lock:
-            connections = list(self._connections)
-        for connection in connections:
-            with contextlib.suppress(OSError):
-                connection.shutdown(socket.SHUT_RDWR)
-        if reserve and self._reserved is None:
-            self._reserved = self._bind(self.port)
-
-    def _release_hanging(self) -> None:
-        self._release.set()
-        self._release = threading.Event()
-
-    # -- request log -------------------------------------------------------------------------
-
-    @property
-    def requests(self) -> list[LoggedRequest]:
-        """A copy of the log, in arrival order."""
-        with self._lock:
-            return [dataclasses.replace(entry) for entry in self._log]
-
-    def paths(self) -> list[str]:
-        with self._lock:
-            return [entry.path for entry in self._log]
-
-    def hits(self, path: str | None = None) -> int:
-        """Requests for ``path`` (path and query, as sent), or all requests."""
-        with self._lock:
-            return sum(1 for entry in self._log if path is None or entry.path == path)
-
-    @property
-    def max_in_flight(self) -> int:
-        """The most requests this server was answering at one time."""
-        with self._lock:
-            return self._max_in_flight
-
-    def clear_log(self) -> None:
-        with self._lock:
-            self._log.clear()
-            self._max_in_flight = self._in_flight
-
-    # -- answering ---------------------------------------------------------------------------
-
-    def _connection_opened(self, connection: socket.socket) -> None:
-        with self._lock:
-            self._connections.add(connection)
-
-    def _connection_closed(self, connection: socket.socket) -> None:
-        with self._lock:
-            self._connections.discard(connection)
-
-    def _handle(self, handler: _Handler, head: bool) -> None:
-        behaviour = self._behaviour
-        entry = LoggedRequest(time.monotonic(), handler.path, behaviour)
-        with self._lock:
-            self._log.append(entry)
-            self._in_flight += 1
-            self._max_in_flight = max(self._max_in_flight, self._in_flight)
-        try:
-            self._answer(handler, behaviour, entry, head)
-        finally:
-            with self._lock:
-                self._in_flight -= 1
-                if entry.finished is None:
-                    entry.finished = time.monotonic()
-
-    def _answer(self, handler: _Handler, behaviour: str, entry: LoggedRequest, head: bool):
-        if behaviour in (DEAD, HANGING):
-            if behaviour == HANGING:
-                self._release.wait()
-            handler.close_connection = True
-            return
-        if self.delay:
-            time.sleep(self.delay)
-        if behaviour == FLAKY:
-            with self._lock:
-                self._flaky_count += 1
-                failing = self._flaky_count % 3 == 0
-            if failing:
-                return self._send(handler, entry, head, 503, HTML, UNAVAILABLE_PAGE)
-        if behaviour == SEIZED:
-            return self._send(handler, entry, head, 200, HTML, SEIZED_PAGE)
-        if behaviour == GARBAGE:
-            return self._send(handler, entry, head, 200, HTML, PARKED_PAGE)
-        if behaviour == FORBIDDEN:
-            return self._send(handler, entry, head, 403, HTML, FORBIDDEN_PAGE)
-        if behaviour == REDIRECT_OFF:
-            return self._send(
-                handler, entry, head, 302, HTML, REDIRECT_PAGE, Location=REDIRECT_TARGET
-            )
-        page = self.site.page(handler.path, self.base_url)
-        self._send(handler, entry, head, page.status, page.content_type, page.body)
-
-    def _send(
-        self,
-        handler: _Handler,
-        entry: LoggedRequest,
-        head: bool,
-        status: int,
-        content_type: str,
-        body: bytes,
-        **headers: str,
-    ) -> None:
-        compressible = content_type.split(";")[0] in GZIP_TYPES and len(body) >= GZIP_MIN_LENGTH
-        compress = (compressible and status in GZIP_STATUSES
-                    and _accepts_gzip(handler.headers.get("Accept-Encoding")))
-        representation = self._representation(body)
-        if compressible:
-            headers["Vary"] = "Accept-Encoding"
-        if status == 200:
-            # a compressed body is another byte sequence: nginx weakens the tag likewise
-            headers["ETag"] = f"W/{representation.etag}" if compress else representation.etag
-            headers["Last-Modified"] = formatdate(self.last_modified, usegmt=True)
-            if self._not_modified(handler, representation.etag):
-                status, body, compress = 304, b"", False
-        if compress:
-            body = representation.gzipped()
-            headers["Content-Encoding"] = "gzip"
-        # logged before the bytes go out: a client that has its answer finds it in the log
-        entry.status, entry.finished = status, time.monotonic()
-        handler.send_response(status)
-        if status != 304:
-            handler.send_header("Content-Type", content_type)
-            handler.send_header("Content-Length", str(len(body)))
-        for name, value in headers.items():
-            handler.send_header(name, value)
-        handler.end_headers()
-        if not head:
-            handler.wfile.write(body)
-
-    def _representation(self, body: bytes) -> _Representation:
-        # the site hands out the same bytes objects again: their hash is computed once
-        with self._lock:
-            representation = self._representations.get(body)
-            if representation is None:
-                representation = self._representations[body] = _Representation(body)
-            return representation
-
-    def _not_modified(self, handler: _Handler, etag: str) -> bool:
-        """Whether the request's validators match (If-None-Match first, as RFC 9110 says)."""
-        if_none_match = handler.headers.get("If-None-Match")
-        if if_none_match is not None:
-            tags = {tag.strip().removeprefix("W/") for tag in if_none_match.split(",")}
-            return "*" in tags or etag in tags
-        if_modified_since = handler.headers.get("If-Modified-Since")
-        if if_modified_since is None:
-            return False
-        try:
-            since = parsedate_to_datetime(if_modified_since).timestamp()
-        except (TypeError, ValueError):
-            return False
-        return self.last_modified <= since
-
-
-class _Representation:
-    """A body's strong validator and, once asked for, its gzipped form."""
-
-    def __init__(self, body: bytes) -> None:
-        self.body = body
-        self.etag = f'"{hashlib.blake2b(body, digest_size=8).hexdigest()}"'
-        self._gzipped: bytes | None = None
-
-    def gzipped(self) -> bytes:
-        if self._gzipped is None:
-            self._gzipped = gzip.compress(self.body, compresslevel=GZIP_LEVEL, mtime=0)
-        return self._gzipped
-
-
-def _accepts_gzip(accept_encoding: str | None) -> bool:
-    """Whether an Accept-Encoding header allows gzip: ``gzip`` (or ``x-gzip``, or ``*``
-    when gzip is not named) with a quality above 0."""
-    qualities: dict[str, float] = {}
-    for item in (accept_encoding or "").split(","):
-        coding, *params = (part.strip() for part in item.split(";"))
-        quality = 1.0
-        for param in params:
-            name, _, value = param.partition("=")
-            if name.strip().lower() == "q":
-                try:
-                    quality = float(value)
-                except ValueError:
-                    quality = 0.0
-        if coding:
-            qualities[coding.lower()] = quality
-    for coding in ("gzip", "x-gzip", "*"):
-        if coding in qualities:
-            return qualities[coding] > 0
-    return False
-
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"  # keep-alive, as real servers do
-    server_version = "nginx"
-    sys_version = ""
-    server: _Listener
-
-    def setup(self) -> None:
-        super().setup()
-        self.server.mirror._connection_opened(self.connection)
-
-    def finish(self) -> None:
-        try:
-            super().finish()
-        except OSError:
-            pass
-        finally:
-            self.server.mirror._connection_closed(self.connection)
-
-    def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
-        self.server.mirror._handle(self, head=False)
-
-    def do_HEAD(self) -> None:  # noqa: N802
-        self.server.mirror._handle(self, head=True)
-
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
-        pass  # the mirror keeps its own log
-
-
-class _Listener(socketserver.ThreadingMixIn, HTTPServer):
-    """An HTTP server around an already-bound socket, one thread per connection."""
-
-    daemon_threads = True
-    block_on_close = False  # a hanging request must not hold up stop()
-    request_queue_size = 128
-
-    def __init__(self, sock: socket.socket, mirror: MirrorServer) -> None:
-        self.address_family = sock.family
-        super().__init__(sock.getsockname()[:2], _Handler, bind_and_activate=False)
-        self.socket.close()
-        self.socket = sock
-        self.server_address = sock.getsockname()
-        self.server_name, self.server_port = mirror.host, mirror.port
-        self.mirror = mirror
-        self.server_activate()
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        # clients hang up mid-answer all the time (timeouts, failover); that is not news
-        pass
-
-
-def _check_behaviour(behaviour: str) -> None:
-    if behaviour not in BEHAVIOURS:
-        raise ValueError(f"unknown behaviour {behaviour!r} (known: {', '.join(BEHAVIOURS)})")
-
-
-# -- the outlet as a whole -------------------------------------------------------------------
+# the mirrors' names too, defined beside the mirror, its behaviours and its HTTP: tests,
+# fault schedules and benchmarks import them from here
+__all__ = [
+    "BEHAVIOURS",
+    "DEAD",
+    "FLAKY",
+    "FORBIDDEN",
+    "FORBIDDEN_PAGE",
+    "GARBAGE",
+    "GZIP_LEVEL",
+    "GZIP_MIN_LENGTH",
+    "GZIP_STATUSES",
+    "GZIP_TYPES",
+    "HANGING",
+    "HEALTHY",
+    "HTML",
+    "PARKED_PAGE",
+    "REDIRECT_OFF",
+    "REDIRECT_PAGE",
+    "REDIRECT_TARGET",
+    "SEIZED",
+    "SEIZED_PAGE",
+    "UNAVAILABLE_PAGE",
+    "DemoOutlet",
+    "LoggedRequest",
+    "MirrorServer",
+    "main",
+    "outlet_document",
+]
 
 
 def outlet_document(
@@ -572,7 +156,7 @@ class DemoOutlet:
         if not self.behaviours:
             raise ValueError("a demo outlet needs at least one mirror")
         for behaviour in self.behaviours:
-            _check_behaviour(behaviour)
+            check_behaviour(behaviour)
         self.outlet_dir = Path(directory)
         self.outlet_file = self.outlet_dir / f"{OUTLET_NAME}.yaml"
         self.name = OUTLET_NAME

@@ -2,7 +2,10 @@
 
 A :class:`DemoSite` is pure data and markup: it knows every article's ground truth (title,
 author, date, body text) and answers ``page(target, mirror)`` for the healthy site. How a
-mirror misbehaves is the server's business (see :mod:`crawler.demo.server`).
+mirror misbehaves is the mirror server's business (see :mod:`crawler.demo.mirror`). The
+articles are made in :mod:`~crawler.demo.articles`, the HTML pages in
+:mod:`~crawler.demo.markup`, the feeds and sitemaps in :mod:`~crawler.demo.feeds`; this
+module routes a request to them.
 
 Layout, chosen so that a crawl exercises everything an outlet file can say:
 
@@ -26,88 +29,98 @@ Layout, chosen so that a crawl exercises everything an outlet file can say:
 from __future__ import annotations
 
 import gzip
-import html
-import json
 import random
 import re
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from email.utils import format_datetime
+from collections.abc import Callable
+from datetime import UTC, datetime
 from functools import cached_property
 from typing import NamedTuple
 from urllib.parse import parse_qs, urlsplit
 
-from crawler.demo import text
+from crawler.demo.articles import (
+    ARCHIVED,
+    NEWEST,
+    NEWS,
+    OUTLET_NAME,
+    SECTIONS,
+    SITE_NAME,
+    VIDEO,
+    DemoArticle,
+    Truth,
+    body_paragraphs,
+    make_articles,
+)
+from crawler.demo.feeds import (
+    FEED_SIZE,
+    NEWS_SITEMAP,
+    SITE_FEED,
+    day_sitemap,
+    rss_feed,
+    sitemap_index,
+)
+from crawler.demo.markup import (
+    CUT_FROM,
+    DROP_LINES,
+    INFO_PAGES,
+    MIRRORS_NOTICE,
+    REL_NEXT_SECTIONS,
+    article_page,
+    home_page,
+    info_page,
+    listing_page,
+    not_found_page,
+)
 
-OUTLET_NAME = "demonews"
-SITE_NAME = "Demo News"
-SECTIONS = text.SECTIONS
-#: sections whose listing pages also link onward with <a rel="next" href="?page=N">
-REL_NEXT_SECTIONS = ("politics", "world")
+# the outlet's names in one place, those of its articles, markup and feeds among them
+__all__ = [
+    "ARCHIVED",
+    "ARTICLE_URL",
+    "BLOCKED_MARKERS",
+    "CUT_FROM",
+    "DISALLOWED_PREFIX",
+    "DROP_LINES",
+    "FEED_SIZE",
+    "GZIP",
+    "MIRRORS_NOTICE",
+    "NEWS",
+    "NEWS_SITEMAP",
+    "OUTLET_NAME",
+    "PAGE_PATH",
+    "PER_PAGE",
+    "REL_NEXT_SECTIONS",
+    "ROBOTS_TXT",
+    "RSS",
+    "SECTIONS",
+    "SITE_FEED",
+    "SITE_NAME",
+    "VIDEO",
+    "XML",
+    "DemoArticle",
+    "DemoSite",
+    "Page",
+    "Truth",
+]
+
 PER_PAGE = 10
 ARTICLE_URL = r"^/news/\d{4}/\d{2}/\d{2}/\d+/"
 PAGE_PATH = "{path}/page/{page}"
 DISALLOWED_PREFIX = "/news/2020/"
 ROBOTS_TXT = f"User-agent: *\nDisallow: {DISALLOWED_PREFIX}\nDisallow: /search\n"
-FEED_SIZE = 20
-SITE_FEED = "/feed.rss"
-NEWS_SITEMAP = "/sitemap_news.xml"
 RSS = "application/rss+xml; charset=utf-8"
 XML = "application/xml; charset=utf-8"
 GZIP = "application/gzip"
 BLOCKED_MARKERS = ("This domain has been seized",)
-MIRRORS_NOTICE = f"{SITE_NAME}'s website can also be accessed at the following alternate addresses"
-CUT_FROM = ("SHARE THIS ARTICLE", MIRRORS_NOTICE)
-DROP_LINES = (f"{SITE_NAME} Roku",)
-
-#: article kinds
-NEWS = "news"
-VIDEO = "video"  # no body text at all: extraction yields nothing
-ARCHIVED = "archived"  # dated 2020, so under the robots.txt-disallowed prefix
 
 _ARTICLE_PATH = re.compile(r"^/news/(\d{4})/(\d{2})/(\d{2})/(\d+)(?:/[^/]*)?$")
 _SECTION_PATH = re.compile(r"^/section/([a-z]+)(?:/page/(\d+))?/?$")
 _SECTION_FEED = re.compile(r"^/section/([a-z]+)/feed\.rss$")
 _DAY_SITEMAP = re.compile(r"^/sitemaps/news-(\d{4}-\d{2}-\d{2})\.xml\.gz$")
-_NEWEST = datetime(2024, 6, 28, 17, 45, tzinfo=UTC)
 
 
 class Page(NamedTuple):
     status: int
     content_type: str
     body: bytes
-
-
-@dataclass(frozen=True)
-class DemoArticle:
-    id: int
-    kind: str
-    published: datetime
-    title: str
-    author: str
-    sections: tuple[str, ...]
-    summary: str
-    words: int
-
-    @cached_property
-    def path(self) -> str:
-        return f"/news/{self.published:%Y/%m/%d}/{self.id}/{text.slugify(self.title)}"
-
-    @property
-    def published_iso(self) -> str:
-        return self.published.isoformat()
-
-
-@dataclass(frozen=True)
-class Truth:
-    """What a correct extraction of one article yields."""
-
-    title: str
-    author: str
-    published: str
-    text: str
-    sections: tuple[str, ...]
-    language: str = "en"
 
 
 class DemoSite:
@@ -131,47 +144,16 @@ class DemoSite:
             raise ValueError("a demo site needs at least 8 articles")
         self.seed = seed
         #: when the newest article was published (a fixed day unless given)
-        self.newest = (newest or _NEWEST).astimezone(UTC)
+        self.newest = (newest or NEWEST).astimezone(UTC)
         self.per_page = per_page
         self._cache: dict[tuple, Page] = {}
         self._bodies: dict[int, list[str]] = {}
         self._mirrors: tuple[str, ...] = tuple(mirrors)
-        self.articles = self._make_articles(articles)
+        self.articles = make_articles(articles, self.seed, self.newest)
         self._by_id = {article.id: article for article in self.articles}
         self.listings = {
             section: [a for a in self.articles if section in a.sections] for section in SECTIONS
         }
-
-    # -- construction -----------------------------------------------------------------------
-
-    def _make_articles(self, count: int) -> list[DemoArticle]:
-        rng = random.Random(f"{OUTLET_NAME}:{self.seed}")
-        authors = [text.person(rng) for _ in range(12)]
-        articles = []
-        when = self.newest
-        for age in range(count):  # newest first; ids grow with time
-            section = SECTIONS[age % len(SECTIONS)]
-            sections = (section,)
-            if rng.random() < 0.18:
-                sections += (rng.choice([s for s in SECTIONS if s != section]),)
-            kind = {2: ARCHIVED, 4: VIDEO}.get(age, NEWS)
-            published = when.replace(second=0, microsecond=0)
-            if kind == ARCHIVED:
-                published = published.replace(year=2020)
-            articles.append(
-                DemoArticle(
-                    id=1000 + count - age,
-                    kind=kind,
-                    published=published,
-                    title=text.headline(rng, section),
-                    author=rng.choice(authors),
-                    sections=sections,
-                    summary=text.summary(rng, section),
-                    words=0 if kind == VIDEO else rng.randrange(250, 900),
-                )
-            )
-            when -= timedelta(minutes=rng.randrange(40, 900))
-        return articles
 
     # -- mirrors -----------------------------------------------------------------------------
 
@@ -203,11 +185,7 @@ class DemoSite:
 
     def paragraphs(self, article: DemoArticle) -> list[str]:
         if article.id not in self._bodies:
-            rng = random.Random(f"{OUTLET_NAME}:{self.seed}:{article.id}")
-            words = article.words
-            self._bodies[article.id] = (
-                text.paragraphs(rng, article.sections[0], words) if words else []
-            )
+            self._bodies[article.id] = body_paragraphs(article, self.seed)
         return self._bodies[article.id]
 
     def truth(self, url_or_path: str) -> Truth:
@@ -286,8 +264,8 @@ class DemoSite:
             return self._xml(("sitemap", day.group(1), mirror), GZIP,
                              lambda: self._day_sitemap(day.group(1), mirror))
         if path == "/":
-            return self._cached(("home", mirror), lambda: self._home())
-        if path in _INFO_PAGES:
+            return self._cached(("home", mirror), self._home)
+        if path in INFO_PAGES:
             return self._cached(("info", path), lambda: self._info(path))
         match = _SECTION_PATH.match(path)
         if match and match.group(1) in self.listings:
@@ -306,7 +284,7 @@ class DemoSite:
             return self._cached(("article", article.id), lambda: self._article(article))
         return self._not_found()
 
-    def _cached(self, key: tuple, render) -> Page:
+    def _cached(self, key: tuple, render: Callable[[], str]) -> Page:
         page = self._cache.get(key)
         if page is None:
             page = self._cache[key] = Page(
@@ -314,7 +292,7 @@ class DemoSite:
             )
         return page
 
-    def _xml(self, key: tuple, content_type: str, render) -> Page:
+    def _xml(self, key: tuple, content_type: str, render: Callable[[], bytes]) -> Page:
         page = self._cache.get(key)
         if page is None:
             body = render()
@@ -323,81 +301,36 @@ class DemoSite:
             page = self._cache[key] = Page(200, content_type, body)
         return page
 
+    # -- what each page shows ----------------------------------------------------------------
+
     def _feed(self, section: str | None, mirror: str | None) -> bytes:
-        base = mirror or self.canonical
-        title = f"{SITE_NAME} - {section.title()}" if section else SITE_NAME
-        link = f"{base}/section/{section}" if section else f"{base}/"
-        items = "".join(
-            f"<item><title>{_e(a.title)}</title><link>{base}{a.path}</link>"
-            f"<guid isPermaLink=\"true\">{base}{a.path}</guid>"
-            f"<description>{_e(a.summary)}</description>"
-            f"<pubDate>{format_datetime(a.published, usegmt=True)}</pubDate></item>"
-            for a in self.feed_articles(section)
-        )
-        return (
-            '<?xml version="1.0" encoding="UTF-8"?>\n<rss version="2.0"><channel>'
-            f"<title>{_e(title)}</title><link>{link}</link>"
-            f"<description>{_e(title)}</description>{items}</channel></rss>\n"
-        ).encode()
+        return rss_feed(mirror or self.canonical, section, self.feed_articles(section))
 
     def _sitemap_index(self, mirror: str | None) -> bytes:
-        base = mirror or self.canonical
-        entries = "".join(
-            f"<sitemap><loc>{base}/sitemaps/news-{day}.xml.gz</loc>"
-            f"<lastmod>{articles[0].published_iso}</lastmod></sitemap>"
-            for day, articles in self.sitemap_days().items()
-        )
-        return (
-            '<?xml version="1.0" encoding="UTF-8"?>\n<sitemapindex '
-            f'xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">{entries}</sitemapindex>\n'
-        ).encode()
+        return sitemap_index(mirror or self.canonical, self.sitemap_days())
 
     def _day_sitemap(self, day: str, mirror: str | None) -> bytes:
-        base = mirror or self.canonical
-        entries = "".join(
-            f"<url><loc>{base}{a.path}</loc><news:news><news:publication>"
-            f"<news:name>{SITE_NAME}</news:name><news:language>en</news:language>"
-            "</news:publication>"
-            f"<news:publication_date>{a.published_iso}</news:publication_date>"
-            f"<news:title>{_e(a.title)}</news:title></news:news></url>"
-            for a in self.sitemap_days()[day]
-        )
-        return (
-            '<?xml version="1.0" encoding="UTF-8"?>\n<urlset '
-            'xmlns="http://www.sitemaps.org/schemas/sitemap/0.9" '
-            'xmlns:news="http://www.google.com/schemas/sitemap-news/0.9">'
-            f"{entries}</urlset>\n"
-        ).encode()
+        return day_sitemap(mirror or self.canonical, self.sitemap_days()[day])
 
     def _not_found(self) -> Page:
-        body = self._document(
-            "Page not found",
-            "<main class=\"error\"><h1>Page not found</h1><p>The page you were looking for "
-            "has moved or no longer exists.</p><p><a href=\"/\">Return to the homepage</a>"
-            "</p></main>",
-        )
+        body = not_found_page(self._most_read_articles)
         return Page(404, "text/html; charset=utf-8", body.encode("utf-8"))
 
-    # -- markup ------------------------------------------------------------------------------
+    def _home(self) -> str:
+        first_pages = {section: self.listing(section, 1) for section in SECTIONS}
+        return home_page(first_pages, self._most_read_articles)
 
-    def _document(self, title: str, main: str, head: str = "", aside: bool = True) -> str:
-        return (
-            '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
-            f"<title>{_e(title)} | {SITE_NAME}</title>\n"
-            '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
-            f'<meta property="og:site_name" content="{SITE_NAME}">\n'
-            f'<link rel="alternate" type="application/rss+xml" title="{SITE_NAME}" '
-            f'href="{SITE_FEED}">\n'
-            f"{head}{_STYLE}\n</head>\n"
-            '<body id="top">\n'
-            f"{_HEADER}\n"
-            '<div class="layout">\n'
-            f"{main}\n"
-            f"{self._most_read() if aside else ''}\n"
-            "</div>\n"
-            f"{_FOOTER}\n"
-            "</body>\n</html>\n"
-        )
+    def _info(self, path: str) -> str:
+        return info_page(path, self._most_read_articles)
+
+    def _listing(self, section: str, page: int, mirror: str | None) -> str:
+        others = [m for m in self._mirrors if m != mirror]
+        return listing_page(section, page, self.section_pages(section),
+                            self.listing(section, page), others, self._most_read_articles)
+
+    def _article(self, article: DemoArticle) -> str:
+        return article_page(article, self.paragraphs(article), self._mirrors, self.seed,
+                            self._most_read_articles)
 
     @cached_property
     def _most_read_articles(self) -> list[DemoArticle]:
@@ -405,287 +338,3 @@ class DemoSite:
         first_pages = [a for s in SECTIONS for a in self.listing(s, 1) if a.kind == NEWS]
         rng = random.Random(f"{OUTLET_NAME}:{self.seed}:most-read")
         return rng.sample(first_pages, min(8, len(first_pages)))
-
-    def _most_read(self) -> str:
-        items = "".join(
-            f'<li><span class="rank">{rank}</span><a href="{a.path}">{_e(a.title)}</a></li>'
-            for rank, a in enumerate(self._most_read_articles, 1)
-        )
-        return (
-            '<aside class="sidebar" role="complementary">'
-            f'<section class="most-read"><h2>Most read</h2><ol>{items}</ol></section>'
-            '<section class="newsletter"><h2>Newsletters</h2><form action="/newsletters" '
-            'method="post"><label for="nl-email">Email address</label><input id="nl-email" '
-            'type="email" name="email"><button type="submit">Sign up</button></form></section>'
-            '<section class="ad" data-slot="sidebar-mpu"><div class="ad-label">Advertisement'
-            "</div></section></aside>"
-        )
-
-    def _home(self) -> str:
-        blocks = []
-        for section in SECTIONS:
-            items = "".join(
-                f'<li><a href="{a.path}">{_e(a.title)}</a></li>'
-                for a in self.listing(section, 1)[:5]
-            )
-            blocks.append(
-                f'<section class="home-block"><h2><a href="/section/{section}">'
-                f"{section.title()}</a></h2><ul>{items}</ul></section>"
-            )
-        return self._document(
-            "Latest news, analysis and opinion", f'<main class="home">{"".join(blocks)}</main>'
-        )
-
-    def _info(self, path: str) -> str:
-        title, paragraph = _INFO_PAGES[path]
-        return self._document(
-            title, f'<main class="info"><h1>{_e(title)}</h1><p>{_e(paragraph)}</p></main>'
-        )
-
-    def _listing(self, section: str, page: int, mirror: str | None) -> str:
-        others = [m for m in self._mirrors if m != mirror]
-        base = f"/section/{section}"
-        pages = self.section_pages(section)
-        rel_next = section in REL_NEXT_SECTIONS
-        teasers = []
-        for index, article in enumerate(self.listing(section, page)):
-            # some thumbnails point at the same article on another mirror
-            thumb = article.path
-            if others and index % 3 == 1:
-                thumb = others[index % len(others)] + article.path
-            teasers.append(
-                '<li class="teaser">'
-                f'<a class="thumb" href="{thumb}"><img src="/media/{article.id}/thumb.jpg" '
-                f'alt="" width="240" height="135" loading="lazy"></a>'
-                f'<h3><a href="{article.path}">{_e(article.title)}</a></h3>'
-                f'<p class="summary">{_e(article.summary)}</p>'
-                f'<p class="meta"><time datetime="{article.published_iso}">'
-                f"{_display_date(article.published)}</time> "
-                f'<a class="comments" href="{article.path}#comments">Comments</a></p></li>'
-            )
-        # a sponsored teaser: an article-shaped path on a host that is not the outlet
-        teasers.insert(
-            min(4, len(teasers)),
-            '<li class="teaser sponsored"><span class="label">Sponsored</span><h3>'
-            f'<a href="http://partner.example.invalid/news/2024/01/02/{page}77/offer" '
-            'rel="sponsored">Five habits of highly effective savers</a></h3></li>',
-        )
-        if rel_next:
-            numbers = [(n, f"{base}?page={n}") for n in range(1, pages + 1)]
-        else:
-            numbers = [(n, base if n == 1 else f"{base}/page/{n}") for n in range(1, pages + 1)]
-        pager = "".join(
-            f'<span class="current">{n}</span>' if n == page else f'<a href="{href}">{n}</a>'
-            for n, href in numbers
-        )
-        if page < pages:
-            if rel_next:
-                pager += f'<a rel="next" href="{base}?page={page + 1}">Next page</a>'
-            else:
-                pager += f'<a class="next" href="{base}/page/{page + 1}">Older stories</a>'
-        title = section.title() + (f" - page {page}" if page > 1 else "")
-        main = (
-            f'<main class="listing" id="main"><nav class="breadcrumbs"><a href="/">Home</a> '
-            f"&rsaquo; <span>{section.title()}</span></nav>"
-            f'<h1 class="section-title">{section.title()}</h1>'
-            f'<ul class="teasers">{"".join(teasers)}</ul>'
-            f'<nav class="pager" aria-label="pages">{pager}</nav>'
-            '<p class="tools"><a href="#top">Back to top</a> '
-            '<a href="javascript:window.print()">Print this page</a> '
-            f'<a href="mailto:{section}@demonews.invalid">Send us a tip</a> '
-            '<a href="/about">About us</a></p></main>'
-        )
-        description = f"The latest {section} news and analysis from {SITE_NAME}."
-        head = f'<meta name="description" content="{_e(description)}">\n'
-        return self._document(title, main, head=head)
-
-    def _article(self, article: DemoArticle) -> str:
-        rng = random.Random(f"{OUTLET_NAME}:{self.seed}:{article.id}:chrome")
-        paragraphs = [f"<p>{_e(p)}</p>" for p in self.paragraphs(article)]
-        if len(paragraphs) > 3:
-            # the outlet's app promotion, dropped line by line by the outlet file
-            paragraphs.insert(
-                2, f"<p>Watch {SITE_NAME} Roku on your television, wherever you are.</p>"
-            )
-        if article.kind == VIDEO:
-            body = (
-                f'<div class="video-player" data-video-id="v{article.id}"><video controls '
-                f'preload="none" poster="/media/{article.id}/poster.jpg">'
-                f'<source src="/media/{article.id}/clip.mp4" type="video/mp4"></video></div>'
-            )
-        else:
-            body = "\n".join(paragraphs)
-        section = article.sections[0]
-        canonical = (self._mirrors[0] if self._mirrors else "") + article.path
-        mirrors = "".join(f'<li><a href="{m}">{m}</a></li>' for m in self._mirrors)
-        byline = (
-            f'<div class="byline">By <a rel="author" href="/author/{text.slugify(article.author)}">'
-            f'{_e(article.author)}</a> <time datetime="{article.published_iso}">'
-            f"{_display_date(article.published)}</time></div>"
-        )
-        if article.kind == VIDEO:
-            # clip pages carry no visible byline: with one, trafilatura's fallback would
-            # return the headline and byline as if they were the article
-            byline = ""
-        head = (
-            f'<meta name="description" content="{_e(article.summary)}">\n'
-            f'<meta name="author" content="{_e(article.author)}">\n'
-            f'<link rel="canonical" href="{canonical}">\n'
-            f'<meta property="og:type" content="article">\n'
-            f'<meta property="og:title" content="{_e(article.title)}">\n'
-            f'<meta property="og:description" content="{_e(article.summary)}">\n'
-            f'<meta property="og:url" content="{canonical}">\n'
-            f'<meta property="og:image" content="/media/{article.id}/lead.jpg">\n'
-            f'<meta property="article:published_time" content="{article.published_iso}">\n'
-            f'<meta property="article:section" content="{section.title()}">\n'
-            f"{_ad_config(rng, article)}\n"
-        )
-        main = (
-            '<main class="article-page" id="main">'
-            f'<nav class="breadcrumbs"><a href="/">Home</a> &rsaquo; '
-            f'<a href="/section/{section}">{section.title()}</a></nav>'
-            f'<header class="article-header"><h1 class="headline">{_e(article.title)}</h1>'
-            f"{byline}</header>"
-            f'<article class="article" data-id="{article.id}">'
-            f'<figure class="lead-image"><img src="/media/{article.id}/lead.jpg" alt="" '
-            'width="960" height="540"></figure>'
-            f'<div class="body">\n{body}\n</div>'
-            '<div class="article-tools"><p>SHARE THIS ARTICLE</p><ul>'
-            f'<li><a href="https://social.example.invalid/share?u={article.id}">Social</a></li>'
-            f'<li><a href="mailto:?subject={article.id}">Email</a></li>'
-            '<li><a href="javascript:void(0)" class="copy-link">Copy link</a></li></ul></div>'
-            f'<div class="mirror-notice"><p>{MIRRORS_NOTICE}:</p><ul>{mirrors}</ul></div>'
-            "</article>"
-            f"{_related(rng, self._most_read_articles, article)}"
-            "</main>"
-        )
-        return self._document(article.title, main, head=head)
-
-
-# -- shared chrome ---------------------------------------------------------------------------
-
-
-def _e(value: str) -> str:
-    return html.escape(value, quote=True)
-
-
-def _display_date(when: datetime) -> str:
-    return f"{when.day} {when:%B %Y}, {when:%H:%M} GMT"
-
-
-def _related(rng: random.Random, candidates: list[DemoArticle], article: DemoArticle) -> str:
-    picks = [a for a in candidates if a.id != article.id][: rng.randrange(3, 6)]
-    items = "".join(f'<li><a href="{a.path}">{_e(a.title)}</a></li>' for a in picks)
-    return f'<section class="related"><h2>Related stories</h2><ul>{items}</ul></section>'
-
-
-def _ad_config(rng: random.Random, article: DemoArticle) -> str:
-    """The kind of inline configuration script real pages carry: bulky, varied, not text."""
-    slots = [
-        {
-            "id": f"slot-{n}",
-            "sizes": [[300, 250], [728, 90]] if n % 2 else [[320, 50]],
-            "targeting": {
-                "section": article.sections[0],
-                "article": str(article.id),
-                "pos": n,
-                "kw": [f"k{rng.randrange(10**6):06d}" for _ in range(6)],
-            },
-            "lazy": n > 2,
-        }
-        for n in range(rng.randrange(90, 280))
-    ]
-    config = {"site": OUTLET_NAME, "consent": "tcf-v2", "slots": slots}
-    return f"<script>window.__ADS__ = {json.dumps(config, separators=(',', ':'))};</script>"
-
-
-_TOPICS = {
-    "politics": ("Elections", "Parliament", "Government", "Courts", "Opinion polls", "Regions"),
-    "economy": ("Markets", "Energy", "Trade", "Jobs", "Housing", "Technology", "Banking"),
-    "world": ("Africa", "Americas", "Asia", "Europe", "Middle East", "Oceania"),
-    "culture": ("Film", "Books", "Music", "Art", "Theatre", "Heritage", "Food"),
-}
-
-
-def _build_header() -> str:
-    menus = []
-    for section, topics in _TOPICS.items():
-        links = "".join(
-            f'<li><a href="/topic/{text.slugify(t)}">{t}</a></li>' for t in topics
-        )
-        menus.append(
-            f'<li class="menu-item has-children"><a href="/section/{section}">'
-            f'{section.title()}</a><ul class="submenu">{links}</ul></li>'
-        )
-    extra = "".join(
-        f'<li class="menu-item"><a href="{href}">{label}</a></li>'
-        for href, label in (
-            ("/video", "Video"), ("/podcasts", "Podcasts"), ("/live", "Live TV"),
-            ("/opinion", "Opinion"), ("/newsletters", "Newsletters"), ("/about", "About"),
-        )
-    )
-    return (
-        '<div class="cookie-banner" role="dialog"><p>We use cookies to improve your '
-        'experience.</p><button type="button">Accept</button></div>'
-        '<header class="site-header"><div class="topbar"><a class="skip" href="#main">Skip to '
-        'content</a><a class="live" href="/live">Watch live</a></div>'
-        f'<a class="logo" href="/"><img src="/static/logo.svg" alt="{SITE_NAME}"></a>'
-        '<form class="search" action="/search" role="search"><input type="search" name="q" '
-        'placeholder="Search"><button type="submit">Search</button></form>'
-        f'<nav class="main-nav" aria-label="main"><ul class="menu">{"".join(menus)}{extra}'
-        "</ul></nav></header>"
-    )
-
-
-def _build_footer() -> str:
-    columns = []
-    for section, topics in _TOPICS.items():
-        links = "".join(
-            f'<li><a href="/topic/{text.slugify(t)}">{t}</a></li>' for t in topics
-        )
-        columns.append(f"<div class=\"col\"><h4>{section.title()}</h4><ul>{links}</ul></div>")
-    return (
-        '<footer class="site-footer">'
-        f'<div class="columns">{"".join(columns)}</div>'
-        '<ul class="social"><li><a href="https://social.example.invalid/demonews">Social</a>'
-        '</li><li><a href="https://video.example.invalid/c/demonews">Video channel</a></li>'
-        '<li><a href="http://example.invalid/">Partner network</a></li></ul>'
-        '<ul class="legal"><li><a href="/about">About us</a></li><li><a href="/contact">'
-        'Contact</a></li><li><a href="/privacy">Privacy</a></li><li><a href="/terms">Terms'
-        '</a></li><li><a href="mailto:newsdesk@demonews.invalid">Newsdesk</a></li>'
-        '<li><a href="javascript:void(0)" class="consent">Cookie settings</a></li></ul>'
-        f"<p class=\"copyright\">&copy; 2024 {SITE_NAME}. All rights reserved.</p>"
-        '<p><a href="#top">Back to top</a></p></footer>'
-    )
-
-
-def _build_style() -> str:
-    rules = []
-    for n, (prop, values) in enumerate(
-        [("margin", "0 4px 8px 12px 16px 24px"), ("padding", "0 2px 6px 10px 14px 20px"),
-         ("font-size", "12px 14px 16px 18px 22px 28px"), ("color", "#111 #333 #555 #777 #b00 #046")]
-    ):
-        for m, value in enumerate(values.split()):
-            for variant in ("", "-sm", "-md", "-lg"):
-                rules.append(f".u{n}{m}{variant}{{{prop}:{value}}}")
-    media = "@media (max-width:720px){.main-nav .submenu{display:none}.layout{display:block}}"
-    return (
-        "<style>body{font-family:Georgia,serif;margin:0}.layout{display:flex;gap:24px}"
-        ".sidebar{width:300px}.teaser{border-bottom:1px solid #ddd}"
-        f"{''.join(rules)}{media}</style>"
-    )
-
-
-_HEADER = _build_header()
-_FOOTER = _build_footer()
-_STYLE = _build_style()
-_INFO_PAGES = {
-    "/about": (
-        "About us",
-        f"{SITE_NAME} is an independent newsroom covering politics, the economy, world affairs"
-        " and culture.",
-    ),
-    "/contact": ("Contact", "Write to the newsdesk; we read every message."),
-    "/privacy": ("Privacy", "This page explains which cookies we use and why."),
-    "/terms": ("Terms of use", "Use of this website is subject to these terms."),
-}
