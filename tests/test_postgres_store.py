@@ -74,6 +74,8 @@ def test_schema_is_created_in_an_empty_database(uri):
     with open_store(uri) as store:
         assert store.count() == 0
         assert list(store.read()) == []
+        # an empty batch (every page of it failed extraction) writes nothing, and says so
+        assert store.write([]) == 0 and store.write([]).revised == ()
     versions = query(uri, "SELECT version FROM schema_version ORDER BY version")
     assert [v for (v,) in versions] == list(range(1, SCHEMA_VERSION + 1))
     indexes = {name for (name,) in query(uri, "SELECT indexname FROM pg_indexes")}

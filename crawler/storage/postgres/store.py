@@ -71,7 +71,7 @@ class PostgresStore(ProcessState):
     def write(self, records: list[dict[str, Any]]) -> Written:
         columns = upsert_arrays(records)
         if not columns[0]:
-            return Written(0, 0)
+            return Written(0)
         new, revised = self._connections.run(lambda conn: conn.execute(UPSERT, columns).fetchone())
         return Written(new, revised or ())
 
