@@ -3,7 +3,7 @@
 Publishers state these for search engines and social networks: schema.org JSON-LD
 (``NewsArticle``, ``Article`` and kin), OpenGraph (``og:title``, ``article:published_time``)
 and ``<meta>`` tags. Those are read first, before anything guessed from the page's text
-(trafilatura's heuristics are the fallback, in crawler/extraction.py). Pure functions of an
+(trafilatura's heuristics are the fallback, in crawler/extraction/article.py). Pure functions of an
 lxml tree; nothing here knows any language.
 """
 
