@@ -7,7 +7,6 @@ what happens next and carries that out (another mirror, the waiting room, an end
 from __future__ import annotations
 
 import logging
-import math
 import time
 from typing import TYPE_CHECKING
 
@@ -76,9 +75,6 @@ class Failover:
         self.give_up_after = settings.getfloat("DOCUMENT_GIVE_UP_AFTER")
         self.longest_wait = settings.getfloat("MIRROR_COOLDOWN")
         self.silent_after = settings.getfloat("MIRROR_SILENT_AFTER")
-        #: (outlet, mirror, kind) -> when it last served a page of that kind (an article, a
-        #: listing; None: of any kind), in this process (wall clock)
-        self._served_at: dict[tuple[str, str, str | None], float] = {}
         self.same_pages = SamePageDetector(settings.getint("MIRROR_SAME_PAGE_DOCUMENTS"))
         self.notice_max_bytes = settings.getint("MIRROR_NOTICE_MAX_BYTES")
         self._empty_sections: set[tuple[str, str]] = set()
@@ -315,9 +311,7 @@ class Failover:
             seconds=request.meta.get("download_latency"),
         )
         if served and mirror is not None:
-            now = time.time()
-            self._served_at[(outlet.name, mirror, request.meta.get(meta.KIND, ""))] = now
-            self._served_at[(outlet.name, mirror, None)] = now
+            self.health.record_served(outlet.name, mirror, request.meta.get(meta.KIND, ""))
             self.health.record_success(outlet.name, mirror)
 
     def serving(self, outlet: Outlet, kind: str, now: float) -> set[str]:
@@ -325,11 +319,11 @@ class Failover:
         a timeout), so that it is waited for: those that served a page of that kind within
         ``MIRROR_SILENT_AFTER``, and those out of rotation for failing to answer (an outage)
         that served any page within it. Not one that serves listings but answers every
-        article 429, nor one dead from the start. What this process saw: a worker just
-        started has seen none serve yet."""
+        article 429, nor one dead from the start. Workers share it through the mirror
+        health."""
         def lately(mirror: str, of_kind: str | None) -> bool:
-            served = self._served_at.get((outlet.name, mirror, of_kind), -math.inf)
-            return now - served < self.silent_after
+            served = self.health.served_at(outlet, mirror, of_kind)
+            return served is not None and now - served < self.silent_after
 
         checked, states = self.health.checked_only(outlet), self.health.states(outlet)
         return {m for m in outlet.mirrors if lately(m, kind) or (

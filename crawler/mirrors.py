@@ -98,6 +98,9 @@ class MirrorHealth:
         self.cooldown = cooldown
         self.clock = clock
         self._states: dict[tuple[str, str], MirrorState] = {}
+        #: (outlet, mirror, kind) -> when it last served a page of that kind (None: of any
+        #: kind), wall-clock time
+        self._served: dict[tuple[str, str, str | None], float] = {}
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> MirrorHealth:
@@ -202,6 +205,18 @@ class MirrorHealth:
         self._states[(outlet, mirror)] = state
         if went_out:
             self._changed(outlet, mirror, up=False, reason=reason)
+
+    def record_served(self, outlet: str, mirror: str, kind: str) -> None:
+        """The mirror served a page of ``kind`` (an article, a listing) as a working server
+        does: the failover waits for such a mirror when it could not answer for a document
+        (:meth:`crawler.failover.Failover.serving`)."""
+        now = time.time()
+        self._served[(outlet, mirror, kind)] = self._served[(outlet, mirror, None)] = now
+
+    def served_at(self, outlet: Outlet, mirror: str, kind: str | None) -> float | None:
+        """When the mirror last served a page of ``kind`` (None: of any kind); None: not
+        seen to."""
+        return self._served.get((outlet.name, mirror, kind))
 
     def hold(self, outlet: str, mirror: str, seconds: float) -> None:
         """The mirror asked not to be asked for ``seconds`` (a bounded Retry-After)."""

@@ -214,3 +214,16 @@ def test_no_check_and_no_probe_is_due_while_a_mirror_is_held(backend):
     assert 0 < health.next_probe_in(OUTLET) <= COOLDOWN  # when B's hold ends
     wait()
     assert health.due_checks(OUTLET) == [A] and health.next_probe_in(OUTLET) == 0
+
+
+def test_which_mirrors_served_lately_is_shared_by_the_workers(backend):
+    health, other, _ = backend
+    assert other().served_at(OUTLET, A, "article") is None
+    health.record_served(OUTLET.name, A, "listing")
+    # another worker (one started after) knows A served a listing, and a page of any kind
+    # (None), but no article yet
+    seen = other()
+    assert seen.served_at(OUTLET, A, "listing") is not None
+    assert seen.served_at(OUTLET, A, None) == seen.served_at(OUTLET, A, "listing")
+    assert seen.served_at(OUTLET, A, "article") is None
+    assert seen.served_at(OUTLET, B, None) is None

@@ -67,6 +67,11 @@ class RedisKeys:
     def mirrors(self, outlet: str) -> str:
         return f"{self.prefix}:mirrors:{outlet}"
 
+    def served(self, outlet: str) -> str:
+        """Hash: "<mirror>|<kind>" -> when a worker last saw the mirror serve a page of that
+        kind ("*": any), ms since the epoch."""
+        return f"{self.prefix}:served:{outlet}"
+
     def politeness(self, outlet: str) -> str:
         return f"{self.prefix}:politeness:{outlet}"
 

@@ -8,6 +8,7 @@ answering) costs no Redis command; every change is one atomic script on the Redi
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from dataclasses import dataclass
@@ -26,6 +27,9 @@ if TYPE_CHECKING:
     from crawler.core.outlets import Outlet
 
 logger = logging.getLogger(__name__)
+
+#: seconds between a worker's reports that a mirror served a page of a kind
+SERVED_TELL_EVERY = 5.0
 
 _NOW = """
 local t = redis.call('TIME')
@@ -136,6 +140,10 @@ class RedisMirrorHealth(MirrorHealth):
         self._holds: dict[str, dict[str, int]] = {}
         # mirrors this worker saw fail since their last success: a success must reset them
         self._failing: set[tuple[str, str]] = set()
+        # (outlet, mirror, kind) -> when this worker last told Redis it served (wall clock)
+        self._served_told: dict[tuple[str, str, str | None], float] = {}
+        # outlet -> (monotonic time read, {(mirror, kind): served at, wall clock})
+        self._served_read: dict[str, tuple[float, dict[tuple[str, str | None], float]]] = {}
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> RedisMirrorHealth:
@@ -244,6 +252,38 @@ class RedisMirrorHealth(MirrorHealth):
         self._set_local(outlet, mirror, int(down_until), CONTENT if strong else SERVICE)
         if went_down:
             self._changed(outlet, mirror, up=False, reason=reason)
+
+    def record_served(self, outlet: str, mirror: str, kind: str) -> None:
+        super().record_served(outlet, mirror, kind)
+        # told at most every SERVED_TELL_EVERY seconds per mirror and kind: the hot path stays
+        # nearly free, and a worker that starts later still knows which mirrors served lately
+        now = time.time()
+        if now - self._served_told.get((outlet, mirror, kind), -SERVED_TELL_EVERY) < \
+                SERVED_TELL_EVERY:
+            return
+        self._served_told[(outlet, mirror, kind)] = now
+        ms = int(now * 1000)
+        # unreachable, this worker still knows; the others learn at a later page it serves
+        with contextlib.suppress(RedisError):
+            self.server.hset(self.keys.served(outlet),
+                             mapping={f"{mirror}|{kind}": ms, f"{mirror}|*": ms})
+
+    def served_at(self, outlet: Outlet, mirror: str, kind: str | None) -> float | None:
+        mono = time.monotonic()
+        cached = self._served_read.get(outlet.name)
+        if cached is None or mono - cached[0] >= self.refresh_interval:
+            try:
+                flat = self.server.hgetall(self.keys.served(outlet.name))
+            except RedisError:
+                flat = {}
+            read: dict[tuple[str, str | None], float] = {}
+            for field, value in flat.items():
+                name, _, of_kind = field.decode().rpartition("|")
+                read[(name, None if of_kind == "*" else of_kind)] = int(value) / 1000
+            self._served_read[outlet.name] = cached = (mono, read)
+        times = [t for t in (super().served_at(outlet, mirror, kind),
+                             cached[1].get((mirror, kind))) if t is not None]
+        return max(times) if times else None
 
     def hold(self, outlet: str, mirror: str, seconds: float) -> None:
         try:
