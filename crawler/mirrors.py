@@ -232,6 +232,16 @@ class MirrorHealth:
         if self.crawler is not None:
             self.crawler.stats.inc_value("mirror/held")
 
+    def _found_out(self, outlet: str, mirror: str, reason: str | None) -> None:
+        """A mirror found out of rotation at this process's first look, by others' doing:
+        told as a change (mirror checks watch it), not counted as one."""
+        logger.info("Mirror %s of %s is out of rotation: %s", mirror, outlet,
+                    reason or "seen by another worker")
+        if self.crawler is not None:
+            self.crawler.signals.send_catch_log(
+                signals.mirror_state_changed, outlet=outlet, mirror=mirror, up=False
+            )
+
     def _changed(self, outlet: str, mirror: str, up: bool, reason: str | None = None) -> None:
         # a mirror leaving rotation is what an operator most needs to see, and why
         if up:

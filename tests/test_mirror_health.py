@@ -12,6 +12,7 @@ import time
 import pytest
 from scrapy.utils.test import get_crawler
 
+from crawler.core import signals
 from crawler.core.outlets import Outlet
 from crawler.distributed.keys import RedisKeys
 from crawler.distributed.mirrors import RedisMirrorHealth
@@ -227,3 +228,21 @@ def test_which_mirrors_served_lately_is_shared_by_the_workers(backend):
     assert seen.served_at(OUTLET, A, None) == seen.served_at(OUTLET, A, "listing")
     assert seen.served_at(OUTLET, A, "article") is None
     assert seen.served_at(OUTLET, B, None) is None
+
+
+def test_a_worker_started_mid_outage_hears_of_the_mirrors_out(redis_server):
+    # what acts on a mirror out (mirror checks, the metrics) hears of one taken out before
+    # this worker first looked, as a change, though it is not counted as one
+    client = redis_server.client()
+    first = RedisMirrorHealth(get_crawler(), client, RedisKeys(), failure_threshold=THRESHOLD,
+                              cooldown=COOLDOWN, refresh=0.0)
+    first.record_failure(OUTLET.name, A, "block page", strong=True)
+    crawler = get_crawler()
+    heard = []
+    crawler.signals.connect(lambda outlet, mirror, up: heard.append((outlet, mirror, up)),
+                            signal=signals.mirror_state_changed, weak=False)
+    later = RedisMirrorHealth(crawler, client, RedisKeys(), failure_threshold=THRESHOLD,
+                              cooldown=COOLDOWN, refresh=0.0)
+    assert later.states(OUTLET) == {A: False, B: True}
+    assert heard == [(OUTLET.name, A, False)]
+    assert crawler.stats.get_value("mirror/went_out") is None

@@ -13,6 +13,7 @@ from scrapy import Request
 from crawler.context import crawl_context
 from crawler.core import meta
 from crawler.core.outlets import Outlet
+from crawler.core.steps import Attempts, Ended
 from crawler.distributed.keys import RedisKeys
 from crawler.distributed.waiting import RedisWaitingRoom
 from crawler.waiting import WaitingRoom, documents_to_release, outage_line
@@ -117,3 +118,22 @@ def test_while_every_mirror_is_out_one_document_goes_when_a_probe_is_due(workers
     time.sleep(1.1)
     context.waiting.tick()  # the cool-down is over: one goes, and its answer probes
     assert (context.waiting.count("news"), queued(redis_server)) == (2, 1)
+
+
+def test_past_the_horizon_a_workers_document_goes_though_no_mirror_is_back(workers,
+                                                                            redis_server):
+    # every mirror out for good (on content evidence: only a mirror check could bring one
+    # back): a document whose horizon passed goes back to the crawl all the same, where the
+    # failover gives it up; one still within it waits
+    _, context = workers()
+    for mirror in (A, B):
+        context.health.record_failure("news", mirror, "block page", strong=True)
+    horizon = context.waiting.give_up_after
+    for number, since in ((1, time.time() - horizon - 1), (2, time.time())):
+        request = article(number)
+        request.meta[meta.ATTEMPTS] = Attempts(failed_on=[A, B], since=since).to_meta()
+        context.waiting.add(request, delay=60)
+    context.waiting.tick()
+    assert (context.waiting.count("news"), queued(redis_server)) == (1, 1)
+    decision = context.failover.reroute(context.waiting.queues.take("news")[0])
+    assert isinstance(decision, Ended) and decision.outcome == "given_up"

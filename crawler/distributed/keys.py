@@ -60,6 +60,11 @@ class RedisKeys:
     def waiting(self, outlet: str) -> str:
         return f"{self.prefix}:waiting:{outlet}"
 
+    def give_up(self, outlet: str) -> str:
+        """Sorted set: the outlet's waiting documents by when they are given up (ms), so
+        that one is given up though no mirror ever comes back."""
+        return f"{self.prefix}:give-up:{outlet}"
+
     @property
     def waitings(self) -> str:
         return f"{self.prefix}:waitings"

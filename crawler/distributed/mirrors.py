@@ -181,6 +181,12 @@ class RedisMirrorHealth(MirrorHealth):
                     before, after = cached[2].get(mirror, 0) == 0, downs.get(mirror, 0) == 0
                     if before != after:
                         self._changed(outlet, mirror, up=after)
+            else:
+                # out before this worker looked (a worker started, or restarted, mid-outage):
+                # its parts that act on a mirror out (mirror checks) must hear of it too
+                for mirror, down in downs.items():
+                    if down:
+                        self._found_out(outlet, mirror, states[mirror].reason)
             self._cache[outlet] = cached = (mono, int(now), downs)
         return cached[1] + int((mono - cached[0]) * 1000), cached[2]
 

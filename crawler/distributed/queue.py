@@ -121,10 +121,30 @@ for _, item in ipairs(items) do
     local a = string.find(item, '\\0', 1, true)
     redis.call('ZADD', KEYS[2], string.sub(item, 1, a - 1), string.sub(item, a + 1))
     redis.call('ZREM', KEYS[1], item)
+    redis.call('ZREM', KEYS[5], item)
 end
 if #items > 0 then redis.call('SADD', KEYS[3], ARGV[1]) end
 if redis.call('ZCARD', KEYS[1]) == 0 then redis.call('SREM', KEYS[4], ARGV[1]) end
 return #items
+"""
+
+# Move the waiting documents past their give-up time (KEYS[5], Redis clock) back to their
+# outlet's queue whatever the mirrors' state, for a worker's failover to end them.
+_RELEASE_EXPIRED = """
+local t = redis.call('TIME')
+local now = t[1] * 1000 + math.floor(t[2] / 1000)
+local moved = 0
+for _, item in ipairs(redis.call('ZRANGEBYSCORE', KEYS[5], '-inf', now)) do
+    redis.call('ZREM', KEYS[5], item)
+    if redis.call('ZREM', KEYS[1], item) == 1 then
+        local a = string.find(item, '\\0', 1, true)
+        redis.call('ZADD', KEYS[2], string.sub(item, 1, a - 1), string.sub(item, a + 1))
+        moved = moved + 1
+    end
+end
+if moved > 0 then redis.call('SADD', KEYS[3], ARGV[1]) end
+if redis.call('ZCARD', KEYS[1]) == 0 then redis.call('SREM', KEYS[4], ARGV[1]) end
+return moved
 """
 
 # Heartbeat on the Redis clock: whether the worker was missing (its first beat, or another
@@ -151,6 +171,7 @@ class OutletQueues:
         self._requeue = server.register_script(_REQUEUE)
         self._heartbeat = server.register_script(_HEARTBEAT)
         self._release = server.register_script(_RELEASE)
+        self._release_expired = server.register_script(_RELEASE_EXPIRED)
 
     # -- encoding --------------------------------------------------------------------------------
 
@@ -183,12 +204,15 @@ class OutletQueues:
             pipe.hdel(self.keys.inflight(self.worker), *leases)
         pipe.execute()
 
-    def park(self, outlet: str, request: Request, due_ms: int) -> None:
-        """Put a document no mirror can take now in the outlet's waiting set and, in the same
-        transaction, release its lease."""
+    def park(self, outlet: str, request: Request, due_ms: int,
+             give_up_ms: int | None = None) -> None:
+        """Put a document no mirror can take now in the outlet's waiting set (with the time
+        it is given up, when it has one) and, in the same transaction, release its lease."""
         member = str(-request.priority).encode() + b"\0" + self.encode(request)
         pipe = self.server.pipeline(transaction=True)
         pipe.zadd(self.keys.waiting(outlet), {member: due_ms})
+        if give_up_ms is not None:
+            pipe.zadd(self.keys.give_up(outlet), {member: give_up_ms})
         pipe.sadd(self.keys.waitings, outlet)
         lease = request.meta.get("lease")
         if lease:
@@ -198,11 +222,16 @@ class OutletQueues:
     def release_waiting(self, outlet: str, limit: int = 0) -> int:
         """Move the waiting documents that are due (at most ``limit``, 0 for all) back to the
         queue; returns how many."""
-        return int(self._release(
-            keys=[self.keys.waiting(outlet), self.keys.queue(outlet), self.keys.queues,
-                  self.keys.waitings],
-            args=[outlet, limit],
-        ))
+        return int(self._release(keys=self._waiting_keys(outlet), args=[outlet, limit]))
+
+    def release_expired(self, outlet: str) -> int:
+        """Move the waiting documents past their give-up time back to the queue, mirrors in
+        rotation or not: a worker's failover gives them up. Returns how many."""
+        return int(self._release_expired(keys=self._waiting_keys(outlet), args=[outlet]))
+
+    def _waiting_keys(self, outlet: str) -> list[str]:
+        return [self.keys.waiting(outlet), self.keys.queue(outlet), self.keys.queues,
+                self.keys.waitings, self.keys.give_up(outlet)]
 
     def waiting_outlets(self) -> list[str]:
         return sorted(m.decode() if isinstance(m, bytes) else m

@@ -19,6 +19,7 @@ from scrapy import signals as scrapy_signals
 
 from crawler.context import crawl_context
 from crawler.core import meta
+from crawler.core.steps import Attempts
 from crawler.distributed.keys import RedisKeys
 from crawler.distributed.queue import OutletQueues
 from crawler.ledger import WAITING_ROOM
@@ -47,8 +48,9 @@ class RedisWaitingRoom:
         self.queues = OutletQueues(crawl_context(crawler).redis,
                                    RedisKeys.from_settings(settings),
                                    crawl_context(crawler).worker_id, None)
+        self.give_up_after = settings.getfloat("DOCUMENT_GIVE_UP_AFTER")
         # parked while Redis was unreachable: their leases stay in Redis meanwhile
-        self._unsent: deque[tuple[Request, int]] = deque()
+        self._unsent: deque[tuple[Request, int, int | None]] = deque()
         self._ticker = Ticker(self.tick, TICK, "The waiting room's look")
         self._reports = OutageReports()
         crawler.signals.connect(self.open, signal=scrapy_signals.spider_opened)
@@ -67,15 +69,17 @@ class RedisWaitingRoom:
 
     def add(self, request: Request, delay: float) -> None:
         self.ledger.held_by(request, WAITING_ROOM)  # here until it is parked in Redis
-        self._unsent.append((request, int((time.time() + delay) * 1000)))
+        since = Attempts.of(request).since
+        give_up_ms = None if since is None else int((since + self.give_up_after) * 1000)
+        self._unsent.append((request, int((time.time() + delay) * 1000), give_up_ms))
         self.crawler.stats.inc_value("documents/waited")
         self._send()
 
     def _send(self) -> None:
         while self._unsent:
-            request, due_ms = self._unsent[0]
+            request, due_ms, give_up_ms = self._unsent[0]
             try:
-                self.queues.park(request.meta[meta.OUTLET], request, due_ms)
+                self.queues.park(request.meta[meta.OUTLET], request, due_ms, give_up_ms)
             except RedisError as exc:
                 logger.warning("Could not park %s in Redis (%s): retrying", request.url, exc)
                 return
@@ -98,6 +102,9 @@ class RedisWaitingRoom:
                 limit = documents_to_release(states, next_probe)
                 if limit != 0:
                     self.queues.release_waiting(name, limit=limit or 0)  # 0: all that are due
+                else:
+                    # no mirror may come back: those past the horizon go, to be given up
+                    self.queues.release_expired(name)
                 if not any(states.values()):
                     self._reports.report(outlet, states, self.count(name), next_probe)
         except RedisError as exc:
