@@ -7,7 +7,7 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
+import signal
 import tempfile
 import threading
 from collections.abc import Iterable, Mapping
@@ -236,6 +236,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--max-section-pages", type=int, default=5)
     parser.add_argument("--delay", type=float, default=0.0, help="seconds before each answer")
     args = parser.parse_args(argv)
+    # Ctrl-C (or a TERM) only asks to stop: a KeyboardInterrupt raised wherever the main
+    # thread happens to be (printing, starting a mirror) could leave the mirrors half closed
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
     directory = args.dir or Path(tempfile.mkdtemp(prefix="demonews-"))
     outlet = DemoOutlet(
         directory,
@@ -251,8 +256,8 @@ def main(argv: list[str] | None = None) -> None:
             print(f"  {server.base_url}  {server.behaviour}", flush=True)
         expected = len(outlet.expected_articles())
         print(f"  {expected} articles expected from a full crawl; Ctrl-C to stop", flush=True)
-        with contextlib.suppress(KeyboardInterrupt):
-            threading.Event().wait()
+        while not stop.wait(0.5):
+            pass
 
 
 if __name__ == "__main__":
